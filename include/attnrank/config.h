@@ -1,0 +1,75 @@
+// Run configuration: the `model`, `task` and `train` sections of a config file.
+// Defaults are the published setup (science.md §2). A value of 0 for `rank` and
+// `value_rank` means "derived" (rank = width / heads, value_rank = rank); the
+// resolved config always holds the derived numbers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnrank {
+
+struct ModelConfig {
+  int dim = 64;               // d: token width
+  int heads = 1;              // H: heads per attention module
+  int rank = 0;               // r: query/key width per head (0: (d + concat p) / H)
+  int value_rank = 0;         // r_v: value width per head (0: r)
+  int width_multiplier = 1;   // c: parallel attention modules per layer, outputs averaged
+  int layers = 1;             // L
+  int ffn = 2048;             // MLP hidden width; 0 removes the MLP
+  std::string norm = "sphere";  // sphere | layer | none
+  bool norm_first = false;    // false: post-norm (published); true: pre-norm + final norm
+  bool bias = true;           // biases in attention projections and MLP
+  std::string positional = "none";  // none | additive | concat
+  int positional_dim = 64;    // p: extra dims for concat positional encodings
+  bool residual = true;
+
+  // Width the layers operate on: d, plus p with concatenated positional encodings.
+  int width() const { return dim + (positional == "concat" ? positional_dim : 0); }
+};
+
+struct TaskConfig {
+  std::string name = "farthest";        // farthest | nearest
+  int points = 16;                       // N
+  int queries = 1;                       // nearest: query tokens appended after the points
+  std::string distribution = "uniform";  // uniform | orthogonal
+};
+
+struct TrainConfig {
+  int64_t steps = 100000;
+  int batch = 256;
+  double lr = 0.01;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double warmup = 0.05;  // fraction of steps with linear warm-up
+  double min_lr = 0.0;   // cosine decay ends here
+  double clip = 0.0;     // max global gradient norm; 0 disables clipping
+  uint64_t seed = 0;
+  int threads = 0;       // 0: all cores
+  int eval_batches = 16;
+  int log_every = 100;
+};
+
+struct RunConfig {
+  ModelConfig model;
+  TaskConfig task;
+  TrainConfig train;
+};
+
+// Loads a YAML config (empty path: defaults only), applies `section.key=value`
+// overrides in order, derives defaults and validates. Throws ConfigError with one
+// line naming the offending key.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
+// Parses YAML text instead of a file (same rules).
+RunConfig parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides,
+                       const std::string& source_name = "<config>");
+// Fills derived values (rank, value_rank) and checks every constraint.
+void resolve_and_validate(RunConfig& config);
+// Fully resolved YAML, readable back by load_config.
+std::string to_yaml(const RunConfig& config);
+// Every accepted key ("model.dim", ...), in documentation order.
+std::vector<std::string> config_keys();
+
+}  // namespace attnrank

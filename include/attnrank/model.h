@@ -1,0 +1,78 @@
+// The transformer of the published experiments, with free rank: a stack of encoder
+// layers (attention, optional MLP, norms, residuals) with optional positional
+// encodings. Parameters, gradients and activations each live in one arena.
+//
+// Tensor names (also the safetensors names of checkpoints; shapes with D = width):
+//   pos.additive                 (N, d)   positional = additive
+//   pos.concat                   (N, p)   positional = concat
+//   layers.{l}.attn.in_proj_weight   (c*H*(2r+r_v), D)  see attention.h
+//   layers.{l}.attn.in_proj_bias     (c*H*(2r+r_v))     bias
+//   layers.{l}.attn.out_proj_weight  (D, c*H*r_v)
+//   layers.{l}.attn.out_proj_bias    (c, D)             bias
+//   layers.{l}.norm1.scale (1) | norm1.weight, norm1.bias (D)   sphere | layer
+//   layers.{l}.mlp.fc1.weight (ffn, D), fc1.bias (ffn), fc2.weight (D, ffn), fc2.bias (D)
+//   layers.{l}.norm2.*           as norm1 (absent when ffn = 0)
+//   final_norm.*                 pre-norm only
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "attnrank/attention.h"
+#include "attnrank/config.h"
+#include "attnrank/parameters.h"
+
+namespace attnrank {
+
+// Which keys each position may attend to, and which attention function.
+struct SequenceSpec {
+  int tokens = 1;
+  AttentionMask mask = AttentionMask::kFull;
+  int key_limit = 0;
+  AttentionKind kind = AttentionKind::kSoftmax;
+};
+
+template <typename T>
+class Transformer {
+ public:
+  Transformer(const ModelConfig& config, const SequenceSpec& sequence);
+
+  const ModelConfig& config() const { return config_; }
+  const SequenceSpec& sequence() const { return sequence_; }
+  const ParameterLayout& layout() const { return layout_; }
+  std::vector<T>& parameters() { return parameters_; }
+  const std::vector<T>& parameters() const { return parameters_; }
+  std::vector<T>& gradients() { return gradients_; }
+  T* parameter(const std::string& name) { return parameters_.data() + layout_.find(name).offset; }
+  T* gradient(const std::string& name) { return gradients_.data() + layout_.find(name).offset; }
+
+  // PyTorch's default initialisation for the same modules (see docs).
+  void initialize(uint64_t seed);
+
+  // x: (B, N, d) -> y: (B, N, d). Keeps the activations for backward.
+  void forward(const T* x, int batch, T* y);
+  // dy: (B, N, d) for the batch of the last forward; writes every gradient.
+  void backward(const T* dy);
+
+  int64_t parameter_count() const { return static_cast<int64_t>(layout_.total()); }
+  int64_t attention_parameter_count() const {
+    return static_cast<int64_t>(layout_.attention_total());
+  }
+  // Bytes of activation memory held for the current batch size.
+  size_t activation_bytes() const { return activations_.size() * sizeof(T); }
+
+ private:
+  struct LayerActivations;
+  void allocate_activations(int batch);
+  AttentionShape attention_shape(int batch) const;
+
+  ModelConfig config_;
+  SequenceSpec sequence_;
+  ParameterLayout layout_;
+  std::vector<T> parameters_;
+  std::vector<T> gradients_;
+  std::vector<T> activations_;
+  std::vector<T> scratch_;  // gradients of activations, reused across layers
+  int batch_ = 0;
+};
+
+}  // namespace attnrank

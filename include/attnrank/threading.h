@@ -1,0 +1,13 @@
+// One thread count for both our OpenMP loops and OpenBLAS (the OpenMP build of
+// OpenBLAS uses the same pool), so results depend only on this number.
+#pragma once
+
+namespace attnrank {
+
+// Number of cores available to this process.
+int hardware_threads();
+// Sets the thread count for OpenMP and OpenBLAS; 0 means hardware_threads().
+void set_threads(int threads);
+int current_threads();
+
+}  // namespace attnrank

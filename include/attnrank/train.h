@@ -1,0 +1,52 @@
+// The training loop behind `attnrank train`: data stream, model, AdamW, schedule,
+// divergence detection, metrics, summary and checkpoint.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+#include "attnrank/config.h"
+
+namespace attnrank {
+
+struct MetricsRow {
+  int64_t step = 0;         // steps completed
+  double train_loss = 0.0;  // mean batch loss since the previous row
+  double lr = 0.0;          // rate of the last step
+  double grad_norm = 0.0;   // before clipping, last step
+};
+
+struct TrainSummary {
+  std::string status;  // done | diverged
+  double test_mse = 0.0;
+  double trivial_mse = 1.0;
+  double final_train_loss = 0.0;
+  int64_t steps = 0;  // steps completed
+  double wall_seconds = 0.0;
+  double ms_per_step = 0.0;  // median step time after 3 warm-up steps
+  int64_t parameters = 0;
+  int64_t attention_parameters = 0;
+  int threads = 0;
+};
+
+struct TrainOptions {
+  // Progress display: a bar when `progress_bar`, otherwise a line per log_every steps.
+  bool progress_bar = false;
+  std::ostream* log = nullptr;  // null: silent
+  std::function<void(const MetricsRow&)> on_metrics;  // called for each metrics row
+  bool write_checkpoint = true;
+  std::string log_prefix;  // prepended to log lines (sweeps name the run)
+};
+
+// Trains `config` and writes DIR/{config.yaml, metrics.csv, summary.json,
+// model.safetensors}. A diverging run (NaN/inf) stops with status "diverged" and
+// still writes its metrics and summary. Throws ConfigError for invalid configs.
+TrainSummary train(const RunConfig& config, const std::string& out_dir,
+                   const TrainOptions& options);
+
+// Recomputes the test MSE of a run directory's checkpoint over `batches` test
+// batches (0: the config's eval_batches).
+double evaluate_checkpoint(const std::string& run_dir, int batches);
+
+}  // namespace attnrank

@@ -1,0 +1,11 @@
+// Each subcommand lives in its own file and registers itself on the root app.
+// Callbacks throw; main() maps ConfigError to exit code 2 and other errors to 1.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace attnrank::cli {
+
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+
+}  // namespace attnrank::cli

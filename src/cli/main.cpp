@@ -1,0 +1,34 @@
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "attnrank/error.h"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"attnrank: train, measure and reason about attention layers of free rank"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "attnrank 0.1.0");
+  attnrank::cli::add_train_command(app);
+  attnrank::cli::add_eval_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const attnrank::ConfigError& e) {
+    fmt::print(stderr, "attnrank: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "attnrank: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

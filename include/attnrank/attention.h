@@ -39,7 +39,7 @@ struct AttentionShape {
   int value_rank = 1;  // r_v
   int modules = 1;     // c
   AttentionMask mask = AttentionMask::kFull;
-  int key_limit = 0;   // kPrefix only
+  int key_limit = 0;  // kPrefix only
   AttentionKind kind = AttentionKind::kSoftmax;
 
   int head_block() const { return 2 * rank + value_rank; }

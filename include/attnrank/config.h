@@ -10,18 +10,18 @@
 namespace attnrank {
 
 struct ModelConfig {
-  int dim = 64;               // d: token width
-  int heads = 1;              // H: heads per attention module
-  int rank = 0;               // r: query/key width per head (0: (d + concat p) / H)
-  int value_rank = 0;         // r_v: value width per head (0: r)
-  int width_multiplier = 1;   // c: parallel attention modules per layer, outputs averaged
-  int layers = 1;             // L
-  int ffn = 2048;             // MLP hidden width; 0 removes the MLP
-  std::string norm = "sphere";  // sphere | layer | none
-  bool norm_first = false;    // false: post-norm (published); true: pre-norm + final norm
-  bool bias = true;           // biases in attention projections and MLP
+  int dim = 64;                     // d: token width
+  int heads = 1;                    // H: heads per attention module
+  int rank = 0;                     // r: query/key width per head (0: (d + concat p) / H)
+  int value_rank = 0;               // r_v: value width per head (0: r)
+  int width_multiplier = 1;         // c: parallel attention modules per layer, outputs averaged
+  int layers = 1;                   // L
+  int ffn = 2048;                   // MLP hidden width; 0 removes the MLP
+  std::string norm = "sphere";      // sphere | layer | none
+  bool norm_first = false;          // false: post-norm (published); true: pre-norm + final norm
+  bool bias = true;                 // biases in attention projections and MLP
   std::string positional = "none";  // none | additive | concat
-  int positional_dim = 64;    // p: extra dims for concat positional encodings
+  int positional_dim = 64;          // p: extra dims for concat positional encodings
   bool residual = true;
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
@@ -29,7 +29,7 @@ struct ModelConfig {
 };
 
 struct TaskConfig {
-  std::string name = "farthest";        // farthest | nearest
+  std::string name = "farthest";         // farthest | nearest
   int points = 16;                       // N
   int queries = 1;                       // nearest: query tokens appended after the points
   std::string distribution = "uniform";  // uniform | orthogonal
@@ -47,7 +47,7 @@ struct TrainConfig {
   double min_lr = 0.0;   // cosine decay ends here
   double clip = 0.0;     // max global gradient norm; 0 disables clipping
   uint64_t seed = 0;
-  int threads = 0;       // 0: all cores
+  int threads = 0;  // 0: all cores
   int eval_batches = 16;
   int log_every = 100;
 };

@@ -15,6 +15,7 @@
 //   final_norm.*                 pre-norm only
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "attnrank/attention.h"
@@ -50,8 +51,9 @@ class Transformer {
 
   // x: (B, N, d) -> y: (B, N, d). Keeps the activations for backward.
   void forward(const T* x, int batch, T* y);
-  // dy: (B, N, d) for the batch of the last forward; writes every gradient.
-  void backward(const T* dy);
+  // dy: (B, N, d) for the batch of the last forward; writes every parameter
+  // gradient, and dx: (B, N, d) = dLoss/dx when non-null.
+  void backward(const T* dy, T* dx = nullptr);
 
   int64_t parameter_count() const { return static_cast<int64_t>(layout_.total()); }
   int64_t attention_parameter_count() const {
@@ -61,17 +63,61 @@ class Transformer {
   size_t activation_bytes() const { return activations_.size() * sizeof(T); }
 
  private:
-  struct LayerActivations;
+  static constexpr size_t kAbsent = static_cast<size_t>(-1);
+  // Offsets of one norm's parameters: sphere uses `a` (scale), layer `a` (weight)
+  // and `b` (bias); none uses neither.
+  struct NormOffsets {
+    size_t a = kAbsent, b = kAbsent;
+  };
+  // Offsets of one encoder layer's parameters in the arena.
+  struct LayerOffsets {
+    size_t in_weight = kAbsent, in_bias = kAbsent, out_weight = kAbsent, out_bias = kAbsent;
+    size_t fc1_weight = kAbsent, fc1_bias = kAbsent, fc2_weight = kAbsent, fc2_bias = kAbsent;
+    NormOffsets norm1, norm2;
+  };
+  // Activations of one encoder layer (see model.cpp for the graph).
+  struct LayerBuffers {
+    T* norm1_out;    // post: norm1(sum1); pre: norm1(input)
+    T* norm1_stats;  // (2, B*N): sphere inv-norm or layer mean/rstd
+    T* qkv;
+    T* probs;
+    T* context;
+    T* attn_out;
+    T* sum1;       // attn_out (+ residual)
+    T* norm2_out;  // post: norm2(sum2); pre: norm2(sum1)
+    T* norm2_stats;
+    T* hidden;  // ReLU(fc1(.)): (B*N, ffn)
+    T* mlp_out;
+    T* sum2;  // mlp_out (+ residual)
+  };
+
+  NormOffsets add_norm(const std::string& prefix);
   void allocate_activations(int batch);
   AttentionShape attention_shape(int batch) const;
+  const T* param(size_t offset) const {
+    return offset == kAbsent ? nullptr : parameters_.data() + offset;
+  }
+  T* grad(size_t offset) { return offset == kAbsent ? nullptr : gradients_.data() + offset; }
+  void norm_forward(const NormOffsets& norm, const T* x, T* y, T* stats, int rows);
+  void norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats, T* dx,
+                     int rows);
+  const T* layer_input(int layer) const;
+  const T* layer_output(int layer) const;
 
   ModelConfig config_;
   SequenceSpec sequence_;
   ParameterLayout layout_;
+  std::vector<LayerOffsets> offsets_;
+  NormOffsets final_norm_;
+  size_t positional_ = kAbsent;
   std::vector<T> parameters_;
   std::vector<T> gradients_;
   std::vector<T> activations_;
   std::vector<T> scratch_;  // gradients of activations, reused across layers
+  std::vector<LayerBuffers> buffers_;
+  T* embedded_ = nullptr;   // (B*N, D): input with positional encodings
+  T* final_out_ = nullptr;  // (B*N, D): final norm output (pre-norm only)
+  T* final_stats_ = nullptr;
   int batch_ = 0;
 };
 

@@ -11,8 +11,8 @@ namespace attnrank {
 struct TensorInfo {
   std::string name;
   std::vector<int64_t> shape;
-  size_t offset = 0;  // in elements
-  size_t size = 0;    // in elements
+  size_t offset = 0;       // in elements
+  size_t size = 0;         // in elements
   bool attention = false;  // counts towards attention_parameters
   bool decay = true;       // weight decay applies (matrices); false for norms, biases
 };

@@ -22,7 +22,7 @@ class PointTask {
  public:
   PointTask(const TaskConfig& config, int dim);  // throws ConfigError
 
-  int tokens() const;      // points (+ queries)
+  int tokens() const;  // points (+ queries)
   int dim() const { return dim_; }
   int loss_begin() const;  // first token whose output is scored
   int loss_end() const;    // one past the last

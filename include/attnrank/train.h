@@ -33,7 +33,7 @@ struct TrainSummary {
 struct TrainOptions {
   // Progress display: a bar when `progress_bar`, otherwise a line per log_every steps.
   bool progress_bar = false;
-  std::ostream* log = nullptr;  // null: silent
+  std::ostream* log = nullptr;                        // null: silent
   std::function<void(const MetricsRow&)> on_metrics;  // called for each metrics row
   bool write_checkpoint = true;
   std::string log_prefix;  // prepended to log lines (sweeps name the run)

@@ -19,6 +19,8 @@ void set_threads(int threads) {
   openblas_set_num_threads(threads);
 }
 
-int current_threads() { return omp_get_max_threads(); }
+int current_threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace attnrank

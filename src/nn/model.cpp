@@ -1,0 +1,424 @@
+#include "attnrank/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "attnrank/layers.h"
+#include "attnrank/rng.h"
+
+namespace attnrank {
+
+namespace {
+
+template <typename T>
+void add_into(T* dst, const T* src, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+template <typename T>
+void sum_into(T* dst, const T* a, const T* b, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
+}
+
+template <typename T>
+void copy_values(T* dst, const T* src, size_t n) {
+  std::copy(src, src + n, dst);
+}
+
+// The one of three buffers that is neither a nor b.
+template <typename T>
+T* other_buffer(T* const (&buffers)[3], const void* a, const void* b) {
+  for (T* buffer : buffers)
+    if (buffer != a && buffer != b) return buffer;
+  return buffers[0];
+}
+
+}  // namespace
+
+template <typename T>
+Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& sequence)
+    : config_(config), sequence_(sequence) {
+  if (config.rank < 1 || config.value_rank < 1)
+    throw std::invalid_argument("Transformer: rank and value_rank must be resolved (>= 1)");
+  const int64_t width = config.width();
+  const int64_t tokens = sequence.tokens;
+  if (config.positional == "additive") {
+    positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false);
+  } else if (config.positional == "concat") {
+    positional_ = layout_.add("pos.concat", {tokens, config.positional_dim}, false, false);
+  }
+  const int64_t modules = config.width_multiplier;
+  const int64_t qkv_width = modules * config.heads * (2 * config.rank + config.value_rank);
+  const int64_t context_width = modules * config.heads * config.value_rank;
+  for (int layer = 0; layer < config.layers; ++layer) {
+    const std::string prefix = "layers." + std::to_string(layer) + ".";
+    LayerOffsets offsets;
+    offsets.in_weight = layout_.add(prefix + "attn.in_proj_weight", {qkv_width, width}, true, true);
+    if (config.bias)
+      offsets.in_bias = layout_.add(prefix + "attn.in_proj_bias", {qkv_width}, true, false);
+    offsets.out_weight =
+        layout_.add(prefix + "attn.out_proj_weight", {width, context_width}, true, true);
+    if (config.bias)
+      offsets.out_bias = layout_.add(prefix + "attn.out_proj_bias", {modules, width}, true, false);
+    offsets.norm1 = add_norm(prefix + "norm1");
+    if (config.ffn > 0) {
+      offsets.fc1_weight = layout_.add(prefix + "mlp.fc1.weight", {config.ffn, width}, false, true);
+      if (config.bias)
+        offsets.fc1_bias = layout_.add(prefix + "mlp.fc1.bias", {config.ffn}, false, false);
+      offsets.fc2_weight = layout_.add(prefix + "mlp.fc2.weight", {width, config.ffn}, false, true);
+      if (config.bias)
+        offsets.fc2_bias = layout_.add(prefix + "mlp.fc2.bias", {width}, false, false);
+      offsets.norm2 = add_norm(prefix + "norm2");
+    }
+    offsets_.push_back(offsets);
+  }
+  if (config.norm_first) final_norm_ = add_norm("final_norm");
+  parameters_.assign(layout_.total(), T(0));
+  gradients_.assign(layout_.total(), T(0));
+}
+
+template <typename T>
+typename Transformer<T>::NormOffsets Transformer<T>::add_norm(const std::string& prefix) {
+  NormOffsets norm;
+  if (config_.norm == "sphere") {
+    norm.a = layout_.add(prefix + ".scale", {1}, false, false);
+  } else if (config_.norm == "layer") {
+    norm.a = layout_.add(prefix + ".weight", {config_.width()}, false, false);
+    norm.b = layout_.add(prefix + ".bias", {config_.width()}, false, false);
+  } else if (config_.norm != "none") {
+    throw std::invalid_argument("Transformer: unknown norm '" + config_.norm + "'");
+  }
+  return norm;
+}
+
+template <typename T>
+void Transformer<T>::initialize(uint64_t seed) {
+  // PyTorch defaults for the same modules: nn.MultiheadAttention (Xavier-uniform
+  // in_proj per module, zero in_proj and out_proj biases, out_proj weight
+  // U(+-1/sqrt(fan_in))), nn.Linear for the MLP (weight and bias U(+-1/sqrt(fan_in))),
+  // norms at identity. Learned positional encodings ~ N(0, 1/width) so each has
+  // about unit norm, like the tokens.
+  std::fill(parameters_.begin(), parameters_.end(), T(0));
+  const auto& tensors = layout_.tensors();
+  for (size_t index = 0; index < tensors.size(); ++index) {
+    const TensorInfo& tensor = tensors[index];
+    Rng rng(seed, 0x1417, index);
+    T* data = parameters_.data() + tensor.offset;
+    auto uniform = [&](double bound) {
+      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(rng.uniform(-bound, bound));
+    };
+    const std::string& name = tensor.name;
+    auto ends_with = [&](const std::string& suffix) {
+      return name.size() >= suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with("attn.in_proj_weight")) {
+      // Xavier per module block (H*(2r+r_v), D), drawn in row order.
+      const double fan_out = double(config_.heads) * (2 * config_.rank + config_.value_rank);
+      uniform(std::sqrt(6.0 / (fan_out + config_.width())));
+    } else if (ends_with("attn.out_proj_weight")) {
+      uniform(1.0 / std::sqrt(double(config_.heads) * config_.value_rank));
+    } else if (ends_with("fc1.weight") || ends_with("fc1.bias")) {
+      uniform(1.0 / std::sqrt(double(config_.width())));
+    } else if (ends_with("fc2.weight") || ends_with("fc2.bias")) {
+      uniform(1.0 / std::sqrt(double(config_.ffn)));
+    } else if (ends_with(".scale") || ends_with("norm1.weight") || ends_with("norm2.weight") ||
+               ends_with("final_norm.weight")) {
+      std::fill(data, data + tensor.size, T(1));
+    } else if (name == "pos.additive" || name == "pos.concat") {
+      const double std_dev = 1.0 / std::sqrt(double(tensor.shape[1]));
+      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(std_dev * rng.normal());
+    }
+    // Everything else (attention biases, layer-norm biases) stays 0.
+  }
+}
+
+template <typename T>
+AttentionShape Transformer<T>::attention_shape(int batch) const {
+  AttentionShape shape;
+  shape.batch = batch;
+  shape.tokens = sequence_.tokens;
+  shape.width = config_.width();
+  shape.heads = config_.heads;
+  shape.rank = config_.rank;
+  shape.value_rank = config_.value_rank;
+  shape.modules = config_.width_multiplier;
+  shape.mask = sequence_.mask;
+  shape.key_limit = sequence_.key_limit;
+  shape.kind = sequence_.kind;
+  return shape;
+}
+
+template <typename T>
+void Transformer<T>::allocate_activations(int batch) {
+  if (batch == batch_) return;
+  const AttentionShape shape = attention_shape(batch);
+  const size_t rows = static_cast<size_t>(batch) * sequence_.tokens;
+  const size_t width = config_.width();
+  const size_t ffn = config_.ffn;
+  const size_t probs = rows * shape.modules * shape.heads * sequence_.tokens;
+  const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_width() + probs +
+                           rows * shape.context_width() + rows * ffn;
+  activations_.assign(rows * width * 2 + 2 * rows + per_layer * config_.layers, T(0));
+  T* cursor = activations_.data();
+  auto take = [&](size_t n) {
+    T* at = cursor;
+    cursor += n;
+    return at;
+  };
+  embedded_ = take(rows * width);
+  final_out_ = take(rows * width);
+  final_stats_ = take(2 * rows);
+  buffers_.clear();
+  for (int layer = 0; layer < config_.layers; ++layer) {
+    LayerBuffers b;
+    b.norm1_out = take(rows * width);
+    b.norm1_stats = take(2 * rows);
+    b.qkv = take(rows * shape.qkv_width());
+    b.probs = take(probs);
+    b.context = take(rows * shape.context_width());
+    b.attn_out = take(rows * width);
+    b.sum1 = take(rows * width);
+    b.norm2_out = take(rows * width);
+    b.norm2_stats = take(2 * rows);
+    b.hidden = take(rows * ffn);
+    b.mlp_out = take(rows * width);
+    b.sum2 = take(rows * width);
+    buffers_.push_back(b);
+  }
+  scratch_.assign(rows * (3 * width + ffn + shape.context_width() + shape.qkv_width()), T(0));
+  batch_ = batch;
+}
+
+template <typename T>
+void Transformer<T>::norm_forward(const NormOffsets& norm, const T* x, T* y, T* stats, int rows) {
+  const int width = config_.width();
+  if (config_.norm == "sphere") {
+    sphere_norm_forward(x, parameters_[norm.a], y, stats, rows, width);
+  } else if (config_.norm == "layer") {
+    layer_norm_forward(x, param(norm.a), param(norm.b), y, stats, stats + rows, rows, width);
+  } else {
+    copy_values(y, x, static_cast<size_t>(rows) * width);
+  }
+}
+
+template <typename T>
+void Transformer<T>::norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats,
+                                   T* dx, int rows) {
+  const int width = config_.width();
+  if (config_.norm == "sphere") {
+    sphere_norm_backward(dy, x, parameters_[norm.a], stats, dx, grad(norm.a), rows, width);
+  } else if (config_.norm == "layer") {
+    layer_norm_backward(dy, x, param(norm.a), stats, stats + rows, dx, grad(norm.a), grad(norm.b),
+                        rows, width);
+  } else {
+    copy_values(dx, dy, static_cast<size_t>(rows) * width);
+  }
+}
+
+template <typename T>
+const T* Transformer<T>::layer_input(int layer) const {
+  return layer == 0 ? embedded_ : layer_output(layer - 1);
+}
+
+template <typename T>
+const T* Transformer<T>::layer_output(int layer) const {
+  const LayerBuffers& b = buffers_[layer];
+  if (config_.norm_first) return config_.ffn > 0 ? b.sum2 : b.sum1;
+  return config_.ffn > 0 ? b.norm2_out : b.norm1_out;
+}
+
+template <typename T>
+void Transformer<T>::forward(const T* x, int batch, T* y) {
+  allocate_activations(batch);
+  const int tokens = sequence_.tokens;
+  const int rows = batch * tokens;
+  const int dim = config_.dim;
+  const int width = config_.width();
+  const size_t values = static_cast<size_t>(rows) * width;
+
+  // Embedding: x (B, N, d) -> embedded (B*N, D).
+  const T* positional = param(positional_);
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < rows; ++row) {
+    const int token = row % tokens;
+    T* out = embedded_ + static_cast<size_t>(row) * width;
+    const T* in = x + static_cast<size_t>(row) * dim;
+    for (int i = 0; i < dim; ++i) out[i] = in[i];
+    if (config_.positional == "additive") {
+      for (int i = 0; i < dim; ++i) out[i] += positional[token * dim + i];
+    } else if (config_.positional == "concat") {
+      const int p = config_.positional_dim;
+      for (int i = 0; i < p; ++i) out[dim + i] = positional[token * p + i];
+    }
+  }
+
+  const AttentionShape shape = attention_shape(batch);
+  for (int layer = 0; layer < config_.layers; ++layer) {
+    const LayerOffsets& o = offsets_[layer];
+    const LayerBuffers& b = buffers_[layer];
+    const T* in = layer_input(layer);
+    const T* attn_in = in;
+    if (config_.norm_first) {
+      norm_forward(o.norm1, in, b.norm1_out, b.norm1_stats, rows);
+      attn_in = b.norm1_out;
+    }
+    attention_forward(shape, attn_in, param(o.in_weight), param(o.in_bias), param(o.out_weight),
+                      param(o.out_bias), b.qkv, b.probs, b.context, b.attn_out);
+    if (config_.residual) {
+      sum_into(b.sum1, in, b.attn_out, values);
+    } else {
+      copy_values(b.sum1, b.attn_out, values);
+    }
+    const T* mlp_in;
+    const T* mlp_residual;
+    if (config_.norm_first) {
+      if (config_.ffn == 0) continue;
+      norm_forward(o.norm2, b.sum1, b.norm2_out, b.norm2_stats, rows);
+      mlp_in = b.norm2_out;
+      mlp_residual = b.sum1;
+    } else {
+      norm_forward(o.norm1, b.sum1, b.norm1_out, b.norm1_stats, rows);
+      if (config_.ffn == 0) continue;
+      mlp_in = b.norm1_out;
+      mlp_residual = b.norm1_out;
+    }
+    linear_forward(mlp_in, param(o.fc1_weight), param(o.fc1_bias), b.hidden, rows, width,
+                   config_.ffn);
+    relu_forward(b.hidden, b.hidden, static_cast<size_t>(rows) * config_.ffn);
+    linear_forward(b.hidden, param(o.fc2_weight), param(o.fc2_bias), b.mlp_out, rows, config_.ffn,
+                   width);
+    if (config_.residual) {
+      sum_into(b.sum2, mlp_residual, b.mlp_out, values);
+    } else {
+      copy_values(b.sum2, b.mlp_out, values);
+    }
+    if (!config_.norm_first) norm_forward(o.norm2, b.sum2, b.norm2_out, b.norm2_stats, rows);
+  }
+
+  const T* last = layer_output(config_.layers - 1);
+  if (config_.norm_first) {
+    norm_forward(final_norm_, last, final_out_, final_stats_, rows);
+    last = final_out_;
+  }
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < rows; ++row)
+    copy_values(y + static_cast<size_t>(row) * dim, last + static_cast<size_t>(row) * width,
+                static_cast<size_t>(dim));
+}
+
+template <typename T>
+void Transformer<T>::backward(const T* dy, T* dx) {
+  if (batch_ == 0) throw std::logic_error("Transformer::backward called before forward");
+  const int batch = batch_;
+  const int tokens = sequence_.tokens;
+  const int rows = batch * tokens;
+  const int dim = config_.dim;
+  const int width = config_.width();
+  const int ffn = config_.ffn;
+  const size_t values = static_cast<size_t>(rows) * width;
+  const AttentionShape shape = attention_shape(batch);
+
+  T* const buffers[3] = {scratch_.data(), scratch_.data() + values, scratch_.data() + 2 * values};
+  T* d_hidden = scratch_.data() + 3 * values;
+  T* d_context = d_hidden + static_cast<size_t>(rows) * ffn;
+  T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
+
+  // Gradient of the last layer's output (B*N, D); positional dims get none.
+  T* g_out = buffers[0];
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < rows; ++row) {
+    T* out = g_out + static_cast<size_t>(row) * width;
+    const T* in = dy + static_cast<size_t>(row) * dim;
+    for (int i = 0; i < dim; ++i) out[i] = in[i];
+    for (int i = dim; i < width; ++i) out[i] = T(0);
+  }
+  if (config_.norm_first) {
+    T* g = buffers[1];
+    norm_backward(final_norm_, g_out, layer_output(config_.layers - 1), final_stats_, g, rows);
+    g_out = g;
+  }
+
+  for (int layer = config_.layers - 1; layer >= 0; --layer) {
+    const LayerOffsets& o = offsets_[layer];
+    const LayerBuffers& b = buffers_[layer];
+    const T* in = layer_input(layer);
+    T* g_sum1;
+    if (config_.norm_first) {
+      if (ffn > 0) {
+        const T* g_sum2 = g_out;
+        linear_backward(g_sum2, b.hidden, param(o.fc2_weight), d_hidden, grad(o.fc2_weight),
+                        grad(o.fc2_bias), rows, ffn, width);
+        relu_backward(b.hidden, d_hidden, d_hidden, static_cast<size_t>(rows) * ffn);
+        T* g_norm2 = other_buffer(buffers, g_sum2, nullptr);
+        linear_backward(d_hidden, b.norm2_out, param(o.fc1_weight), g_norm2, grad(o.fc1_weight),
+                        grad(o.fc1_bias), rows, width, ffn);
+        g_sum1 = other_buffer(buffers, g_sum2, g_norm2);
+        norm_backward(o.norm2, g_norm2, b.sum1, b.norm2_stats, g_sum1, rows);
+        if (config_.residual) add_into(g_sum1, g_sum2, values);
+      } else {
+        g_sum1 = g_out;
+      }
+      T* g_norm1 = other_buffer(buffers, g_sum1, nullptr);
+      attention_backward(shape, g_sum1, b.norm1_out, param(o.in_weight), param(o.out_weight), b.qkv,
+                         b.probs, b.context, d_context, d_qkv, g_norm1, grad(o.in_weight),
+                         grad(o.in_bias), grad(o.out_weight), grad(o.out_bias));
+      T* g_in = other_buffer(buffers, g_sum1, g_norm1);
+      norm_backward(o.norm1, g_norm1, in, b.norm1_stats, g_in, rows);
+      if (config_.residual) add_into(g_in, g_sum1, values);
+      g_out = g_in;
+    } else {
+      T* g_norm1_out = g_out;
+      if (ffn > 0) {
+        T* g_sum2 = other_buffer(buffers, g_out, nullptr);
+        norm_backward(o.norm2, g_out, b.sum2, b.norm2_stats, g_sum2, rows);
+        linear_backward(g_sum2, b.hidden, param(o.fc2_weight), d_hidden, grad(o.fc2_weight),
+                        grad(o.fc2_bias), rows, ffn, width);
+        relu_backward(b.hidden, d_hidden, d_hidden, static_cast<size_t>(rows) * ffn);
+        g_norm1_out = other_buffer(buffers, g_sum2, nullptr);
+        linear_backward(d_hidden, b.norm1_out, param(o.fc1_weight), g_norm1_out, grad(o.fc1_weight),
+                        grad(o.fc1_bias), rows, width, ffn);
+        if (config_.residual) add_into(g_norm1_out, g_sum2, values);
+      }
+      g_sum1 = other_buffer(buffers, g_norm1_out, nullptr);
+      norm_backward(o.norm1, g_norm1_out, b.sum1, b.norm1_stats, g_sum1, rows);
+      T* g_in = other_buffer(buffers, g_sum1, nullptr);
+      attention_backward(shape, g_sum1, in, param(o.in_weight), param(o.out_weight), b.qkv, b.probs,
+                         b.context, d_context, d_qkv, g_in, grad(o.in_weight), grad(o.in_bias),
+                         grad(o.out_weight), grad(o.out_bias));
+      if (config_.residual) add_into(g_in, g_sum1, values);
+      g_out = g_in;
+    }
+  }
+
+  // Embedding: g_out is dLoss/d(embedded) (B*N, D).
+  if (positional_ != kAbsent) {
+    const bool additive = config_.positional == "additive";
+    const int columns = additive ? dim : config_.positional_dim;
+    const int first = additive ? 0 : dim;
+    T* g_pos = grad(positional_);
+#pragma omp parallel for schedule(static)
+    for (int token = 0; token < tokens; ++token) {
+      T* out = g_pos + static_cast<size_t>(token) * columns;
+      for (int i = 0; i < columns; ++i) out[i] = T(0);
+      for (int b = 0; b < batch; ++b) {
+        const T* g = g_out + (static_cast<size_t>(b) * tokens + token) * width + first;
+        for (int i = 0; i < columns; ++i) out[i] += g[i];
+      }
+    }
+  }
+  if (dx != nullptr) {
+#pragma omp parallel for schedule(static)
+    for (int row = 0; row < rows; ++row)
+      copy_values(dx + static_cast<size_t>(row) * dim, g_out + static_cast<size_t>(row) * width,
+                  static_cast<size_t>(dim));
+  }
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace attnrank

@@ -1,0 +1,156 @@
+// Finite-difference gradient checks (float64) for every layer's backward.
+#include <gtest/gtest.h>
+
+#include "attnrank/attention.h"
+#include "attnrank/layers.h"
+#include "gradcheck.h"
+
+using namespace attnrank;
+using attnrank::testing::expect_gradient_matches;
+using attnrank::testing::random_vector;
+
+namespace {
+
+double weighted_sum(const std::vector<double>& y, const std::vector<double>& w) {
+  double s = 0;
+  for (size_t i = 0; i < y.size(); ++i) s += y[i] * w[i];
+  return s;
+}
+
+}  // namespace
+
+TEST(GradCheck, Linear) {
+  for (bool with_bias : {true, false}) {
+    const int rows = 5, in = 4, out = 3;
+    auto x = random_vector(rows * in, 1), w = random_vector(out * in, 2), b = random_vector(out, 3);
+    auto probe = random_vector(rows * out, 4);
+    std::vector<double> y(rows * out);
+    auto loss = [&] {
+      linear_forward(x.data(), w.data(), with_bias ? b.data() : nullptr, y.data(), rows, in, out);
+      return weighted_sum(y, probe);
+    };
+    loss();
+    std::vector<double> dx(x.size()), dw(w.size()), db(b.size());
+    linear_backward(probe.data(), x.data(), w.data(), dx.data(), dw.data(),
+                    with_bias ? db.data() : nullptr, rows, in, out);
+    expect_gradient_matches("linear x", x, dx, loss);
+    expect_gradient_matches("linear w", w, dw, loss);
+    if (with_bias) expect_gradient_matches("linear b", b, db, loss);
+  }
+}
+
+TEST(GradCheck, Relu) {
+  auto x = random_vector(50, 5);
+  auto probe = random_vector(50, 6);
+  std::vector<double> y(50);
+  auto loss = [&] {
+    relu_forward(x.data(), y.data(), x.size());
+    return weighted_sum(y, probe);
+  };
+  loss();
+  std::vector<double> dx(50);
+  relu_backward(y.data(), probe.data(), dx.data(), 50);
+  expect_gradient_matches("relu x", x, dx, loss, 50);
+}
+
+TEST(GradCheck, SphereNorm) {
+  const int rows = 6, width = 5;
+  auto x = random_vector(rows * width, 7);
+  std::vector<double> scale{1.7};
+  auto probe = random_vector(rows * width, 8);
+  std::vector<double> y(rows * width), inv(rows);
+  auto loss = [&] {
+    sphere_norm_forward(x.data(), scale[0], y.data(), inv.data(), rows, width);
+    return weighted_sum(y, probe);
+  };
+  loss();
+  std::vector<double> dx(x.size()), dscale(1);
+  sphere_norm_backward(probe.data(), x.data(), scale[0], inv.data(), dx.data(), dscale.data(), rows,
+                       width);
+  expect_gradient_matches("sphere x", x, dx, loss);
+  expect_gradient_matches("sphere scale", scale, dscale, loss);
+}
+
+TEST(GradCheck, LayerNorm) {
+  const int rows = 6, width = 5;
+  auto x = random_vector(rows * width, 9), w = random_vector(width, 10),
+       b = random_vector(width, 11);
+  auto probe = random_vector(rows * width, 12);
+  std::vector<double> y(rows * width), mean(rows), rstd(rows);
+  auto loss = [&] {
+    layer_norm_forward(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), rows,
+                       width);
+    return weighted_sum(y, probe);
+  };
+  loss();
+  std::vector<double> dx(x.size()), dw(width), db(width);
+  layer_norm_backward(probe.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
+                      dw.data(), db.data(), rows, width);
+  expect_gradient_matches("layernorm x", x, dx, loss);
+  expect_gradient_matches("layernorm w", w, dw, loss);
+  expect_gradient_matches("layernorm b", b, db, loss);
+}
+
+struct AttentionCase {
+  int batch, tokens, width, heads, rank, value_rank, modules;
+  AttentionMask mask;
+  int key_limit;
+  bool bias;
+};
+
+class AttentionGradCheck : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(AttentionGradCheck, MatchesFiniteDifferences) {
+  const AttentionCase c = GetParam();
+  AttentionShape s;
+  s.batch = c.batch;
+  s.tokens = c.tokens;
+  s.width = c.width;
+  s.heads = c.heads;
+  s.rank = c.rank;
+  s.value_rank = c.value_rank;
+  s.modules = c.modules;
+  s.mask = c.mask;
+  s.key_limit = c.key_limit;
+  const size_t rows = static_cast<size_t>(c.batch) * c.tokens;
+  auto x = random_vector(rows * c.width, 21);
+  auto in_w = random_vector(static_cast<size_t>(s.qkv_width()) * c.width, 22, 0.7);
+  auto in_b = random_vector(s.qkv_width(), 23, 0.3);
+  auto out_w = random_vector(static_cast<size_t>(c.width) * s.context_width(), 24, 0.7);
+  auto out_b = random_vector(static_cast<size_t>(c.modules) * c.width, 25, 0.3);
+  auto probe = random_vector(rows * c.width, 26);
+  std::vector<double> qkv(rows * s.qkv_width()), context(rows * s.context_width()),
+      probs(rows * c.modules * c.heads * c.tokens), out(rows * c.width);
+  auto loss = [&] {
+    attention_forward(s, x.data(), in_w.data(), c.bias ? in_b.data() : nullptr, out_w.data(),
+                      c.bias ? out_b.data() : nullptr, qkv.data(), probs.data(), context.data(),
+                      out.data());
+    return weighted_sum(out, probe);
+  };
+  loss();
+  std::vector<double> d_context(context.size()), d_qkv(qkv.size()), dx(x.size()),
+      d_in_w(in_w.size()), d_in_b(in_b.size()), d_out_w(out_w.size()), d_out_b(out_b.size());
+  attention_backward(s, probe.data(), x.data(), in_w.data(), out_w.data(), qkv.data(), probs.data(),
+                     context.data(), d_context.data(), d_qkv.data(), dx.data(), d_in_w.data(),
+                     c.bias ? d_in_b.data() : nullptr, d_out_w.data(),
+                     c.bias ? d_out_b.data() : nullptr);
+  expect_gradient_matches("attention x", x, dx, loss, 60);
+  expect_gradient_matches("attention in_w", in_w, d_in_w, loss, 60);
+  expect_gradient_matches("attention out_w", out_w, d_out_w, loss, 60);
+  if (c.bias) {
+    expect_gradient_matches("attention in_b", in_b, d_in_b, loss, 60);
+    expect_gradient_matches("attention out_b", out_b, d_out_b, loss, 60);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttentionGradCheck,
+    ::testing::Values(
+        // batch, tokens, width, heads, rank, value_rank, modules, mask, key_limit, bias
+        AttentionCase{2, 4, 6, 1, 6, 6, 1, AttentionMask::kFull, 0, true},     // full rank
+        AttentionCase{2, 4, 6, 3, 2, 2, 1, AttentionMask::kFull, 0, true},     // r = d/H
+        AttentionCase{2, 5, 6, 2, 5, 3, 1, AttentionMask::kFull, 0, true},     // r != d/H, r_v != r
+        AttentionCase{2, 4, 6, 2, 3, 3, 3, AttentionMask::kFull, 0, true},     // c > 1
+        AttentionCase{1, 5, 4, 2, 1, 2, 2, AttentionMask::kPrefix, 3, true},   // nearest mask
+        AttentionCase{2, 5, 4, 2, 2, 1, 2, AttentionMask::kCausal, 0, true},   // causal
+        AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false}));  // r > d, no bias

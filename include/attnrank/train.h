@@ -45,6 +45,15 @@ struct TrainOptions {
 TrainSummary train(const RunConfig& config, const std::string& out_dir,
                    const TrainOptions& options);
 
+class PointTask;
+template <typename T>
+class Transformer;
+
+// Mean loss over test batches 0..batches-1 of `seed` (the test stream, disjoint
+// from training batches).
+double test_mse(Transformer<float>& model, const PointTask& task, uint64_t seed, int batches,
+                int batch_size);
+
 // Recomputes the test MSE of a run directory's checkpoint over `batches` test
 // batches (0: the config's eval_batches).
 double evaluate_checkpoint(const std::string& run_dir, int batches);

@@ -5,6 +5,12 @@
 
 namespace attnrank::cli {
 
+// Thrown by a subcommand that finished and wants a specific non-zero exit code
+// (its message, if any, has already been printed).
+struct ExitCode {
+  int code;
+};
+
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 

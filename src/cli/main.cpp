@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  } catch (const attnrank::cli::ExitCode& e) {
+    return e.code;
   } catch (const attnrank::ConfigError& e) {
     fmt::print(stderr, "attnrank: error: {}\n", e.what());
     return 2;

@@ -1,0 +1,25 @@
+// attnrank eval --checkpoint DIR [--batches K]
+#include <fmt/core.h>
+
+#include <memory>
+
+#include "attnrank/train.h"
+#include "cli/commands.h"
+
+namespace attnrank::cli {
+
+void add_eval_command(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto batches = std::make_shared<int>(0);
+  CLI::App* cmd = app.add_subcommand("eval", "Recompute the test MSE of a trained run");
+  cmd->add_option("--checkpoint", *checkpoint, "Run directory written by `attnrank train`")
+      ->required();
+  cmd->add_option("--batches", *batches, "Test batches (default: the run's train.eval_batches)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([checkpoint, batches] {
+    const double mse = evaluate_checkpoint(*checkpoint, *batches);
+    fmt::print("test_mse {:.9g}\n", mse);
+  });
+}
+
+}  // namespace attnrank::cli

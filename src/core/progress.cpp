@@ -1,0 +1,55 @@
+#include "attnrank/progress.h"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <ostream>
+
+namespace attnrank {
+
+bool stdout_is_terminal() {
+  return isatty(STDOUT_FILENO) == 1;
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e8) return "?";
+  const auto total = static_cast<int64_t>(seconds + 0.5);
+  if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
+  if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
+  return fmt::format("{}s", total);
+}
+
+ProgressBar::ProgressBar(std::ostream& out, int64_t total, bool bar)
+    : out_(out), total_(total), bar_(bar), start_(std::chrono::steady_clock::now()) {}
+
+double ProgressBar::elapsed_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void ProgressBar::update(int64_t done, const std::string& text, bool force) {
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = elapsed_seconds();
+  const double eta = done > 0 ? elapsed * static_cast<double>(total_ - done) / done : -1;
+  if (!bar_) {
+    out_ << fmt::format("[{}/{}] {} elapsed {} eta {}\n", done, total_, text,
+                        format_duration(elapsed), format_duration(eta))
+         << std::flush;
+    return;
+  }
+  if (!force && drawn_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  drawn_ = true;
+  constexpr int kWidth = 24;
+  const int filled = total_ > 0 ? static_cast<int>(kWidth * done / total_) : kWidth;
+  std::string bar(filled, '#');
+  bar.resize(kWidth, '.');
+  out_ << fmt::format("\r[{}] {}/{} {} ETA {}\x1b[K", bar, done, total_, text, format_duration(eta))
+       << std::flush;
+}
+
+void ProgressBar::finish() {
+  if (bar_ && drawn_) out_ << "\n" << std::flush;
+  drawn_ = false;
+}
+
+}  // namespace attnrank

@@ -1,0 +1,210 @@
+#include "attnrank/train.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "attnrank/checkpoint.h"
+#include "attnrank/error.h"
+#include "attnrank/model.h"
+#include "attnrank/optimizer.h"
+#include "attnrank/progress.h"
+#include "attnrank/tasks.h"
+#include "attnrank/threading.h"
+
+namespace attnrank {
+
+namespace {
+
+void write_text_file(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + temporary.string());
+    out << text;
+    if (!out.flush()) throw std::runtime_error("cannot write " + temporary.string());
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+double median_of(std::vector<double> values) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+nlohmann::json finite_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+double test_mse(Transformer<float>& model, const PointTask& task, uint64_t seed, int batches,
+                int batch_size) {
+  const size_t values = static_cast<size_t>(batch_size) * task.tokens() * task.dim();
+  std::vector<float> inputs(values), targets(values), outputs(values);
+  double total = 0.0;
+  for (int index = 0; index < batches; ++index) {
+    task.generate(seed, Stream::kTest, static_cast<uint64_t>(index), batch_size, inputs.data(),
+                  targets.data());
+    model.forward(inputs.data(), batch_size, outputs.data());
+    total +=
+        squared_error_loss(outputs.data(), targets.data(), batch_size, task.tokens(), task.dim(),
+                           task.loss_begin(), task.loss_end(), static_cast<float*>(nullptr));
+  }
+  return total / batches;
+}
+
+TrainSummary train(const RunConfig& requested, const std::string& out_dir,
+                   const TrainOptions& options) {
+  namespace fs = std::filesystem;
+  RunConfig config = requested;
+  resolve_and_validate(config);
+  const TrainConfig& tc = config.train;
+  set_threads(tc.threads);
+
+  const PointTask task(config.task, config.model.dim);
+  Transformer<float> model(config.model, task.sequence());
+  model.initialize(tc.seed);
+  AdamW<float> optimizer(model.layout(), tc);
+
+  std::error_code error;
+  fs::create_directories(out_dir, error);
+  if (error)
+    throw ConfigError("--out: cannot create directory " + out_dir + ": " + error.message());
+  const fs::path dir(out_dir);
+  write_text_file(dir / "config.yaml", to_yaml(config));
+  const fs::path metrics_path = dir / "metrics.csv";
+  std::ofstream metrics(metrics_path, std::ios::trunc);
+  if (!metrics) throw ConfigError("--out: cannot write " + metrics_path.string());
+  metrics << "step,train_loss,lr,grad_norm\n";
+
+  const int batch = tc.batch;
+  const size_t values = static_cast<size_t>(batch) * task.tokens() * task.dim();
+  std::vector<float> inputs(values), targets(values), outputs(values), d_outputs(values);
+  std::vector<double> step_ms;
+  step_ms.reserve(static_cast<size_t>(std::min<int64_t>(tc.steps, 1 << 20)));
+
+  TrainSummary summary;
+  summary.status = "done";
+  summary.parameters = model.parameter_count();
+  summary.attention_parameters = model.attention_parameter_count();
+  summary.threads = current_threads();
+  summary.trivial_mse = task.trivial_mse();
+
+  std::ostream* log = options.log;
+  ProgressBar progress(log != nullptr ? *log : std::cout, tc.steps, options.progress_bar);
+  const auto start = std::chrono::steady_clock::now();
+  double interval_loss = 0.0;
+  int64_t interval_steps = 0;
+  double last_lr = 0.0, last_grad_norm = 0.0, last_row_loss = NAN;
+
+  auto emit_row = [&](int64_t steps_done) {
+    MetricsRow row{steps_done, interval_loss / std::max<int64_t>(1, interval_steps), last_lr,
+                   last_grad_norm};
+    metrics << fmt::format("{},{:.9g},{:.9g},{:.9g}\n", row.step, row.train_loss, row.lr,
+                           row.grad_norm);
+    metrics.flush();
+    last_row_loss = row.train_loss;
+    if (options.on_metrics) options.on_metrics(row);
+    if (log != nullptr) {
+      const double elapsed = progress.elapsed_seconds();
+      const std::string text =
+          fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, row.train_loss,
+                      row.lr, elapsed > 0 ? steps_done / elapsed : 0.0);
+      progress.update(steps_done, text, steps_done == tc.steps);
+    }
+    interval_loss = 0.0;
+    interval_steps = 0;
+  };
+
+  for (int64_t step = 0; step < tc.steps; ++step) {
+    const auto step_start = std::chrono::steady_clock::now();
+    task.generate(tc.seed, Stream::kTrain, static_cast<uint64_t>(step), batch, inputs.data(),
+                  targets.data());
+    model.forward(inputs.data(), batch, outputs.data());
+    const double loss =
+        squared_error_loss(outputs.data(), targets.data(), batch, task.tokens(), task.dim(),
+                           task.loss_begin(), task.loss_end(), d_outputs.data());
+    model.backward(d_outputs.data());
+    const double grad_norm = gradient_norm(model.gradients());
+    last_grad_norm = grad_norm;
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      summary.status = "diverged";
+      interval_loss += loss;
+      ++interval_steps;
+      emit_row(step + 1);
+      summary.steps = step;
+      break;
+    }
+    if (tc.clip > 0 && grad_norm > tc.clip) {
+      const float factor = static_cast<float>(tc.clip / grad_norm);
+      for (float& g : model.gradients()) g *= factor;
+    }
+    last_lr = learning_rate(tc, step);
+    optimizer.step(model.parameters(), model.gradients(), last_lr);
+    const auto step_end = std::chrono::steady_clock::now();
+    step_ms.push_back(std::chrono::duration<double, std::milli>(step_end - step_start).count());
+    interval_loss += loss;
+    ++interval_steps;
+    summary.steps = step + 1;
+    if ((step + 1) % tc.log_every == 0 || step + 1 == tc.steps) {
+      emit_row(step + 1);
+    } else if (log != nullptr && options.progress_bar) {
+      const double elapsed = progress.elapsed_seconds();
+      progress.update(
+          step + 1, fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, loss,
+                                last_lr, elapsed > 0 ? (step + 1) / elapsed : 0.0));
+    }
+  }
+  progress.finish();
+  summary.final_train_loss = last_row_loss;
+  summary.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (step_ms.size() > 3) step_ms.erase(step_ms.begin(), step_ms.begin() + 3);
+  summary.ms_per_step = median_of(step_ms);
+
+  if (summary.status == "done") {
+    summary.test_mse = test_mse(model, task, tc.seed, tc.eval_batches, batch);
+    if (!std::isfinite(summary.test_mse)) summary.status = "diverged";
+  } else {
+    summary.test_mse = NAN;
+  }
+  if (summary.status == "done" && options.write_checkpoint)
+    save_checkpoint((dir / "model.safetensors").string(), model, config);
+
+  nlohmann::json json = {
+      {"status", summary.status},
+      {"test_mse", finite_or_null(summary.test_mse)},
+      {"trivial_mse", summary.trivial_mse},
+      {"final_train_loss", finite_or_null(summary.final_train_loss)},
+      {"steps", summary.steps},
+      {"wall_seconds", summary.wall_seconds},
+      {"ms_per_step", summary.ms_per_step},
+      {"steps_per_second", summary.ms_per_step > 0 ? 1000.0 / summary.ms_per_step : 0.0},
+      {"parameters", summary.parameters},
+      {"attention_parameters", summary.attention_parameters},
+      {"threads", summary.threads},
+  };
+  write_text_file(dir / "summary.json", json.dump(2) + "\n");
+  if (log != nullptr && !options.progress_bar && summary.status == "diverged")
+    *log << options.log_prefix << "diverged at step " << summary.steps + 1 << "\n";
+  return summary;
+}
+
+double evaluate_checkpoint(const std::string& run_dir, int batches) {
+  LoadedRun run = load_run(run_dir);
+  set_threads(run.config.train.threads);
+  const PointTask task(run.config.task, run.config.model.dim);
+  const int count = batches > 0 ? batches : run.config.train.eval_batches;
+  return test_mse(*run.model, task, run.config.train.seed, count, run.config.train.batch);
+}
+
+}  // namespace attnrank

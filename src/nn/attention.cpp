@@ -8,6 +8,8 @@
 
 #include "attnrank/blas.h"
 #include "attnrank/layers.h"
+#include "nn/fast_math.h"
+#include "nn/small_gemm.h"
 
 namespace attnrank {
 
@@ -45,6 +47,125 @@ void check_shape(const AttentionShape& s) {
     throw std::invalid_argument("attention: key_limit must be in [1, tokens]");
 }
 
+// Per-thread buffers for one head, padded to whole vector registers (columns
+// beyond the real width are zero), so every product is a small_gemm.
+template <typename T>
+struct HeadScratch {
+  explicit HeadScratch(const AttentionShape& s)
+      : n_p(round_up(s.tokens, kLanes<T>)),
+        r_p(round_up(s.rank, kLanes<T>)),
+        rv_p(round_up(s.value_rank, kLanes<T>)),
+        q(static_cast<size_t>(s.tokens) * r_p, T(0)),
+        k(q.size(), T(0)),
+        k_t(static_cast<size_t>(s.rank) * n_p, T(0)),
+        v(static_cast<size_t>(s.tokens) * rv_p, T(0)),
+        v_t(static_cast<size_t>(s.value_rank) * n_p, T(0)),
+        d_context(v.size(), T(0)),
+        p(static_cast<size_t>(s.tokens) * n_p, T(0)),
+        p_t(p.size(), T(0)),
+        d_s(p.size(), T(0)),
+        d_s_t(p.size(), T(0)),
+        out_q(q.size()),
+        out_k(q.size()),
+        out_v(v.size()) {}
+  int n_p, r_p, rv_p;
+  std::vector<T> q, k, k_t, v, v_t, d_context, p, p_t, d_s, d_s_t, out_q, out_k, out_v;
+};
+
+// One head of one sample. rows_qkv: (N, qkv_width) of this sample; probs: (N, N);
+// rows_context: (N, context_width) of this sample.
+template <typename T>
+void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
+                  T* probs, T* rows_context, HeadScratch<T>& w) {
+  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+  const size_t stride = s.qkv_width();
+  for (int j = 0; j < n; ++j) {
+    const T* row = rows_qkv + j * stride;
+    for (int e = 0; e < r; ++e) {
+      w.q[j * r + e] = row[at.query + e] * scale;  // unpadded: only an A operand
+      w.k_t[e * w.n_p + j] = row[at.key + e];
+    }
+    for (int e = 0; e < rv; ++e) w.v[j * w.rv_p + e] = row[at.value + e];
+  }
+  // Scores S = (Q/sqrt(r)) K^T, then row softmax over the visible keys.
+  small_gemm(n, r, w.n_p, w.q.data(), r, w.k_t.data(), w.n_p, w.p.data(), w.n_p);
+  for (int i = 0; i < n; ++i) {
+    const int keys = s.visible_keys(i);
+    T* row = w.p.data() + i * w.n_p;
+    T max_score = row[0];
+    int argmax = 0;
+    for (int j = 1; j < keys; ++j)
+      if (row[j] > max_score) {
+        max_score = row[j];
+        argmax = j;
+      }
+    if (s.kind == AttentionKind::kHardmax) {
+      for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
+    } else {
+      T sum = 0;
+      for (int j = 0; j < keys; ++j) {
+        row[j] = exp_fast(row[j] - max_score);
+        sum += row[j];
+      }
+      const T inv = T(1) / sum;
+      for (int j = 0; j < keys; ++j) row[j] *= inv;
+    }
+    for (int j = keys; j < w.n_p; ++j) row[j] = T(0);
+    std::copy(row, row + n, probs + static_cast<size_t>(i) * n);
+  }
+  // Context C = P V.
+  small_gemm(n, n, w.rv_p, w.p.data(), w.n_p, w.v.data(), w.rv_p, w.out_v.data(), w.rv_p);
+  const size_t context_stride = s.context_width();
+  for (int i = 0; i < n; ++i)
+    std::copy(w.out_v.data() + i * w.rv_p, w.out_v.data() + i * w.rv_p + rv,
+              rows_context + i * context_stride + at.context);
+}
+
+template <typename T>
+void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
+                   const T* probs, const T* rows_d_context, T* rows_d_qkv, HeadScratch<T>& w) {
+  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+  const size_t stride = s.qkv_width();
+  const size_t context_stride = s.context_width();
+  for (int j = 0; j < n; ++j) {
+    const T* row = rows_qkv + j * stride;
+    for (int e = 0; e < r; ++e) {
+      w.q[j * w.r_p + e] = row[at.query + e];
+      w.k[j * w.r_p + e] = row[at.key + e];
+    }
+    for (int e = 0; e < rv; ++e) w.v_t[e * w.n_p + j] = row[at.value + e];
+    const T* dc = rows_d_context + j * context_stride + at.context;
+    for (int e = 0; e < rv; ++e) w.d_context[j * w.rv_p + e] = dc[e];
+    const T* p_row = probs + static_cast<size_t>(j) * n;
+    for (int i = 0; i < n; ++i) {
+      w.p[j * w.n_p + i] = p_row[i];
+      w.p_t[i * w.n_p + j] = p_row[i];
+    }
+  }
+  // dP = dC V^T, then dS = P (dP - rowsum(P dP)) / sqrt(r).
+  small_gemm(n, rv, w.n_p, w.d_context.data(), w.rv_p, w.v_t.data(), w.n_p, w.d_s.data(), w.n_p);
+  for (int i = 0; i < n; ++i) {
+    const int keys = s.visible_keys(i);
+    const T* p_row = w.p.data() + i * w.n_p;
+    T* ds = w.d_s.data() + i * w.n_p;
+    T weighted = 0;
+    for (int j = 0; j < keys; ++j) weighted += p_row[j] * ds[j];
+    for (int j = 0; j < keys; ++j) ds[j] = p_row[j] * (ds[j] - weighted) * scale;
+    for (int j = keys; j < w.n_p; ++j) ds[j] = T(0);
+    for (int j = 0; j < n; ++j) w.d_s_t[j * w.n_p + i] = ds[j];
+  }
+  // dQ = dS K, dK = dS^T Q, dV = P^T dC.
+  small_gemm(n, n, w.r_p, w.d_s.data(), w.n_p, w.k.data(), w.r_p, w.out_q.data(), w.r_p);
+  small_gemm(n, n, w.r_p, w.d_s_t.data(), w.n_p, w.q.data(), w.r_p, w.out_k.data(), w.r_p);
+  small_gemm(n, n, w.rv_p, w.p_t.data(), w.n_p, w.d_context.data(), w.rv_p, w.out_v.data(), w.rv_p);
+  for (int j = 0; j < n; ++j) {
+    T* row = rows_d_qkv + j * stride;
+    std::copy(w.out_q.data() + j * w.r_p, w.out_q.data() + j * w.r_p + r, row + at.query);
+    std::copy(w.out_k.data() + j * w.r_p, w.out_k.data() + j * w.r_p + r, row + at.key);
+    std::copy(w.out_v.data() + j * w.rv_p, w.out_v.data() + j * w.rv_p + rv, row + at.value);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -63,50 +184,16 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
 
   // Scores, softmax and context for every (batch, module, head).
   const int heads_total = s.modules * s.heads;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < s.batch; ++b) {
-    for (int mh = 0; mh < heads_total; ++mh) {
-      const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
-      const T* rows_qkv = qkv + static_cast<size_t>(b) * n * qkv_width;
-      T* p = probs + (static_cast<size_t>(b) * heads_total + mh) * n * n;
-      for (int i = 0; i < n; ++i) {
-        const T* q = rows_qkv + static_cast<size_t>(i) * qkv_width + at.query;
-        const int keys = s.visible_keys(i);
-        T* p_row = p + static_cast<size_t>(i) * n;
-        T max_score = -std::numeric_limits<T>::infinity();
-        int argmax = 0;
-        for (int j = 0; j < keys; ++j) {
-          const T* k = rows_qkv + static_cast<size_t>(j) * qkv_width + at.key;
-          T dot = 0;
-          for (int e = 0; e < s.rank; ++e) dot += q[e] * k[e];
-          p_row[j] = dot * scale;
-          if (p_row[j] > max_score) {
-            max_score = p_row[j];
-            argmax = j;
-          }
-        }
-        if (s.kind == AttentionKind::kHardmax) {
-          for (int j = 0; j < keys; ++j) p_row[j] = j == argmax ? T(1) : T(0);
-        } else {
-          T sum = 0;
-          for (int j = 0; j < keys; ++j) {
-            p_row[j] = std::exp(p_row[j] - max_score);
-            sum += p_row[j];
-          }
-          const T inv = T(1) / sum;
-          for (int j = 0; j < keys; ++j) p_row[j] *= inv;
-        }
-        for (int j = keys; j < n; ++j) p_row[j] = T(0);
-
-        T* c = context + (static_cast<size_t>(b) * n + i) * context_width + at.context;
-        for (int e = 0; e < s.value_rank; ++e) c[e] = T(0);
-        for (int j = 0; j < keys; ++j) {
-          const T weight = p_row[j];
-          const T* v = rows_qkv + static_cast<size_t>(j) * qkv_width + at.value;
-          for (int e = 0; e < s.value_rank; ++e) c[e] += weight * v[e];
-        }
-      }
-    }
+#pragma omp parallel
+  {
+    HeadScratch<T> scratch(s);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < s.batch; ++b)
+      for (int mh = 0; mh < heads_total; ++mh)
+        head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
+                     qkv + static_cast<size_t>(b) * n * qkv_width,
+                     probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
+                     context + static_cast<size_t>(b) * n * context_width, scratch);
   }
 
   // out = (1/c) sum_m (context_m W_O,m^T + b_O,m): one GEMM over all modules.
@@ -157,62 +244,15 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   const int heads_total = s.modules * s.heads;
 #pragma omp parallel
   {
-    std::vector<T> d_scores(static_cast<size_t>(n) * n);
+    HeadScratch<T> scratch(s);
 #pragma omp for collapse(2) schedule(static)
-    for (int b = 0; b < s.batch; ++b) {
-      for (int mh = 0; mh < heads_total; ++mh) {
-        const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
-        const T* rows_qkv = qkv + static_cast<size_t>(b) * n * qkv_width;
-        T* rows_dqkv = d_qkv + static_cast<size_t>(b) * n * qkv_width;
-        const T* p = probs + (static_cast<size_t>(b) * heads_total + mh) * n * n;
-        const T* rows_dctx = d_context + static_cast<size_t>(b) * n * context_width + at.context;
-
-        // dV[j] = sum_i P[i,j] dC[i]; zero first (keys may be unseen by every query).
-        for (int j = 0; j < n; ++j) {
-          T* dv = rows_dqkv + static_cast<size_t>(j) * qkv_width + at.value;
-          for (int e = 0; e < s.value_rank; ++e) dv[e] = T(0);
-          T* dq = rows_dqkv + static_cast<size_t>(j) * qkv_width + at.query;
-          T* dk = rows_dqkv + static_cast<size_t>(j) * qkv_width + at.key;
-          for (int e = 0; e < s.rank; ++e) dq[e] = dk[e] = T(0);
-        }
-        for (int i = 0; i < n; ++i) {
-          const int keys = s.visible_keys(i);
-          const T* dc = rows_dctx + static_cast<size_t>(i) * context_width;
-          const T* p_row = p + static_cast<size_t>(i) * n;
-          T* ds_row = d_scores.data() + static_cast<size_t>(i) * n;
-          // dP[i,j] = dC[i].V[j]; dS = P (dP - sum_j P dP)
-          T weighted = 0;
-          for (int j = 0; j < keys; ++j) {
-            const T* v = rows_qkv + static_cast<size_t>(j) * qkv_width + at.value;
-            T* dv = rows_dqkv + static_cast<size_t>(j) * qkv_width + at.value;
-            T dot = 0;
-            for (int e = 0; e < s.value_rank; ++e) {
-              dot += dc[e] * v[e];
-              dv[e] += p_row[j] * dc[e];
-            }
-            ds_row[j] = dot;
-            weighted += p_row[j] * dot;
-          }
-          for (int j = 0; j < keys; ++j) ds_row[j] = p_row[j] * (ds_row[j] - weighted) * scale;
-        }
-        // dQ[i] = sum_j dS[i,j] K[j]; dK[j] = sum_i dS[i,j] Q[i]
-        for (int i = 0; i < n; ++i) {
-          const int keys = s.visible_keys(i);
-          const T* ds_row = d_scores.data() + static_cast<size_t>(i) * n;
-          const T* q = rows_qkv + static_cast<size_t>(i) * qkv_width + at.query;
-          T* dq = rows_dqkv + static_cast<size_t>(i) * qkv_width + at.query;
-          for (int j = 0; j < keys; ++j) {
-            const T* k = rows_qkv + static_cast<size_t>(j) * qkv_width + at.key;
-            T* dk = rows_dqkv + static_cast<size_t>(j) * qkv_width + at.key;
-            const T g = ds_row[j];
-            for (int e = 0; e < s.rank; ++e) {
-              dq[e] += g * k[e];
-              dk[e] += g * q[e];
-            }
-          }
-        }
-      }
-    }
+    for (int b = 0; b < s.batch; ++b)
+      for (int mh = 0; mh < heads_total; ++mh)
+        head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
+                      qkv + static_cast<size_t>(b) * n * qkv_width,
+                      probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
+                      d_context + static_cast<size_t>(b) * n * context_width,
+                      d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch);
   }
 
   // Input projection.

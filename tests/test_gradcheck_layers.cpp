@@ -154,3 +154,32 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{1, 5, 4, 2, 1, 2, 2, AttentionMask::kPrefix, 3, true},   // nearest mask
         AttentionCase{2, 5, 4, 2, 2, 1, 2, AttentionMask::kCausal, 0, true},   // causal
         AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false}));  // r > d, no bias
+
+TEST(GradCheck, BlockedMlp) {
+  // 1100 rows spans three row blocks of the blocked MLP, so block accumulation is checked.
+  for (bool with_bias : {true, false}) {
+    const int rows = 1100, width = 3, ffn = 5;
+    auto x = random_vector(rows * width, 41), w1 = random_vector(ffn * width, 42),
+         b1 = random_vector(ffn, 43), w2 = random_vector(width * ffn, 44),
+         b2 = random_vector(width, 45), probe = random_vector(rows * width, 46);
+    std::vector<double> hidden(rows * ffn), y(rows * width);
+    auto loss = [&] {
+      mlp_forward(x.data(), w1.data(), with_bias ? b1.data() : nullptr, w2.data(),
+                  with_bias ? b2.data() : nullptr, hidden.data(), y.data(), rows, width, ffn);
+      return weighted_sum(y, probe);
+    };
+    loss();
+    std::vector<double> d_hidden(mlp_block_rows(rows) * ffn), dx(x.size()), dw1(w1.size()),
+        db1(ffn), dw2(w2.size()), db2(width);
+    mlp_backward(probe.data(), x.data(), hidden.data(), w1.data(), w2.data(), d_hidden.data(),
+                 dx.data(), dw1.data(), with_bias ? db1.data() : nullptr, dw2.data(),
+                 with_bias ? db2.data() : nullptr, rows, width, ffn);
+    expect_gradient_matches("mlp x", x, dx, loss, 30);
+    expect_gradient_matches("mlp w1", w1, dw1, loss);
+    expect_gradient_matches("mlp w2", w2, dw2, loss);
+    if (with_bias) {
+      expect_gradient_matches("mlp b1", b1, db1, loss);
+      expect_gradient_matches("mlp b2", b2, db2, loss);
+    }
+  }
+}

@@ -189,7 +189,9 @@ void Transformer<T>::allocate_activations(int batch) {
     b.sum2 = take(rows * width);
     buffers_.push_back(b);
   }
-  scratch_.assign(rows * (3 * width + ffn + shape.context_width() + shape.qkv_width()), T(0));
+  scratch_.assign(rows * (3 * width + shape.context_width() + shape.qkv_width()) +
+                      static_cast<size_t>(mlp_block_rows(static_cast<int>(rows))) * ffn,
+                  T(0));
   batch_ = batch;
 }
 
@@ -286,11 +288,8 @@ void Transformer<T>::forward(const T* x, int batch, T* y) {
       mlp_in = b.norm1_out;
       mlp_residual = b.norm1_out;
     }
-    linear_forward(mlp_in, param(o.fc1_weight), param(o.fc1_bias), b.hidden, rows, width,
-                   config_.ffn);
-    relu_forward(b.hidden, b.hidden, static_cast<size_t>(rows) * config_.ffn);
-    linear_forward(b.hidden, param(o.fc2_weight), param(o.fc2_bias), b.mlp_out, rows, config_.ffn,
-                   width);
+    mlp_forward(mlp_in, param(o.fc1_weight), param(o.fc1_bias), param(o.fc2_weight),
+                param(o.fc2_bias), b.hidden, b.mlp_out, rows, width, config_.ffn);
     if (config_.residual) {
       sum_into(b.sum2, mlp_residual, b.mlp_out, values);
     } else {
@@ -324,7 +323,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
 
   T* const buffers[3] = {scratch_.data(), scratch_.data() + values, scratch_.data() + 2 * values};
   T* d_hidden = scratch_.data() + 3 * values;
-  T* d_context = d_hidden + static_cast<size_t>(rows) * ffn;
+  T* d_context = d_hidden + static_cast<size_t>(mlp_block_rows(rows)) * ffn;
   T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
 
   // Gradient of the last layer's output (B*N, D); positional dims get none.
@@ -350,12 +349,10 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     if (config_.norm_first) {
       if (ffn > 0) {
         const T* g_sum2 = g_out;
-        linear_backward(g_sum2, b.hidden, param(o.fc2_weight), d_hidden, grad(o.fc2_weight),
-                        grad(o.fc2_bias), rows, ffn, width);
-        relu_backward(b.hidden, d_hidden, d_hidden, static_cast<size_t>(rows) * ffn);
         T* g_norm2 = other_buffer(buffers, g_sum2, nullptr);
-        linear_backward(d_hidden, b.norm2_out, param(o.fc1_weight), g_norm2, grad(o.fc1_weight),
-                        grad(o.fc1_bias), rows, width, ffn);
+        mlp_backward(g_sum2, b.norm2_out, b.hidden, param(o.fc1_weight), param(o.fc2_weight),
+                     d_hidden, g_norm2, grad(o.fc1_weight), grad(o.fc1_bias), grad(o.fc2_weight),
+                     grad(o.fc2_bias), rows, width, ffn);
         g_sum1 = other_buffer(buffers, g_sum2, g_norm2);
         norm_backward(o.norm2, g_norm2, b.sum1, b.norm2_stats, g_sum1, rows);
         if (config_.residual) add_into(g_sum1, g_sum2, values);
@@ -375,12 +372,10 @@ void Transformer<T>::backward(const T* dy, T* dx) {
       if (ffn > 0) {
         T* g_sum2 = other_buffer(buffers, g_out, nullptr);
         norm_backward(o.norm2, g_out, b.sum2, b.norm2_stats, g_sum2, rows);
-        linear_backward(g_sum2, b.hidden, param(o.fc2_weight), d_hidden, grad(o.fc2_weight),
-                        grad(o.fc2_bias), rows, ffn, width);
-        relu_backward(b.hidden, d_hidden, d_hidden, static_cast<size_t>(rows) * ffn);
         g_norm1_out = other_buffer(buffers, g_sum2, nullptr);
-        linear_backward(d_hidden, b.norm1_out, param(o.fc1_weight), g_norm1_out, grad(o.fc1_weight),
-                        grad(o.fc1_bias), rows, width, ffn);
+        mlp_backward(g_sum2, b.norm1_out, b.hidden, param(o.fc1_weight), param(o.fc2_weight),
+                     d_hidden, g_norm1_out, grad(o.fc1_weight), grad(o.fc1_bias),
+                     grad(o.fc2_weight), grad(o.fc2_bias), rows, width, ffn);
         if (config_.residual) add_into(g_norm1_out, g_sum2, values);
       }
       g_sum1 = other_buffer(buffers, g_norm1_out, nullptr);

@@ -32,6 +32,11 @@ struct SequenceSpec {
   AttentionKind kind = AttentionKind::kSoftmax;
 };
 
+// Multiply-add FLOPs (2 per multiply-add) of one training step: forward plus
+// backward (input and weight gradients) of every matrix product; elementwise work
+// is not counted.
+double training_step_flops(const ModelConfig& config, const SequenceSpec& sequence, int batch);
+
 template <typename T>
 class Transformer {
  public:
@@ -59,8 +64,8 @@ class Transformer {
   int64_t attention_parameter_count() const {
     return static_cast<int64_t>(layout_.attention_total());
   }
-  // Bytes of activation memory held for the current batch size.
-  size_t activation_bytes() const { return activations_.size() * sizeof(T); }
+  // Bytes of activation and activation-gradient memory held for the current batch.
+  size_t activation_bytes() const { return (activations_.size() + scratch_.size()) * sizeof(T); }
 
  private:
   static constexpr size_t kAbsent = static_cast<size_t>(-1);

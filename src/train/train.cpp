@@ -1,6 +1,7 @@
 #include "attnrank/train.h"
 
 #include <fmt/core.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -38,6 +39,12 @@ double median_of(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t mid = values.size() / 2;
   return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
 nlohmann::json finite_or_null(double value) {
@@ -180,6 +187,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   if (summary.status == "done" && options.write_checkpoint)
     save_checkpoint((dir / "model.safetensors").string(), model, config);
 
+  const double flops = training_step_flops(config.model, task.sequence(), batch);
   nlohmann::json json = {
       {"status", summary.status},
       {"test_mse", finite_or_null(summary.test_mse)},
@@ -192,6 +200,15 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       {"parameters", summary.parameters},
       {"attention_parameters", summary.attention_parameters},
       {"threads", summary.threads},
+      {"gflop_per_step", flops / 1e9},
+      {"gflops_per_second", summary.ms_per_step > 0 ? flops / 1e6 / summary.ms_per_step : 0.0},
+      {"peak_rss_mb", peak_rss_mb()},
+      // What the run must hold: parameters, gradients, two AdamW moments,
+      // activations and their gradients, and the batch buffers.
+      {"model_memory_mb",
+       static_cast<double>(4 * model.parameter_count() * sizeof(float) + model.activation_bytes() +
+                           4 * values * sizeof(float)) /
+           (1024.0 * 1024.0)},
   };
   write_text_file(dir / "summary.json", json.dump(2) + "\n");
   if (log != nullptr && !options.progress_bar && summary.status == "diverged")

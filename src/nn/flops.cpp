@@ -1,0 +1,36 @@
+#include "attnrank/model.h"
+
+namespace attnrank {
+
+double training_step_flops(const ModelConfig& config, const SequenceSpec& sequence, int batch) {
+  const double rows = static_cast<double>(batch) * sequence.tokens;
+  const double width = config.width();
+  const double heads = static_cast<double>(config.width_multiplier) * config.heads;
+  const double qkv_width = heads * (2.0 * config.rank + config.value_rank);
+  const double context_width = heads * config.value_rank;
+  // Visible (query, key) pairs per sample.
+  double pairs = 0;
+  for (int i = 0; i < sequence.tokens; ++i) {
+    switch (sequence.mask) {
+      case AttentionMask::kFull:
+        pairs += sequence.tokens;
+        break;
+      case AttentionMask::kPrefix:
+        pairs += sequence.key_limit;
+        break;
+      case AttentionMask::kCausal:
+        pairs += i + 1;
+        break;
+    }
+  }
+  double forward = 0;
+  forward += 2 * rows * width * qkv_width;                                   // in-projection
+  forward += 2 * batch * heads * pairs * (config.rank + config.value_rank);  // scores, context
+  forward += 2 * rows * context_width * width;                               // out-projection
+  forward += 2 * 2 * rows * width * config.ffn;                              // MLP
+  // Backward: one product for the input gradient and one for the weight gradient
+  // of each forward product (the attention core likewise has two per product).
+  return 3 * forward * config.layers;
+}
+
+}  // namespace attnrank

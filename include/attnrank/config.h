@@ -26,6 +26,8 @@ struct ModelConfig {
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
   int width() const { return dim + (positional == "concat" ? positional_dim : 0); }
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 struct TaskConfig {
@@ -33,6 +35,8 @@ struct TaskConfig {
   int points = 16;                       // N
   int queries = 1;                       // nearest: query tokens appended after the points
   std::string distribution = "uniform";  // uniform | orthogonal
+
+  bool operator==(const TaskConfig&) const = default;
 };
 
 struct TrainConfig {
@@ -50,12 +54,24 @@ struct TrainConfig {
   int threads = 0;  // 0: all cores
   int eval_batches = 16;
   int log_every = 100;
+
+  bool operator==(const TrainConfig&) const = default;
 };
 
 struct RunConfig {
   ModelConfig model;
   TaskConfig task;
   TrainConfig train;
+
+  bool operator==(const RunConfig&) const = default;
+};
+
+// One accepted key, for documentation and `--help` style listings.
+struct ConfigKeyInfo {
+  std::string key;            // "model.dim"
+  std::string type;           // "integer", "float", "boolean", "sphere | layer | none", ...
+  std::string default_value;  // as written in YAML ("64", "auto", "[0.9, 0.95]")
+  std::string doc;            // one line
 };
 
 // Loads a YAML config (empty path: defaults only), applies `section.key=value`
@@ -71,5 +87,7 @@ void resolve_and_validate(RunConfig& config);
 std::string to_yaml(const RunConfig& config);
 // Every accepted key ("model.dim", ...), in documentation order.
 std::vector<std::string> config_keys();
+// Every accepted key with its type, default and meaning, in documentation order.
+std::vector<ConfigKeyInfo> config_reference();
 
 }  // namespace attnrank

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""One command for the throughput comparison of issue "Training throughput":
+runs every reference configuration through `attnrank train` and through the
+PyTorch peer (bench/torch_peer.py) on this machine, in this run, and prints a
+Markdown table: attnrank ms/step, PyTorch ms/step, speed-up, GFLOP/s, % of the
+SGEMM peak (measured here by build/release/sgemm_peak), peak RSS and what the run
+needs (parameters, gradients, AdamW moments, activations).
+
+Usage (Debian's interpreter, which has torch):
+  /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--write docs/performance.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "build", "release", "attnrank")
+PEAK = os.path.join(ROOT, "build", "release", "bench", "sgemm_peak")
+
+# (layers, heads, rank, width multiplier): d = 64, N = 16, farthest, ffn 2048,
+# batch 256, post-norm sphere norm, biases, AdamW.
+CONFIGS = [
+    (1, 1, 64, 1),
+    (1, 8, 8, 1),
+    (1, 1, 64, 8),
+    (1, 8, 8, 8),
+    (1, 2, 32, 64),
+    (3, 4, 16, 8),
+]
+
+
+def run_attnrank(layers, heads, rank, modules, threads, steps):
+    with tempfile.TemporaryDirectory() as out:
+        command = [BINARY, "train", "--quiet", f"model.layers={layers}", f"model.heads={heads}",
+                   f"model.rank={rank}", f"model.width_multiplier={modules}",
+                   f"train.threads={threads}", f"train.steps={steps}", "train.log_every=1000",
+                   "train.eval_batches=1", "--out", out]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(out, "summary.json")) as f:
+            return json.load(f)
+
+
+def run_torch(layers, heads, modules, threads, steps):
+    command = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_peer.py"),
+               f"--layers={layers}", f"--heads={heads}", f"--width-multiplier={modules}",
+               f"--threads={threads}", f"--steps={steps}"]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20, help="attnrank steps per config")
+    parser.add_argument("--torch-steps", type=int, default=8)
+    parser.add_argument("--write", help="also write this Markdown file (docs/performance.md)")
+    args = parser.parse_args()
+    for path in (BINARY, PEAK):
+        if not os.path.exists(path):
+            sys.exit(f"missing {path}: build with `cmake --preset release && cmake --build --preset release`")
+
+    peak = json.loads(subprocess.run([PEAK, str(args.threads)], check=True, capture_output=True,
+                                     text=True).stdout)["sgemm_peak_gflops"]
+    header = ("| # | L | H | r | c | attnrank ms/step | PyTorch ms/step | speed-up | GFLOP/step "
+              "| GFLOP/s | % SGEMM peak | peak RSS MB | needed MB | PyTorch RSS MB |")
+    lines = [header, "|" + "---|" * 14]
+    for index, (layers, heads, rank, modules) in enumerate(CONFIGS, 1):
+        ours = run_attnrank(layers, heads, rank, modules, args.threads, args.steps)
+        theirs = run_torch(layers, heads, modules, args.threads, args.torch_steps)
+        gflops = ours["gflops_per_second"]
+        row = (f"| {index} | {layers} | {heads} | {rank} | {modules} | {ours['ms_per_step']:.1f} "
+               f"| {theirs['ms_per_step']:.1f} | {theirs['ms_per_step'] / ours['ms_per_step']:.2f}x "
+               f"| {ours['gflop_per_step']:.2f} | {gflops:.1f} | {100 * gflops / peak:.0f}% "
+               f"| {ours['peak_rss_mb']:.0f} | {ours['model_memory_mb']:.0f} "
+               f"| {theirs['peak_rss_mb']:.0f} |")
+        lines.append(row)
+        print(row if index > 1 else "\n".join(lines), flush=True)
+    machine = (f"{cpu_name()}, {os.cpu_count()} cores visible, {args.threads} threads; "
+               f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s; "
+               f"{datetime.date.today().isoformat()}")
+    print(f"\nmachine: {machine}")
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write("# Training throughput: attnrank vs PyTorch\n\n")
+            f.write("Measured by `/usr/bin/python3 bench/reference.py --write docs/performance.md` "
+                    "(both systems in the same run, same machine).\n\n")
+            f.write(f"Machine: {machine}.\n\n")
+            f.write("All configurations: d = 64, N = 16, farthest task, ffn 2048, batch 256, "
+                    "post-norm sphere norm, biases, AdamW. ms/step is the median full training "
+                    "step (data generation, forward, backward, optimizer) after 3 warm-up steps. "
+                    "GFLOP/step counts matrix products (forward + both backward products). "
+                    "`needed MB` is parameters + gradients + two AdamW moments + activations "
+                    "and their gradients + batch buffers.\n\n")
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

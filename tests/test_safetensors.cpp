@@ -131,9 +131,9 @@ TEST(Safetensors, WriterMatchesHandBuiltBytes) {
       R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
       R"("b":{"dtype":"F64","shape":[1],"data_offsets":[8,16]}})";
   ASSERT_EQ(json.size(), 133u);
-  Bytes expected = {136, 0, 0, 0, 0, 0, 0, 0};
-  expected.insert(expected.end(), json.begin(), json.end());
-  expected.insert(expected.end(), 3, ' ');
+  // Header length 136 = 0x88 as u64 little-endian, the JSON, the padding.
+  const std::string head = std::string("\x88\0\0\0\0\0\0\0", 8) + json + "   ";
+  Bytes expected(head.begin(), head.end());
   // 1.0f = 0x3F800000, -2.0f = 0xC0000000, 0.5 = 0x3FE0000000000000, little-endian.
   const Bytes data = {0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0,
                       0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xE0, 0x3F};
@@ -381,6 +381,24 @@ TEST(Safetensors, WriteReplacesExistingFileAtomically) {
   EXPECT_EQ(back.tensors.size(), 1u);
   EXPECT_EQ(back.at("b").to_float(), (std::vector<float>{2.0f, 3.0f}));
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+}
+
+// The Python generator (scripts/make_golden.py) writes the same layout as our writer,
+// so re-serializing what we read must give back every golden file byte for byte.
+TEST(Safetensors, GoldenFilesReserializeByteForByte) {
+  const fs::path golden = fs::path(ATTNRANK_SOURCE_DIR) / "tests" / "golden";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(golden)) {
+    if (entry.path().extension() != ".safetensors") continue;
+    ++files;
+    const Bytes bytes = read_bytes(entry.path());
+    const SafeTensorFile file = parse_safetensors(bytes, entry.path().string());
+    EXPECT_EQ(file.metadata.at("format"), "attnrank-golden") << entry.path();
+    for (const auto& [name, tensor] : file.tensors)
+      EXPECT_EQ(tensor.dtype, "F64") << entry.path() << " " << name;
+    EXPECT_EQ(serialize_safetensors(file), bytes) << entry.path();
+  }
+  EXPECT_GE(files, 8);
 }
 
 TEST(Safetensors, RejectsInconsistentTensorsWhenWriting) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attnrank/model.h"
+#include "attnrank/optimizer.h"
 #include "attnrank/safetensors.h"
 #include "attnrank/tasks.h"
 
@@ -40,23 +41,25 @@ struct GoldenCase {
 
 GoldenCase read_case(const SafeTensorFile& file) {
   const auto json = nlohmann::json::parse(file.metadata.at("config"));
+  const auto& model = json.at("model");
+  const auto& task = json.at("task");
   GoldenCase c;
-  c.model.dim = json.at("dim");
-  c.model.heads = json.at("heads");
-  c.model.rank = json.at("rank");
-  c.model.value_rank = json.at("value_rank");
-  c.model.width_multiplier = json.at("width_multiplier");
-  c.model.layers = json.at("layers");
-  c.model.ffn = json.at("ffn");
-  c.model.norm = json.at("norm");
-  c.model.norm_first = json.at("norm_first");
-  c.model.bias = json.at("bias");
-  c.model.positional = json.at("positional");
-  c.model.positional_dim = json.at("positional_dim");
-  c.model.residual = json.at("residual");
-  c.task.name = json.at("name");
-  c.task.points = json.at("points");
-  c.task.queries = json.value("queries", 1);
+  c.model.dim = model.at("dim");
+  c.model.heads = model.at("heads");
+  c.model.rank = model.at("rank");
+  c.model.value_rank = model.at("value_rank");
+  c.model.width_multiplier = model.at("width_multiplier");
+  c.model.layers = model.at("layers");
+  c.model.ffn = model.at("ffn");
+  c.model.norm = model.at("norm");
+  c.model.norm_first = model.at("norm_first");
+  c.model.bias = model.at("bias");
+  c.model.positional = model.at("positional");
+  c.model.positional_dim = model.at("positional_dim");
+  c.model.residual = model.at("residual");
+  c.task.name = task.at("name");
+  c.task.points = task.at("points");
+  c.task.queries = task.value("queries", 1);
   c.batch = json.at("batch");
   return c;
 }
@@ -125,5 +128,37 @@ TEST(Golden, Float32MatchesPyTorchToSinglePrecision) {
   for (const fs::path& path : model_golden_files()) {
     SCOPED_TRACE(path.filename().string());
     check_against_pytorch<float>(path, 2e-3);
+  }
+}
+
+TEST(Golden, AdamWMatchesTorchOptimAdamW) {
+  const SafeTensorFile file = read_safetensors((kGoldenDir / "golden_adamw.safetensors").string());
+  ParameterLayout layout;
+  const std::vector<std::string> names = {"weight", "bias", "scale"};
+  for (const std::string& name : names)
+    layout.add(name, file.at("initial." + name).shape, false, /*decay=*/name == "weight");
+  TrainConfig config;
+  config.beta1 = 0.9;
+  config.beta2 = 0.95;
+  config.eps = 1e-8;
+  config.weight_decay = 0.1;
+  AdamW<double> optimizer(layout, config);
+  std::vector<double> parameters;
+  for (const std::string& name : names) {
+    const auto values = file.at("initial." + name).to_double();
+    parameters.insert(parameters.end(), values.begin(), values.end());
+  }
+  for (int step = 1; step <= 5; ++step) {
+    std::vector<double> gradients;
+    for (const std::string& name : names) {
+      const auto values = file.at("grad." + std::to_string(step) + "." + name).to_double();
+      gradients.insert(gradients.end(), values.begin(), values.end());
+    }
+    optimizer.step(parameters, gradients, 0.01);
+    for (const std::string& name : names) {
+      const TensorInfo& info = layout.find(name);
+      expect_close("after." + std::to_string(step) + "." + name, parameters.data() + info.offset,
+                   file.at("after." + std::to_string(step) + "." + name).to_double(), 1e-12);
+    }
   }
 }

@@ -156,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false}));  // r > d, no bias
 
 TEST(GradCheck, BlockedMlp) {
-  // 1100 rows spans three row blocks of the blocked MLP, so block accumulation is checked.
+  // 1100 rows: several blocks per thread and a per-thread reduction of the weight gradients.
   for (bool with_bias : {true, false}) {
     const int rows = 1100, width = 3, ffn = 5;
     auto x = random_vector(rows * width, 41), w1 = random_vector(ffn * width, 42),
@@ -169,11 +169,11 @@ TEST(GradCheck, BlockedMlp) {
       return weighted_sum(y, probe);
     };
     loss();
-    std::vector<double> d_hidden(mlp_block_rows(rows) * ffn), dx(x.size()), dw1(w1.size()),
+    std::vector<double> scratch(mlp_scratch_size(rows, width, ffn)), dx(x.size()), dw1(w1.size()),
         db1(ffn), dw2(w2.size()), db2(width);
-    mlp_backward(probe.data(), x.data(), hidden.data(), w1.data(), w2.data(), d_hidden.data(),
-                 dx.data(), dw1.data(), with_bias ? db1.data() : nullptr, dw2.data(),
-                 with_bias ? db2.data() : nullptr, rows, width, ffn);
+    mlp_backward(probe.data(), x.data(), hidden.data(), w1.data(), w2.data(), scratch.data(),
+                 scratch.size(), dx.data(), dw1.data(), with_bias ? db1.data() : nullptr,
+                 dw2.data(), with_bias ? db2.data() : nullptr, rows, width, ffn);
     expect_gradient_matches("mlp x", x, dx, loss, 30);
     expect_gradient_matches("mlp w1", w1, dw1, loss);
     expect_gradient_matches("mlp w2", w2, dw2, loss);

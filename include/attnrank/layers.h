@@ -45,19 +45,23 @@ template <typename T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
                          T* dx, T* dweight, T* dbias, int rows, int width);
 
-// Two-layer ReLU MLP, y = fc2(ReLU(fc1(x))), processed in blocks of rows so that
-// each block's hidden activations are reused while still in cache.
+// Two-layer ReLU MLP, y = fc2(ReLU(fc1(x))). Rows are split into one contiguous
+// range per thread and processed in blocks, each thread calling single-threaded
+// BLAS, so a block's hidden activations are reused while in cache and the skinny
+// GEMMs (one side is the model width) avoid cross-thread synchronisation.
 // x: (rows, width), w1: (ffn, width), b1: (ffn) or null, w2: (width, ffn),
 // b2: (width) or null -> y: (rows, width); hidden: (rows, ffn) post-ReLU, saved.
 template <typename T>
 void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, T* hidden, T* y,
                  int rows, int width, int ffn);
+// Scratch elements mlp_backward needs with the current thread count.
+size_t mlp_scratch_size(int rows, int width, int ffn);
 // dy: (rows, width) -> dx: (rows, width); dw1, db1, dw2, db2 written (bias grads
-// skipped when null). d_hidden: scratch of mlp_scratch_rows(rows) x ffn.
+// skipped when null). Per-thread weight-gradient partials are summed in thread
+// order, so results depend on the thread count only through rounding.
 template <typename T>
-void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T* w2, T* d_hidden,
-                  T* dx, T* dw1, T* db1, T* dw2, T* db2, int rows, int width, int ffn);
-// Rows per block of the MLP (the scratch mlp_backward needs is this times ffn).
-int mlp_block_rows(int rows);
+void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T* w2, T* scratch,
+                  size_t scratch_size, T* dx, T* dw1, T* db1, T* dw2, T* db2, int rows, int width,
+                  int ffn);
 
 }  // namespace attnrank

@@ -167,91 +167,16 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
   }
 }
 
-int mlp_block_rows(int rows) {
-  return rows < 512 ? rows : 512;
-}
-
-template <typename T>
-void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, T* hidden, T* y,
-                 int rows, int width, int ffn) {
-  const int block = mlp_block_rows(rows);
-  for (int begin = 0; begin < rows; begin += block) {
-    const int count = std::min(block, rows - begin);
-    T* h = hidden + static_cast<size_t>(begin) * ffn;
-    gemm(false, true, count, ffn, width, T(1), x + static_cast<size_t>(begin) * width, width, w1,
-         width, T(0), h, ffn);
-    // Bias and ReLU in one pass over the block while it is in cache.
-#pragma omp parallel for schedule(static)
-    for (int row = 0; row < count; ++row) {
-      T* line = h + static_cast<size_t>(row) * ffn;
-      if (b1 != nullptr) {
-        for (int i = 0; i < ffn; ++i) {
-          const T value = line[i] + b1[i];
-          line[i] = value > T(0) ? value : T(0);
-        }
-      } else {
-        for (int i = 0; i < ffn; ++i) line[i] = line[i] > T(0) ? line[i] : T(0);
-      }
-    }
-    linear_forward(h, w2, b2, y + static_cast<size_t>(begin) * width, count, ffn, width);
-  }
-}
-
-template <typename T>
-void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T* w2, T* d_hidden,
-                  T* dx, T* dw1, T* db1, T* dw2, T* db2, int rows, int width, int ffn) {
-  const int block = mlp_block_rows(rows);
-  if (db1 != nullptr) std::fill(db1, db1 + ffn, T(0));
-  for (int begin = 0; begin < rows; begin += block) {
-    const int count = std::min(block, rows - begin);
-    const T beta = begin == 0 ? T(0) : T(1);  // weight gradients accumulate over blocks
-    const T* dy_block = dy + static_cast<size_t>(begin) * width;
-    const T* h = hidden + static_cast<size_t>(begin) * ffn;
-    const T* x_block = x + static_cast<size_t>(begin) * width;
-    // fc2: dW2 += dy^T h; dh = dy W2
-    gemm(true, false, width, ffn, count, T(1), dy_block, width, h, ffn, beta, dw2, ffn);
-    gemm(false, false, count, ffn, width, T(1), dy_block, width, w2, ffn, T(0), d_hidden, ffn);
-    // ReLU mask and the fc1 bias gradient in one pass; each thread owns a column range.
-    constexpr int kColumns = 64;
-    const int column_blocks = (ffn + kColumns - 1) / kColumns;
-#pragma omp parallel for schedule(static)
-    for (int cb = 0; cb < column_blocks; ++cb) {
-      const int c0 = cb * kColumns;
-      const int c1 = std::min(ffn, c0 + kColumns);
-      T sums[kColumns] = {};
-      for (int row = 0; row < count; ++row) {
-        T* g = d_hidden + static_cast<size_t>(row) * ffn;
-        const T* hv = h + static_cast<size_t>(row) * ffn;
-        for (int i = c0; i < c1; ++i) {
-          g[i] = hv[i] > T(0) ? g[i] : T(0);
-          sums[i - c0] += g[i];
-        }
-      }
-      if (db1 != nullptr)
-        for (int i = c0; i < c1; ++i) db1[i] += sums[i - c0];
-    }
-    // fc1: dW1 += dh^T x; dx = dh W1
-    gemm(true, false, ffn, width, count, T(1), d_hidden, ffn, x_block, width, beta, dw1, width);
-    gemm(false, false, count, width, ffn, T(1), d_hidden, ffn, w1, width, T(0),
-         dx + static_cast<size_t>(begin) * width, width);
-  }
-  if (db2 != nullptr) column_sums(dy, rows, width, db2);
-}
-
-#define ATTNRANK_INSTANTIATE_LAYERS(T)                                                             \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, int, int, int);                \
-  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int, int, int);       \
-  template void relu_forward<T>(const T*, T*, size_t);                                             \
-  template void relu_backward<T>(const T*, const T*, T*, size_t);                                  \
-  template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                             \
-  template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);        \
-  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);         \
-  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*,   \
-                                       T*, int, int);                                              \
-  template void mlp_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int, int, \
-                               int);                                                               \
-  template void mlp_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*,  \
-                                T*, T*, int, int, int);
+#define ATTNRANK_INSTANTIATE_LAYERS(T)                                                           \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int, int, int);              \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int, int, int);     \
+  template void relu_forward<T>(const T*, T*, size_t);                                           \
+  template void relu_backward<T>(const T*, const T*, T*, size_t);                                \
+  template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                           \
+  template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);      \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);       \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                       T*, int, int);
 ATTNRANK_INSTANTIATE_LAYERS(float)
 ATTNRANK_INSTANTIATE_LAYERS(double)
 

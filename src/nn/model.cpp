@@ -189,9 +189,10 @@ void Transformer<T>::allocate_activations(int batch) {
     b.sum2 = take(rows * width);
     buffers_.push_back(b);
   }
-  scratch_.assign(rows * (3 * width + shape.context_width() + shape.qkv_width()) +
-                      static_cast<size_t>(mlp_block_rows(static_cast<int>(rows))) * ffn,
-                  T(0));
+  scratch_.assign(
+      rows * (3 * width + shape.context_width() + shape.qkv_width()) +
+          mlp_scratch_size(static_cast<int>(rows), static_cast<int>(width), static_cast<int>(ffn)),
+      T(0));
   batch_ = batch;
 }
 
@@ -322,8 +323,9 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   const AttentionShape shape = attention_shape(batch);
 
   T* const buffers[3] = {scratch_.data(), scratch_.data() + values, scratch_.data() + 2 * values};
-  T* d_hidden = scratch_.data() + 3 * values;
-  T* d_context = d_hidden + static_cast<size_t>(mlp_block_rows(rows)) * ffn;
+  T* mlp_scratch = scratch_.data() + 3 * values;
+  const size_t mlp_scratch_elements = mlp_scratch_size(rows, width, ffn);
+  T* d_context = mlp_scratch + mlp_scratch_elements;
   T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
 
   // Gradient of the last layer's output (B*N, D); positional dims get none.
@@ -351,8 +353,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
         const T* g_sum2 = g_out;
         T* g_norm2 = other_buffer(buffers, g_sum2, nullptr);
         mlp_backward(g_sum2, b.norm2_out, b.hidden, param(o.fc1_weight), param(o.fc2_weight),
-                     d_hidden, g_norm2, grad(o.fc1_weight), grad(o.fc1_bias), grad(o.fc2_weight),
-                     grad(o.fc2_bias), rows, width, ffn);
+                     mlp_scratch, mlp_scratch_elements, g_norm2, grad(o.fc1_weight),
+                     grad(o.fc1_bias), grad(o.fc2_weight), grad(o.fc2_bias), rows, width, ffn);
         g_sum1 = other_buffer(buffers, g_sum2, g_norm2);
         norm_backward(o.norm2, g_norm2, b.sum1, b.norm2_stats, g_sum1, rows);
         if (config_.residual) add_into(g_sum1, g_sum2, values);
@@ -374,8 +376,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
         norm_backward(o.norm2, g_out, b.sum2, b.norm2_stats, g_sum2, rows);
         g_norm1_out = other_buffer(buffers, g_sum2, nullptr);
         mlp_backward(g_sum2, b.norm1_out, b.hidden, param(o.fc1_weight), param(o.fc2_weight),
-                     d_hidden, g_norm1_out, grad(o.fc1_weight), grad(o.fc1_bias),
-                     grad(o.fc2_weight), grad(o.fc2_bias), rows, width, ffn);
+                     mlp_scratch, mlp_scratch_elements, g_norm1_out, grad(o.fc1_weight),
+                     grad(o.fc1_bias), grad(o.fc2_weight), grad(o.fc2_bias), rows, width, ffn);
         if (config_.residual) add_into(g_norm1_out, g_sum2, values);
       }
       g_sum1 = other_buffer(buffers, g_norm1_out, nullptr);

@@ -1,7 +1,6 @@
 #include "attnrank/rng.h"
 
 #include <cmath>
-#include <numbers>
 
 namespace attnrank {
 
@@ -43,14 +42,17 @@ double Rng::normal() {
     has_spare_ = false;
     return spare_normal_;
   }
-  double u1 = uniform();
-  while (u1 <= 0.0) u1 = uniform();
-  const double u2 = uniform();
-  const double radius = std::sqrt(-2.0 * std::log(u1));
-  const double angle = 2.0 * std::numbers::pi * u2;
-  spare_normal_ = radius * std::sin(angle);
+  // Marsaglia's polar method: no trigonometric calls, one log per pair.
+  double u, v, s;
+  do {
+    u = 2.0 * uniform() - 1.0;
+    v = 2.0 * uniform() - 1.0;
+    s = u * u + v * v;
+  } while (s >= 1.0 || s == 0.0);
+  const double factor = std::sqrt(-2.0 * std::log(s) / s);
+  spare_normal_ = v * factor;
   has_spare_ = true;
-  return radius * std::cos(angle);
+  return u * factor;
 }
 
 }  // namespace attnrank

@@ -1,9 +1,12 @@
 #include "attnrank/attention.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "attnrank/blas.h"
@@ -168,49 +171,85 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
 
 }  // namespace
 
+namespace {
+
+// Samples per block: about 1 MB of qkv rows, so a block's projections are still in
+// cache when its heads are computed (and the head gradients when they are used).
+int block_samples(const AttentionShape& s) {
+  const int target_rows = (1 << 20) / (static_cast<int>(sizeof(float)) * s.qkv_width());
+  const int rows = std::clamp(target_rows, 64, 1024);
+  return std::max(1, rows / s.tokens);
+}
+
+// Samples [begin, end) of thread `thread` out of `threads`.
+std::pair<int, int> thread_samples(int batch, int thread, int threads) {
+  return {static_cast<int>(static_cast<int64_t>(batch) * thread / threads),
+          static_cast<int>(static_cast<int64_t>(batch) * (thread + 1) / threads)};
+}
+
+// Rows of (rows, width) set to `values` (width entries) or to zero.
+template <typename T>
+void fill_rows(T* matrix, int rows, int width, const T* values) {
+  for (int row = 0; row < rows; ++row)
+    for (int i = 0; i < width; ++i)
+      matrix[static_cast<size_t>(row) * width + i] = values != nullptr ? values[i] : T(0);
+}
+
+}  // namespace
+
+// Each thread owns a contiguous range of samples and runs, block by block, the
+// in-projection (single-threaded BLAS), the heads and the out-projection; no
+// synchronisation until the end.
 template <typename T>
 void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, const T* in_bias,
                        const T* out_weight, const T* out_bias, T* qkv, T* probs, T* context,
                        T* out) {
   check_shape(s);
-  const int rows = s.batch * s.tokens;
+  const int n = s.tokens;
   const int qkv_width = s.qkv_width();
   const int context_width = s.context_width();
-  const int n = s.tokens;
-  const T scale = T(1) / std::sqrt(T(s.rank));
-
-  // qkv = x W_in^T + b_in: one GEMM for every head of every module.
-  linear_forward(x, in_weight, in_bias, qkv, rows, s.width, qkv_width);
-
-  // Scores, softmax and context for every (batch, module, head).
   const int heads_total = s.modules * s.heads;
-#pragma omp parallel
-  {
-    HeadScratch<T> scratch(s);
-#pragma omp for collapse(2) schedule(static)
-    for (int b = 0; b < s.batch; ++b)
-      for (int mh = 0; mh < heads_total; ++mh)
-        head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
-                     qkv + static_cast<size_t>(b) * n * qkv_width,
-                     probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
-                     context + static_cast<size_t>(b) * n * context_width, scratch);
-  }
-
-  // out = (1/c) sum_m (context_m W_O,m^T + b_O,m): one GEMM over all modules.
+  const T scale = T(1) / std::sqrt(T(s.rank));
   const T inv_modules = T(1) / T(s.modules);
+  std::vector<T> mean_bias;
   if (out_bias != nullptr) {
-    std::vector<T> mean_bias(s.width, T(0));
+    mean_bias.assign(s.width, T(0));
     for (int m = 0; m < s.modules; ++m)
       for (int i = 0; i < s.width; ++i) mean_bias[i] += out_bias[m * s.width + i];
-    for (int i = 0; i < s.width; ++i) mean_bias[i] *= inv_modules;
-#pragma omp parallel for schedule(static)
-    for (int row = 0; row < rows; ++row)
-      std::copy(mean_bias.begin(), mean_bias.end(), out + static_cast<size_t>(row) * s.width);
+    for (T& value : mean_bias) value *= inv_modules;
   }
-  gemm(false, true, rows, s.width, context_width, inv_modules, context, context_width, out_weight,
-       context_width, out_bias != nullptr ? T(1) : T(0), out, s.width);
+  const int block = block_samples(s);
+  const int threads = std::max(1, std::min(omp_get_max_threads(), s.batch));
+#pragma omp parallel num_threads(threads)
+  {
+    HeadScratch<T> scratch(s);
+    const auto [first, last] = thread_samples(s.batch, omp_get_thread_num(), omp_get_num_threads());
+    for (int b0 = first; b0 < last; b0 += block) {
+      const int samples = std::min(block, last - b0);
+      const int rows = samples * n;
+      const size_t row0 = static_cast<size_t>(b0) * n;
+      T* block_qkv = qkv + row0 * qkv_width;
+      // qkv = x W_in^T + b_in
+      fill_rows(block_qkv, rows, qkv_width, in_bias);
+      gemm(false, true, rows, qkv_width, s.width, T(1), x + row0 * s.width, s.width, in_weight,
+           s.width, in_bias != nullptr ? T(1) : T(0), block_qkv, qkv_width);
+      for (int b = b0; b < b0 + samples; ++b)
+        for (int mh = 0; mh < heads_total; ++mh)
+          head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
+                       qkv + static_cast<size_t>(b) * n * qkv_width,
+                       probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
+                       context + static_cast<size_t>(b) * n * context_width, scratch);
+      // out = (1/c) sum_m (context_m W_O,m^T + b_O,m)
+      T* block_out = out + row0 * s.width;
+      fill_rows(block_out, rows, s.width, out_bias != nullptr ? mean_bias.data() : nullptr);
+      gemm(false, true, rows, s.width, context_width, inv_modules, context + row0 * context_width,
+           context_width, out_weight, context_width, T(1), block_out, s.width);
+    }
+  }
 }
 
+// Same partition as the forward pass; weight gradients are accumulated per thread
+// and summed in thread order (bit-identical for a given thread count).
 template <typename T>
 void attention_backward(const AttentionShape& s, const T* dout, const T* x, const T* in_weight,
                         const T* out_weight, const T* qkv, const T* probs, const T* context,
@@ -219,44 +258,85 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   check_shape(s);
   if (s.kind == AttentionKind::kHardmax)
     throw std::logic_error("attention: hard attention has no gradient");
-  const int rows = s.batch * s.tokens;
+  const int n = s.tokens;
   const int qkv_width = s.qkv_width();
   const int context_width = s.context_width();
-  const int n = s.tokens;
+  const int heads_total = s.modules * s.heads;
   const T scale = T(1) / std::sqrt(T(s.rank));
   const T inv_modules = T(1) / T(s.modules);
-
-  // Output projection.
-  gemm(false, false, rows, context_width, s.width, inv_modules, dout, s.width, out_weight,
-       context_width, T(0), d_context, context_width);
-  gemm(true, false, s.width, context_width, rows, inv_modules, dout, s.width, context,
-       context_width, T(0), d_out_weight, context_width);
+  const size_t in_size = static_cast<size_t>(qkv_width) * s.width;
+  const size_t out_size = static_cast<size_t>(s.width) * context_width;
+  const int block = block_samples(s);
+  const int threads = std::max(1, std::min(omp_get_max_threads(), s.batch));
+  std::vector<T*> partials(threads);
+#pragma omp parallel num_threads(threads)
+  {
+    // Per-thread weight-gradient partials, kept across calls (OpenMP threads persist).
+    thread_local std::vector<T> partial;
+    partial.resize(in_size + qkv_width + out_size);
+    T* part_in = partial.data();
+    T* part_in_bias = part_in + in_size;
+    T* part_out = part_in_bias + qkv_width;
+    std::fill(part_in_bias, part_in_bias + qkv_width, T(0));
+    const int thread = omp_get_thread_num();
+    partials[thread] = partial.data();
+    HeadScratch<T> scratch(s);
+    const auto [first, last] = thread_samples(s.batch, thread, omp_get_num_threads());
+    if (first == last) {
+      std::fill(part_in, part_in + in_size, T(0));
+      std::fill(part_out, part_out + out_size, T(0));
+    }
+    for (int b0 = first; b0 < last; b0 += block) {
+      const int samples = std::min(block, last - b0);
+      const int rows = samples * n;
+      const size_t row0 = static_cast<size_t>(b0) * n;
+      const T beta = b0 == first ? T(0) : T(1);
+      const T* block_dout = dout + row0 * s.width;
+      T* block_d_context = d_context + row0 * context_width;
+      T* block_d_qkv = d_qkv + row0 * qkv_width;
+      // Out-projection: dC = dout W_O / c; dW_O += dout^T C / c.
+      gemm(false, false, rows, context_width, s.width, inv_modules, block_dout, s.width, out_weight,
+           context_width, T(0), block_d_context, context_width);
+      gemm(true, false, s.width, context_width, rows, inv_modules, block_dout, s.width,
+           context + row0 * context_width, context_width, beta, part_out, context_width);
+      for (int b = b0; b < b0 + samples; ++b)
+        for (int mh = 0; mh < heads_total; ++mh)
+          head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
+                        qkv + static_cast<size_t>(b) * n * qkv_width,
+                        probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
+                        d_context + static_cast<size_t>(b) * n * context_width,
+                        d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch);
+      // In-projection: dx = dqkv W_in; dW_in += dqkv^T x; db_in += colsum(dqkv).
+      if (dx != nullptr)
+        gemm(false, false, rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, in_weight,
+             s.width, T(0), dx + row0 * s.width, s.width);
+      gemm(true, false, qkv_width, s.width, rows, T(1), block_d_qkv, qkv_width, x + row0 * s.width,
+           s.width, beta, part_in, s.width);
+      for (int row = 0; row < rows; ++row)
+        for (int i = 0; i < qkv_width; ++i)
+          part_in_bias[i] += block_d_qkv[static_cast<size_t>(row) * qkv_width + i];
+    }
+#pragma omp barrier
+    // Sum the partials in thread order; each thread owns a slice of the outputs.
+    auto reduce = [&](size_t offset, size_t count, T* target) {
+      const size_t begin = count * thread / threads, end = count * (thread + 1) / threads;
+      for (size_t i = begin; i < end; ++i) {
+        T sum = 0;
+        for (int t = 0; t < threads; ++t) sum += partials[t][offset + i];
+        target[i] = sum;
+      }
+    };
+    reduce(0, in_size, d_in_weight);
+    if (d_in_bias != nullptr) reduce(in_size, qkv_width, d_in_bias);
+    reduce(in_size + qkv_width, out_size, d_out_weight);
+  }
   if (d_out_bias != nullptr) {
-    std::vector<T> sums(s.width);
-    // column sums via a ones-vector GEMV would do; a plain loop keeps the order fixed.
-    for (int i = 0; i < s.width; ++i) sums[i] = T(0);
-    for (int row = 0; row < rows; ++row)
+    std::vector<T> sums(s.width, T(0));
+    for (int row = 0; row < s.batch * n; ++row)
       for (int i = 0; i < s.width; ++i) sums[i] += dout[static_cast<size_t>(row) * s.width + i];
     for (int m = 0; m < s.modules; ++m)
       for (int i = 0; i < s.width; ++i) d_out_bias[m * s.width + i] = sums[i] * inv_modules;
   }
-
-  const int heads_total = s.modules * s.heads;
-#pragma omp parallel
-  {
-    HeadScratch<T> scratch(s);
-#pragma omp for collapse(2) schedule(static)
-    for (int b = 0; b < s.batch; ++b)
-      for (int mh = 0; mh < heads_total; ++mh)
-        head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale,
-                      qkv + static_cast<size_t>(b) * n * qkv_width,
-                      probs + (static_cast<size_t>(b) * heads_total + mh) * n * n,
-                      d_context + static_cast<size_t>(b) * n * context_width,
-                      d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch);
-  }
-
-  // Input projection.
-  linear_backward(d_qkv, x, in_weight, dx, d_in_weight, d_in_bias, rows, s.width, qkv_width);
 }
 
 #define ATTNRANK_INSTANTIATE_ATTENTION(T)                                                         \

@@ -1,0 +1,44 @@
+#include <cmath>
+
+#include "attnrank/error.h"
+#include "attnrank/model.h"
+#include "attnrank/tasks.h"
+#include "attnrank/theory_fact1.h"
+#include "theory/task_monte_carlo.h"
+
+namespace attnrank {
+
+MonteCarloEstimate fact1_mse(const std::string& task_name, int dim, int points, AttentionKind kind,
+                             double beta, int64_t samples, uint64_t seed) {
+  TaskConfig task_config;
+  task_config.name = task_name;
+  task_config.points = points;
+  task_config.queries = 1;
+  const PointTask task(task_config, dim);
+  ModelConfig model_config;
+  model_config.dim = dim;
+  model_config.heads = 1;
+  model_config.rank = dim;
+  model_config.value_rank = dim;
+  model_config.ffn = 0;
+  model_config.norm = "none";
+  model_config.bias = false;
+  model_config.residual = false;
+  SequenceSpec sequence = task.sequence();
+  sequence.kind = kind;
+  Transformer<double> model(model_config, sequence);
+  // in_proj rows [W_Q^T; W_K^T; W_V^T]. Scores are q.k / sqrt(r), so W_Q = s sqrt(r) I and
+  // W_K = I give the bilinear form s I with s = +beta (nearest) or -beta (farthest).
+  const double sign = task_name == "nearest" ? 1.0 : -1.0;
+  double* in = model.parameter("layers.0.attn.in_proj_weight");
+  double* out = model.parameter("layers.0.attn.out_proj_weight");
+  for (int i = 0; i < dim; ++i) {
+    in[static_cast<size_t>(i) * dim + i] = sign * beta * std::sqrt(double(dim));
+    in[static_cast<size_t>(dim + i) * dim + i] = 1.0;
+    in[static_cast<size_t>(2 * dim + i) * dim + i] = 1.0;
+    out[static_cast<size_t>(i) * dim + i] = 1.0;
+  }
+  return task_mse_monte_carlo(model, task, samples, seed);
+}
+
+}  // namespace attnrank

@@ -1,0 +1,156 @@
+// Closed forms of the random-features experiment: head directions, C and b.
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "attnrank/error.h"
+#include "attnrank/rng.h"
+#include "attnrank/theory_gegenbauer.h"
+#include "attnrank/theory_random_features.h"
+#include "theory/eigen_dense.h"
+
+namespace attnrank {
+
+namespace {
+
+void unit_vector(Rng& rng, double* v, int dim) {
+  double norm = 0.0;
+  do {
+    norm = 0.0;
+    for (int i = 0; i < dim; ++i) {
+      v[i] = rng.normal();
+      norm += v[i] * v[i];
+    }
+  } while (norm == 0.0);
+  const double inv = 1.0 / std::sqrt(norm);
+  for (int i = 0; i < dim; ++i) v[i] *= inv;
+}
+
+double dot(const double* a, const double* b, int dim) {
+  double sum = 0.0;
+  for (int i = 0; i < dim; ++i) sum += a[i] * b[i];
+  return std::clamp(sum, -1.0, 1.0);  // unit vectors: only rounding can leave [-1, 1]
+}
+
+constexpr int kMaxDegree = 16383;
+constexpr double kRoundingLevel = 1e-14;
+
+}  // namespace
+
+RandomHeads draw_random_heads(int dim, int count, uint64_t seed, uint64_t trial,
+                              HeadDirections directions) {
+  if (dim < 2) throw ConfigError("random heads: dimension must be >= 2");
+  if (count < 1) throw ConfigError("random heads: need at least one head");
+  RandomHeads heads;
+  heads.dim = dim;
+  heads.queries.resize(static_cast<size_t>(count) * dim);
+  heads.keys.resize(heads.queries.size());
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < count; ++h) {
+    Rng rng(seed, trial, static_cast<uint64_t>(h));
+    double* q = heads.queries.data() + static_cast<size_t>(h) * dim;
+    double* k = heads.keys.data() + static_cast<size_t>(h) * dim;
+    unit_vector(rng, q, dim);
+    if (directions == HeadDirections::kTied) {
+      std::copy(q, q + dim, k);
+    } else {
+      unit_vector(rng, k, dim);
+    }
+  }
+  return heads;
+}
+
+double unit_dot_asin(double dot) {
+  // asin has an infinite slope at +-1, where a rounding error eps in the dot product of two
+  // equal unit vectors would become an error sqrt(2 eps) ~ 1e-8; within kUnitDotSnap of +-1
+  // the directions are taken as equal.
+  if (dot >= 1.0 - kUnitDotSnap) return 0.5 * std::numbers::pi;
+  if (dot <= -1.0 + kUnitDotSnap) return -0.5 * std::numbers::pi;
+  return std::asin(dot);
+}
+
+double head_gram_entry(double query_dot, double key_dot) {
+  return 0.5 + 2.0 / (std::numbers::pi * std::numbers::pi) * unit_dot_asin(query_dot) *
+                   unit_dot_asin(key_dot);
+}
+
+HeadTargetProduct::HeadTargetProduct(int dim, double tolerance) : dim_(dim) {
+  if (dim < 2) throw ConfigError("head-target product: dimension must be >= 2");
+  if (!(tolerance > 0.0)) throw ConfigError("head-target product: tolerance must be > 0");
+  auto scaled_arcsin = [](double t) { return 2.0 / std::numbers::pi * std::asin(t); };
+  for (int degree = 63;; degree = std::min(2 * degree + 1, kMaxDegree)) {
+    const ZonalExpansion sign = sign_expansion(dim, degree);
+    const ZonalExpansion arcsin = gegenbauer_expand(scaled_arcsin, dim, degree);
+    // A computed tail below the rounding level of the sums says nothing: floor it there.
+    const double sign_tail = std::max(sign.energy_above(degree), kRoundingLevel * sign.energy);
+    const double arcsin_tail =
+        std::max(arcsin.energy_above(degree), kRoundingLevel * arcsin.energy);
+    error_bound_ = std::sqrt(sign_tail * arcsin_tail);
+    if (error_bound_ <= tolerance || degree == kMaxDegree) {
+      products_.resize(static_cast<size_t>(degree) + 1);
+      for (int k = 0; k <= degree; ++k)
+        products_[k] = sign.coefficients[k] * arcsin.coefficients[k];
+      return;
+    }
+  }
+}
+
+double HeadTargetProduct::vote_correlation(double rho) const {
+  // Only odd degrees contribute (both functions are odd): run the P_k recurrence inline.
+  double p_prev = 1.0, p = rho, sum = products_.size() > 1 ? products_[1] * rho : 0.0;
+  for (int k = 1; k + 1 < static_cast<int>(products_.size()); ++k) {
+    const double p_next = ((2.0 * k + dim_ - 2.0) * rho * p - k * p_prev) / (k + dim_ - 2.0);
+    p_prev = p;
+    p = p_next;
+    sum += products_[k + 1] * p;
+  }
+  return sum;
+}
+
+std::vector<double> head_target_vector(const RandomHeads& heads, const HeadTargetProduct& b) {
+  const int count = heads.count(), dim = heads.dim;
+  std::vector<double> values(count);
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < count; ++h) {
+    const size_t at = static_cast<size_t>(h) * dim;
+    values[h] = b(dot(heads.queries.data() + at, heads.keys.data() + at, dim));
+  }
+  return values;
+}
+
+namespace {
+
+Eigen::MatrixXd dense_head_gram(const RandomHeads& heads) {
+  const int count = heads.count(), dim = heads.dim;
+  Eigen::MatrixXd c(count, count);
+  for (int a = 0; a < count; ++a)
+    for (int b = 0; b <= a; ++b) {
+      const size_t ia = static_cast<size_t>(a) * dim, ib = static_cast<size_t>(b) * dim;
+      c(a, b) = c(b, a) =
+          head_gram_entry(dot(heads.queries.data() + ia, heads.queries.data() + ib, dim),
+                          dot(heads.keys.data() + ia, heads.keys.data() + ib, dim));
+    }
+  return c;
+}
+
+}  // namespace
+
+std::vector<double> optimal_output_weights(const RandomHeads& heads, const HeadTargetProduct& b) {
+  const Eigen::MatrixXd c = dense_head_gram(heads);
+  const std::vector<double> target = head_target_vector(heads, b);
+  const Eigen::VectorXd rhs = Eigen::Map<const Eigen::VectorXd>(target.data(), target.size());
+  // LDL^T with pivoting copes with a semi-definite C (tied or repeated heads).
+  const Eigen::VectorXd a = c.ldlt().solve(rhs);
+  return std::vector<double>(a.data(), a.data() + a.size());
+}
+
+double closed_form_mse(const RandomHeads& heads, const HeadTargetProduct& b,
+                       const std::vector<double>& weights) {
+  const Eigen::MatrixXd c = dense_head_gram(heads);
+  const std::vector<double> target = head_target_vector(heads, b);
+  const Eigen::Map<const Eigen::VectorXd> a(weights.data(), weights.size());
+  const Eigen::Map<const Eigen::VectorXd> rhs(target.data(), target.size());
+  return 1.0 - 2.0 * rhs.dot(a) + a.dot(c * a);
+}
+
+}  // namespace attnrank

@@ -22,7 +22,7 @@ TEST(Bottleneck, RandomTargetIsPositiveAndColumnStochastic) {
 
 TEST(Bottleneck, ExactConstructionReproducesTheTarget) {
   for (int n : {2, 5, 8}) {
-    for (int extra : {0, 2}) {
+    for (int extra : {-1, 0, 2}) {  // d_p = n - 1 suffices: softmax ignores per-query shifts
       const BottleneckProblem p = random_bottleneck_problem(n, n + 7, 3, n);
       const HeadWeights head = exact_bottleneck_head(p, n + extra);
       EXPECT_LT(max_abs_distance(head_context_mapping(p, head), p.target), 1e-12)
@@ -32,10 +32,10 @@ TEST(Bottleneck, ExactConstructionReproducesTheTarget) {
     }
   }
   const BottleneckProblem p = random_bottleneck_problem(4, 6, 1, 0);
-  EXPECT_THROW(exact_bottleneck_head(p, 3), std::runtime_error);
+  EXPECT_THROW(exact_bottleneck_head(p, 2), std::runtime_error);
 }
 
-TEST(Bottleneck, FitErrorIsPositiveBelowTheTokenCountAndVanishesAtIt) {
+TEST(Bottleneck, FitErrorIsPositiveBelowNMinusOneAndVanishesFromThere) {
   const int n = 6;
   const BottleneckProblem p = random_bottleneck_problem(n, 12, 5, 0);
   BottleneckFitOptions options;
@@ -43,10 +43,14 @@ TEST(Bottleneck, FitErrorIsPositiveBelowTheTokenCountAndVanishesAtIt) {
   options.max_iterations = 2000;
   const double one = fit_bottleneck_head(p, 1, options).frobenius_error;
   const double three = fit_bottleneck_head(p, 3, options).frobenius_error;
+  const double below = fit_bottleneck_head(p, n - 2, options).frobenius_error;
+  const double shifted = fit_bottleneck_head(p, n - 1, options).frobenius_error;
   const double full = fit_bottleneck_head(p, n, options).frobenius_error;
   EXPECT_GT(one, 0.05);
   EXPECT_GT(three, 1e-4);
   EXPECT_LT(three, one);
+  EXPECT_GT(below, 1e-5);
+  EXPECT_LT(shifted, 1e-8);
   EXPECT_LT(full, 1e-8);
 }
 

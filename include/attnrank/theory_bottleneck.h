@@ -3,12 +3,17 @@
 // n tokens are the rows of X (n x d, full row rank, n <= d). A head with W_Q, W_K (d x d_p)
 // has logits S = X W_Q W_K^T X^T / sqrt(d_p) (S_ij: query i, key j) and, in the paper's
 // column convention, the context mapping P_hat with column i = softmax_j(S_ij) (the
-// engine's attention probabilities, transposed), a column-stochastic matrix. Since the
-// logits have rank <= d_p, a generic positive column-stochastic P (whose log has rank n,
-// even modulo the per-query shifts softmax ignores) cannot be matched when d_p < n. When
-// d_p >= n it can, exactly: with the right inverse X^+ = X^T (X X^T)^{-1} and L = log P^T,
-//   W_Q = X^+ [I_n | 0],  W_K = sqrt(d_p) X^+ [L^T | 0]  (both d x d_p)
-// give X W_Q (X W_K)^T / sqrt(d_p) = L, whose row softmax is P^T.
+// engine's attention probabilities, transposed), a column-stochastic matrix. The logits have
+// rank <= d_p, and softmax ignores adding a constant to all logits of one query, so a head
+// can match a positive P exactly iff some L + c 1^T (L = log P^T, c in R^n) has rank <= d_p.
+// Generically that minimum rank is n - 1 (choose c to zero one column), so:
+//   d_p >= n     (the paper's representation theorem) suffices, and so does d_p = n - 1;
+//   d_p <= n - 2 leaves a positive error for generic P (the low-rank bottleneck).
+// Construction for d_p >= n - 1: L' = L - L e_1 1^T has a zero first column, so
+// L' = A E^T with A = L'[:, 2..n] and E = [0; I_{n-1}] (n x (n-1)); with the right inverse
+// X^+ = X^T (X X^T)^{-1},
+//   W_Q = X^+ [A | 0],  W_K = sqrt(d_p) X^+ [E | 0]  (both d x d_p)
+// give X W_Q (X W_K)^T / sqrt(d_p) = L', whose row softmax is P^T.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -38,7 +43,7 @@ std::vector<double> head_context_mapping(const BottleneckProblem& problem, const
 std::vector<double> head_context_mapping_float(const BottleneckProblem& problem,
                                                const HeadWeights& head);
 
-// The explicit construction above; needs head_size >= tokens and dim >= tokens.
+// The explicit construction above; needs head_size >= tokens - 1 and dim >= tokens.
 HeadWeights exact_bottleneck_head(const BottleneckProblem& problem, int head_size);
 
 struct BottleneckFitOptions {

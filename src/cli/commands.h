@@ -13,5 +13,7 @@ struct ExitCode {
 
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_theory_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace attnrank::cli

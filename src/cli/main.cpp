@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "attnrank 0.1.0");
   attnrank::cli::add_train_command(app);
   attnrank::cli::add_eval_command(app);
+  attnrank::cli::add_theory_command(app);
+  attnrank::cli::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -190,18 +190,20 @@ std::vector<double> head_context_mapping_float(const BottleneckProblem& p,
 HeadWeights exact_bottleneck_head(const BottleneckProblem& p, int head_size) {
   check_problem(p);
   const int n = p.tokens;
-  if (head_size < n)
-    throw ConfigError("bottleneck: the exact construction needs head size >= tokens");
-  Matrix identity = Matrix::Zero(n, head_size), keys = Matrix::Zero(n, head_size);
-  identity.leftCols(n).setIdentity();
-  // L = log P^T (row i: query i), so [L^T | 0] has column block L^T: keys(j, i) = L(i, j).
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) keys(j, i) = std::log(p.target[static_cast<size_t>(j) * n + i]);
-  keys *= std::sqrt(double(head_size));
+  if (head_size < n - 1)
+    throw ConfigError("bottleneck: the exact construction needs head size >= tokens - 1");
+  // L(i, j) = log P(j, i) (query i, key j); shifting row i by -L(i, 0) zeroes column 0.
+  Matrix queries = Matrix::Zero(n, head_size), keys = Matrix::Zero(n, head_size);
+  for (int i = 0; i < n; ++i) {
+    const double shift = std::log(p.target[i]);  // P(0, i)
+    for (int j = 1; j < n; ++j)
+      queries(i, j - 1) = std::log(p.target[static_cast<size_t>(j) * n + i]) - shift;
+  }
+  for (int j = 1; j < n; ++j) keys(j, j - 1) = std::sqrt(double(head_size));
   HeadWeights head;
   head.dim = p.dim;
   head.head_size = head_size;
-  head.query = as_vector(right_inverse_times(p, identity));
+  head.query = as_vector(right_inverse_times(p, queries));
   head.key = as_vector(right_inverse_times(p, keys));
   return head;
 }

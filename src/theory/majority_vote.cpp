@@ -105,7 +105,10 @@ MonteCarloEstimate majority_vote_mse_monte_carlo(const MajorityVoteNetwork& net,
   config.points = 2;
   config.queries = 1;
   const PointTask task(config, net.dim);
-  const int d = net.dim, batch = static_cast<int>(std::min<int64_t>(samples, 1024));
+  // About 2^20 (sample, head) pairs per batch bounds the attention buffers (~100 MB).
+  const int d = net.dim;
+  const int batch =
+      static_cast<int>(std::min<int64_t>(samples, std::clamp((1 << 20) / net.heads, 16, 1024)));
   std::vector<double> x(static_cast<size_t>(batch) * kTokens * d), target(x.size());
   std::vector<double> out(static_cast<size_t>(batch) * d);
   double sum = 0.0, sum_squares = 0.0;

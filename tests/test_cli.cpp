@@ -135,3 +135,25 @@ TEST(Cli, DivergedRunExitsNonZeroAndKeepsMetrics) {
   EXPECT_TRUE(fs::exists(dir / "metrics.csv"));
   EXPECT_EQ(nlohmann::json::parse(slurp(dir / "summary.json"))["status"], "diverged");
 }
+
+TEST(Cli, EvalRejectsACheckpointThatDoesNotMatchItsConfig) {
+  const fs::path dir = fresh_dir("mismatch");
+  ASSERT_EQ(run_attnrank("train " + kTiny + " train.steps=5 --out " + dir.string()).exit_code, 0);
+  // Edit the resolved config so the weights no longer fit it.
+  std::string config = slurp(dir / "config.yaml");
+  const size_t at = config.find("ffn: 16");
+  ASSERT_NE(at, std::string::npos) << config;
+  config.replace(at, 7, "ffn: 17");
+  std::ofstream(dir / "config.yaml") << config;
+  const auto result = run_attnrank("eval --checkpoint " + dir.string());
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("does not match"), std::string::npos) << result.err;
+}
+
+TEST(Cli, OutputPathThatIsAFile) {
+  const fs::path file = fresh_dir("out_is_file").string() + ".txt";
+  std::ofstream(file) << "x";
+  const auto result = run_attnrank("train " + kTiny + " --out " + file.string() + "/run");
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_EQ(count_lines(result.err), 1) << result.err;
+}

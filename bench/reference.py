@@ -95,19 +95,15 @@ def main():
                f"{datetime.date.today().isoformat()}")
     print(f"\nmachine: {machine}")
     if args.write:
+        table = (f"Machine: {machine}.\n\n" + "\n".join(lines) + "\n")
+        begin, end = "<!-- reference table -->\n", "<!-- end of reference table -->\n"
+        text = open(args.write).read() if os.path.exists(args.write) else ""
+        if begin in text and end in text:
+            text = text[:text.index(begin) + len(begin)] + table + text[text.index(end):]
+        else:
+            text += "\n" + begin + table + end
         with open(args.write, "w") as f:
-            f.write("# Training throughput: attnrank vs PyTorch\n\n")
-            f.write("Measured by `/usr/bin/python3 bench/reference.py --write docs/performance.md` "
-                    "(both systems in the same run, same machine).\n\n")
-            f.write(f"Machine: {machine}.\n\n")
-            f.write("All configurations: d = 64, N = 16, farthest task, ffn 2048, batch 256, "
-                    "post-norm sphere norm, biases, AdamW. ms/step is the median full training "
-                    "step (data generation, forward, backward, optimizer) after 3 warm-up steps. "
-                    "GFLOP/step counts matrix products (forward + both backward products). "
-                    "`needed MB` is parameters + gradients + two AdamW moments + activations "
-                    "and their gradients + batch buffers.\n\n")
-            f.write("\n".join(lines) + "\n")
-
+            f.write(text)
 
 if __name__ == "__main__":
     main()

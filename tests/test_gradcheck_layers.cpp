@@ -39,20 +39,6 @@ TEST(GradCheck, Linear) {
   }
 }
 
-TEST(GradCheck, Relu) {
-  auto x = random_vector(50, 5);
-  auto probe = random_vector(50, 6);
-  std::vector<double> y(50);
-  auto loss = [&] {
-    relu_forward(x.data(), y.data(), x.size());
-    return weighted_sum(y, probe);
-  };
-  loss();
-  std::vector<double> dx(50);
-  relu_backward(y.data(), probe.data(), dx.data(), 50);
-  expect_gradient_matches("relu x", x, dx, loss, 50);
-}
-
 TEST(GradCheck, SphereNorm) {
   const int rows = 6, width = 5;
   auto x = random_vector(rows * width, 7);

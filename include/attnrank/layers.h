@@ -19,13 +19,6 @@ template <typename T>
 void linear_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight, T* dbias,
                      int rows, int in, int out);
 
-// y = max(x, 0), elementwise over n values; may run in place.
-template <typename T>
-void relu_forward(const T* x, T* y, size_t n);
-// dx = dy * (y > 0); may run in place (dx == dy).
-template <typename T>
-void relu_backward(const T* y, const T* dy, T* dx, size_t n);
-
 // Sphere norm (published): y = scale * x / ||x|| per row, no epsilon.
 // x: (rows, width) -> y: (rows, width), inv_norm: (rows) saved for backward.
 template <typename T>

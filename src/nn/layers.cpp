@@ -57,18 +57,6 @@ void linear_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight
 }
 
 template <typename T>
-void relu_forward(const T* x, T* y, size_t n) {
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
-}
-
-template <typename T>
-void relu_backward(const T* y, const T* dy, T* dx, size_t n) {
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
-}
-
-template <typename T>
 void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < rows; ++row) {
@@ -170,8 +158,6 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
 #define ATTNRANK_INSTANTIATE_LAYERS(T)                                                           \
   template void linear_forward<T>(const T*, const T*, const T*, T*, int, int, int);              \
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int, int, int);     \
-  template void relu_forward<T>(const T*, T*, size_t);                                           \
-  template void relu_backward<T>(const T*, const T*, T*, size_t);                                \
   template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                           \
   template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);      \
   template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);       \

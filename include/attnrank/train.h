@@ -45,6 +45,12 @@ struct TrainOptions {
 TrainSummary train(const RunConfig& config, const std::string& out_dir,
                    const TrainOptions& options);
 
+// train.threads = 0 (auto) means all cores, except for steps under this many
+// FLOPs, which run on one thread: there, fork/join costs more than it saves.
+inline constexpr double kSmallStepFlops = 2e7;
+// The thread count a run uses for `requested` (train.threads) and its step FLOPs.
+int run_threads(int requested, double step_flops);
+
 class PointTask;
 template <typename T>
 class Transformer;

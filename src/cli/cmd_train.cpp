@@ -43,10 +43,11 @@ void add_train_command(CLI::App& app) {
     }
     fmt::print(
         "done: {} steps, test_mse {:.6g} (trivial {:.3g}), final train loss {:.6g}, "
-        "{:.2f} ms/step ({:.1f} steps/s, {} threads), {} parameters ({} attention) -> {}\n",
+        "{:.2f} ms/step ({:.1f} steps/s, {} thread{}), {} parameters ({} attention) -> {}\n",
         summary.steps, summary.test_mse, summary.trivial_mse, summary.final_train_loss,
         summary.ms_per_step, summary.ms_per_step > 0 ? 1000.0 / summary.ms_per_step : 0.0,
-        summary.threads, summary.parameters, summary.attention_parameters, args->out_dir);
+        summary.threads, summary.threads == 1 ? "" : "s", summary.parameters,
+        summary.attention_parameters, args->out_dir);
   });
 }
 

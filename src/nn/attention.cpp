@@ -11,6 +11,7 @@
 
 #include "attnrank/blas.h"
 #include "attnrank/layers.h"
+#include "core/parallel.h"
 #include "nn/fast_math.h"
 #include "nn/small_gemm.h"
 
@@ -181,6 +182,13 @@ int block_samples(const AttentionShape& s) {
   return std::max(1, rows / s.tokens);
 }
 
+// Threads for the sample-parallel passes: one per sample at most, and one in all
+// for work too small to be worth a parallel region.
+int attention_threads(const AttentionShape& s) {
+  const size_t work = static_cast<size_t>(s.batch) * s.tokens * s.qkv_width() * s.width;
+  return worth_parallel(work) ? std::max(1, std::min(omp_get_max_threads(), s.batch)) : 1;
+}
+
 // Samples [begin, end) of thread `thread` out of `threads`.
 std::pair<int, int> thread_samples(int batch, int thread, int threads) {
   return {static_cast<int>(static_cast<int64_t>(batch) * thread / threads),
@@ -219,7 +227,7 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
     for (T& value : mean_bias) value *= inv_modules;
   }
   const int block = block_samples(s);
-  const int threads = std::max(1, std::min(omp_get_max_threads(), s.batch));
+  const int threads = attention_threads(s);
 #pragma omp parallel num_threads(threads)
   {
     HeadScratch<T> scratch(s);
@@ -267,7 +275,7 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   const size_t in_size = static_cast<size_t>(qkv_width) * s.width;
   const size_t out_size = static_cast<size_t>(s.width) * context_width;
   const int block = block_samples(s);
-  const int threads = std::max(1, std::min(omp_get_max_threads(), s.batch));
+  const int threads = attention_threads(s);
   std::vector<T*> partials(threads);
 #pragma omp parallel num_threads(threads)
   {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "attnrank/blas.h"
+#include "core/parallel.h"
 
 namespace attnrank {
 
@@ -14,14 +15,14 @@ namespace {
 // range and walks the rows in order, so the result does not depend on threads.
 template <typename T>
 void column_sums(const T* matrix, int rows, int cols, T* out) {
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(static_cast <size_t>(rows) * cols))
   {
 #pragma omp for schedule(static)
     for (int col = 0; col < cols; ++col) out[col] = T(0);
   }
   constexpr int kBlock = 64;
   const int blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * cols))
   for (int block = 0; block < blocks; ++block) {
     const int begin = block * kBlock;
     const int end = begin + kBlock < cols ? begin + kBlock : cols;
@@ -39,7 +40,7 @@ void column_sums(const T* matrix, int rows, int cols, T* out) {
 template <typename T>
 void linear_forward(const T* x, const T* weight, const T* bias, T* y, int rows, int in, int out) {
   if (bias != nullptr) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * out))
     for (int row = 0; row < rows; ++row) {
       T* line = y + static_cast<size_t>(row) * out;
       for (int col = 0; col < out; ++col) line[col] = bias[col];
@@ -58,7 +59,7 @@ void linear_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight
 
 template <typename T>
 void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* outp = y + static_cast<size_t>(row) * width;
@@ -76,7 +77,7 @@ void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T
                           int rows, int width) {
   // With u = x/||x||: dx = scale/||x|| (dy - u (u.dy)), dscale = sum dy.u
   std::vector<T> row_dots(rows);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -99,7 +100,7 @@ template <typename T>
 void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
                         int rows, int width) {
   constexpr T kEps = T(1e-5);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -119,7 +120,7 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 template <typename T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
                          T* dx, T* dweight, T* dbias, int rows, int width) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -141,7 +142,7 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
     }
   }
   // Parameter gradients: column sums of dy*xhat and dy, by column blocks (deterministic).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int i = 0; i < width; ++i) {
     T gw = 0;
     T gb = 0;

@@ -6,6 +6,7 @@
 
 #include "attnrank/layers.h"
 #include "attnrank/rng.h"
+#include "core/parallel.h"
 
 namespace attnrank {
 
@@ -13,13 +14,13 @@ namespace {
 
 template <typename T>
 void add_into(T* dst, const T* src, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
   for (size_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
 template <typename T>
 void sum_into(T* dst, const T* a, const T* b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
   for (size_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
 }
 
@@ -245,7 +246,7 @@ void Transformer<T>::forward(const T* x, int batch, T* y) {
 
   // Embedding: x (B, N, d) -> embedded (B*N, D).
   const T* positional = param(positional_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const int token = row % tokens;
     T* out = embedded_ + static_cast<size_t>(row) * width;
@@ -304,7 +305,7 @@ void Transformer<T>::forward(const T* x, int batch, T* y) {
     norm_forward(final_norm_, last, final_out_, final_stats_, rows);
     last = final_out_;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row)
     copy_values(y + static_cast<size_t>(row) * dim, last + static_cast<size_t>(row) * width,
                 static_cast<size_t>(dim));
@@ -330,7 +331,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
 
   // Gradient of the last layer's output (B*N, D); positional dims get none.
   T* g_out = buffers[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     T* out = g_out + static_cast<size_t>(row) * width;
     const T* in = dy + static_cast<size_t>(row) * dim;
@@ -397,7 +398,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     const int columns = additive ? dim : config_.positional_dim;
     const int first = additive ? 0 : dim;
     T* g_pos = grad(positional_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule( \
+    static) if (worth_parallel(static_cast <size_t>(batch) * tokens * columns))
     for (int token = 0; token < tokens; ++token) {
       T* out = g_pos + static_cast<size_t>(token) * columns;
       for (int i = 0; i < columns; ++i) out[i] = T(0);
@@ -408,7 +410,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     }
   }
   if (dx != nullptr) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * dim))
     for (int row = 0; row < rows; ++row)
       copy_values(dx + static_cast<size_t>(row) * dim, g_out + static_cast<size_t>(row) * width,
                   static_cast<size_t>(dim));

@@ -5,6 +5,7 @@
 #include "attnrank/error.h"
 #include "attnrank/rng.h"
 #include "attnrank/tasks.h"
+#include "core/parallel.h"
 
 namespace attnrank {
 
@@ -101,7 +102,7 @@ void PointTask::generate(uint64_t seed, Stream stream, uint64_t index, int batch
   const int tokens_per_sample = tokens();
   const int d = dim_;
   const bool farthest = config_.name == "farthest";
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(static_cast <size_t>(batch) * tokens_per_sample * d * 8))
   {
     std::vector<double> points(static_cast<size_t>(tokens_per_sample) * d);
 #pragma omp for schedule(static)
@@ -148,7 +149,8 @@ double squared_error_loss(const T* output, const T* target, int batch, int token
   const int scored = loss_end - loss_begin;
   const double normaliser = 1.0 / (static_cast<double>(batch) * scored);
   std::vector<double> sample_sums(batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule( \
+    static) if (worth_parallel(static_cast <size_t>(batch) * tokens * dim))
   for (int b = 0; b < batch; ++b) {
     double sum = 0.0;
     for (int token = 0; token < tokens; ++token) {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/parallel.h"
+
 namespace attnrank {
 
 double learning_rate(const TrainConfig& config, int64_t step) {
@@ -49,7 +51,7 @@ void AdamW<T>::step(std::vector<T>& parameters, const std::vector<T>& gradients,
   T* m = m_.data();
   T* v = v_.data();
   const unsigned char* decay = decay_mask_.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * 8))
   for (size_t i = 0; i < n; ++i) {
     if (decay[i]) p[i] *= decay_factor;
     m[i] = b1 * m[i] + (T(1) - b1) * g[i];
@@ -65,7 +67,7 @@ double gradient_norm(const std::vector<T>& gradients) {
   constexpr size_t kChunk = 4096;
   const size_t chunks = (gradients.size() + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(gradients.size()))
   for (size_t c = 0; c < chunks; ++c) {
     const size_t end = std::min(gradients.size(), (c + 1) * kChunk);
     double sum = 0.0;

@@ -53,6 +53,11 @@ nlohmann::json finite_or_null(double value) {
 
 }  // namespace
 
+int run_threads(int requested, double step_flops) {
+  if (requested > 0) return requested;
+  return step_flops < kSmallStepFlops ? 1 : hardware_threads();
+}
+
 double test_mse(Transformer<float>& model, const PointTask& task, uint64_t seed, int batches,
                 int batch_size) {
   const size_t values = static_cast<size_t>(batch_size) * task.tokens() * task.dim();
@@ -75,9 +80,9 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   RunConfig config = requested;
   resolve_and_validate(config);
   const TrainConfig& tc = config.train;
-  set_threads(tc.threads);
-
   const PointTask task(config.task, config.model.dim);
+  set_threads(
+      run_threads(tc.threads, training_step_flops(config.model, task.sequence(), tc.batch)));
   Transformer<float> model(config.model, task.sequence());
   model.initialize(tc.seed);
   AdamW<float> optimizer(model.layout(), tc);
@@ -218,8 +223,10 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
 
 double evaluate_checkpoint(const std::string& run_dir, int batches) {
   LoadedRun run = load_run(run_dir);
-  set_threads(run.config.train.threads);
   const PointTask task(run.config.task, run.config.model.dim);
+  set_threads(
+      run_threads(run.config.train.threads,
+                  training_step_flops(run.config.model, task.sequence(), run.config.train.batch)));
   const int count = batches > 0 ? batches : run.config.train.eval_batches;
   return test_mse(*run.model, task, run.config.train.seed, count, run.config.train.batch);
 }

@@ -1,6 +1,6 @@
 #include <algorithm>
 #include <boost/math/distributions/binomial.hpp>
-#include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <boost/math/quadrature/gauss.hpp>
 #include <cmath>
 #include <numbers>
 
@@ -144,12 +144,22 @@ double majority_vote_expected_mse(int dim, int heads) {
     if (heads % 2 == 0) p += 0.5 * boost::math::pdf(correct, heads / 2);
     return p;
   };
-  auto integrand = [&](double t) { return 2.0 * sphere_dot_density(dim, t) * wrong_given_t(t); };
-  // The integrand changes on the scale 1/sqrt(H) near t = 0: split there for the adaptive rule.
-  const double knee = std::min(0.5, 4.0 / std::sqrt(double(heads)));
-  using Rule = boost::math::quadrature::gauss_kronrod<double, 31>;
-  const double wrong = Rule::integrate(integrand, 0.0, knee, 20, 1e-12) +
-                       Rule::integrate(integrand, knee, 1.0, 20, 1e-12);
+  // In the angle phi = asin(t) the integrand (2 c_d cos^{d-2}(phi) P(wrong | sin phi)) is
+  // smooth up to phi = pi/2, unlike in t. It varies on the scale s = min(1/sqrt(H),
+  // 1/sqrt(d)) near 0 (the vote margin and the spread of t): composite 30-point
+  // Gauss-Legendre on panels whose edges grow geometrically from s/64.
+  const double c_d = sphere_dot_density_constant(dim);
+  auto integrand = [&](double phi) {
+    return 2.0 * c_d * std::pow(std::cos(phi), dim - 2) * wrong_given_t(std::sin(phi));
+  };
+  const double scale = std::min(1.0 / std::sqrt(double(heads)), 1.0 / std::sqrt(double(dim)));
+  const double end = 0.5 * std::numbers::pi;
+  using Rule = boost::math::quadrature::gauss<double, 30>;
+  double wrong = 0.0, lo = 0.0;
+  for (double hi = scale / 64; lo < end; hi = std::min(end, 2.0 * hi)) {
+    wrong += Rule::integrate(integrand, lo, hi);
+    lo = hi;
+  }
   return 2.0 * wrong;  // E|x_1 - x_2|^2 = 2
 }
 

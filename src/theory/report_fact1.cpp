@@ -120,13 +120,13 @@ void run_fact1(const Fact1Options& options, const std::string& out_dir, std::ost
   if (reference > 0.0)
     plot_commands += fmt::format(
         ", \\\n     {:.6g}/x with lines dashtype 2 lc 'black' title "
-        "'slope -1 (MSE ~ 1/beta)'",
+        "'slope -1 (MSE = c / {{/Symbol b}})'",
         reference);
   const std::string body = fmt::format(
       "set title 'Fact 1: one full-rank softmax head, W_QW_K^T = +-{{/Symbol b}}I "
       "(hard attention: MSE = 0 for every {{/Symbol b}} > 0)'\n"
       "set logscale xy\nset xlabel '{{/Symbol b}}'\nset ylabel 'test MSE'\n"
-      "set key outside right\nset grid\nset format y '10^{{%L}}'\nplot {}\n",
+      "set key bottom left font ',9'\nset grid\nset format y '10^{{%L}}'\nplot {}\n",
       plot_commands);
   log << render_gnuplot(out_dir, "fact1", body).message << "\n";
 }

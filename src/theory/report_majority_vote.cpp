@@ -136,10 +136,10 @@ void run_majority_vote(const MajorityVoteOptions& o, const std::string& out_dir,
   write_output_file(out_dir, "majority_vote.json", json.dump(2) + "\n");
 
   const std::string body = fmt::format(
-      "set title 'N = 2 nearest neighbour with rank-1 heads: two-layer majority vote (points: "
-      "Monte Carlo, lines: expected) vs one layer'\n"
+      "set title 'N = 2 nearest neighbour, rank-1 heads: two layers (majority vote; points "
+      "Monte Carlo, lines expected) vs one layer'\n"
       "set logscale xy\nset xlabel 'heads H'\nset ylabel 'test MSE'\nset grid\n"
-      "set key outside right\nplot {}\n",
+      "set key bottom left font ',9'\nplot {}\n",
       plot_commands);
   log << render_gnuplot(out_dir, "majority_vote", body).message << "\n";
   std::string needed_plot;
@@ -151,7 +151,8 @@ void run_majority_vote(const MajorityVoteOptions& o, const std::string& out_dir,
         i == 0 ? "" : separator, i + 2, i + 1, o.targets[i], o.targets[i] * o.targets[i], i + 1);
   const std::string needed_body = fmt::format(
       "set title 'Heads the two-layer majority vote needs: polynomial in d (dashed: d / eps^2)'\n"
-      "set logscale xy\nset xlabel 'dimension d'\nset ylabel 'heads H'\nset grid\n"
+      "set logscale xy\nset xrange [4:1024]\nset xlabel 'dimension d'\nset ylabel 'heads H'\n"
+      "set grid\n"
       "set key top left\nplot {}\n",
       needed_plot);
   log << render_gnuplot(out_dir, "majority_vote_heads_needed", needed_body).message << "\n";

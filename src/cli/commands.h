@@ -15,5 +15,9 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_theory_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
+void add_results_command(CLI::App& app);
+void add_reproduce_command(CLI::App& app);
 
 }  // namespace attnrank::cli

@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   attnrank::cli::add_eval_command(app);
   attnrank::cli::add_theory_command(app);
   attnrank::cli::add_inspect_command(app);
+  attnrank::cli::add_sweep_command(app);
+  attnrank::cli::add_merge_command(app);
+  attnrank::cli::add_results_command(app);
+  attnrank::cli::add_reproduce_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

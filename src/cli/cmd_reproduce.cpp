@@ -1,0 +1,124 @@
+// attnrank reproduce FIGURE [--scale small|paper] [--db PATH] [--out DIR] [--jobs J]
+//                    [--threads T] [--no-train] [--presets DIR]
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <set>
+
+#include "attnrank/error.h"
+#include "attnrank/reproduce.h"
+#include "attnrank/threading.h"
+#include "cli/commands.h"
+#include "cli/sweep_session.h"
+
+namespace attnrank::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ReproduceArgs {
+  std::string figure;
+  std::string scale = "small";
+  std::string database;
+  std::string out_dir;
+  std::string presets_dir;
+  int jobs = 0;
+  int threads = 0;
+  bool no_train = false;
+  bool quiet = false;
+};
+
+std::vector<std::string> command_lines(const ReproduceArgs& args, const std::string& preset,
+                                       const std::string& database, const std::string& out_dir,
+                                       int jobs, const FigureSpec& figure) {
+  std::vector<std::string> lines = {
+      fmt::format("attnrank reproduce {} --scale {} --db {} --out {} --jobs {}", args.figure,
+                  args.scale, database, out_dir, jobs),
+      "# the same in steps: the sweep (resumable), then the table behind the figure",
+      fmt::format("attnrank sweep {} --db {} --jobs {}", preset, database, jobs)};
+  std::string keys;
+  for (const auto* key : {&figure.panel, &figure.line, &figure.x})
+    if (!key->empty()) keys += (keys.empty() ? "" : ",") + *key;
+  lines.push_back(fmt::format("attnrank results {} --group-by {}", database, keys));
+  return lines;
+}
+
+}  // namespace
+
+void add_reproduce_command(CLI::App& app) {
+  auto args = std::make_shared<ReproduceArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "reproduce", "Run a published experiment's sweep and write its figure, CSV and report");
+  cmd->add_option("figure", args->figure, "fig1, posn, points, dims or perfect")->required();
+  cmd->add_option("--scale", args->scale,
+                  "small (minutes on 2 cores) or paper (the published hyperparameters)")
+      ->capture_default_str();
+  cmd->add_option("--out", args->out_dir, "Output directory (default: reproduce/FIGURE-SCALE)");
+  cmd->add_option("--db", args->database, "Results database (default: OUT/results.db)");
+  cmd->add_option("--jobs,-j", args->jobs,
+                  "Runs at a time (default: one per core at small scale, 1 at paper scale)");
+  cmd->add_option("--threads", args->threads, "Threads shared by the jobs (0: all cores)");
+  cmd->add_flag("--no-train", args->no_train,
+                "Only draw from the database (e.g. merged cluster shards); train nothing");
+  cmd->add_option("--presets", args->presets_dir, "Directory of the presets (configs/reproduce)");
+  cmd->add_flag("--quiet", args->quiet, "No per-run progress lines");
+  cmd->callback([args] {
+    const std::string preset = find_preset(args->figure, args->scale, args->presets_dir);
+    const SweepSpec spec = load_sweep_spec(preset);
+    if (spec.figure.kind.empty()) throw ConfigError(preset + ": figure: missing");
+    const std::vector<PlannedRun> planned = expand_sweep(spec);
+    const std::string out_dir =
+        args->out_dir.empty() ? "reproduce/" + args->figure + "-" + args->scale : args->out_dir;
+    const std::string database =
+        args->database.empty() ? (fs::path(out_dir) / "results.db").string() : args->database;
+    std::error_code error;
+    fs::create_directories(out_dir, error);
+    if (error || !fs::is_directory(out_dir, error))
+      throw ConfigError("--out: cannot create directory " + out_dir);
+    const int jobs =
+        args->jobs > 0 ? args->jobs : (args->scale == "small" ? hardware_threads() : 1);
+
+    if (!args->no_train) {
+      SweepRunArgs run;
+      run.jobs = jobs;
+      run.threads = args->threads;
+      run.quiet = args->quiet;
+      run_planned_sweep(spec, planned, database, run);
+    }
+
+    std::set<std::string> ids;
+    for (const PlannedRun& run : planned) ids.insert(run.id);
+    std::vector<RunRecord> runs;
+    for (RunRecord& run : open_results(database, ResultsStore::Mode::kRead)->runs())
+      if (ids.contains(run.id)) runs.push_back(std::move(run));
+
+    std::vector<CurvePoint> curves;
+    std::vector<HeadPoint> heads;
+    FigureFiles figure;
+    if (spec.figure.kind == "curves") {
+      curves = curve_points(spec.figure, runs);
+      figure = write_curves_figure(spec.figure, curves, out_dir, args->figure);
+    } else {
+      heads = head_points(spec.figure, runs);
+      figure = write_heads_figure(spec.figure, heads, out_dir, args->figure);
+    }
+    ReportInputs inputs{args->figure,
+                        args->scale,
+                        preset,
+                        database,
+                        command_lines(*args, preset, database, out_dir, jobs, spec.figure),
+                        spec,
+                        runs,
+                        static_cast<int>(planned.size())};
+    const std::string report = write_report(inputs, curves, heads, figure, out_dir);
+    if (spec.figure.kind == "curves")
+      for (const auto& line : separation_lines(spec.figure, curves)) fmt::print("{}\n", line);
+    fmt::print("{}\ndata: {}\nreport: {}\n", figure.message,
+               (fs::path(out_dir) / (args->figure + ".csv")).string(), report);
+  });
+}
+
+}  // namespace attnrank::cli

@@ -1,0 +1,79 @@
+// attnrank sweep SPEC.yaml --db results.db [--jobs J] [--threads T] [--shard i/n]
+//                [--runs DIR] [--dry-run] [--quiet]
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <set>
+
+#include "attnrank/sweep.h"
+#include "cli/commands.h"
+#include "cli/sweep_session.h"
+
+namespace attnrank::cli {
+
+namespace {
+
+struct SweepArgs {
+  std::string spec;
+  std::string database;
+  SweepRunArgs run;
+  bool dry_run = false;
+};
+
+// Lists the runs of the shard and whether the database already holds them.
+void print_plan(const std::vector<PlannedRun>& runs, const SweepArgs& args) {
+  const Shard shard = parse_shard(args.run.shard);
+  std::set<std::string> finished;
+  std::error_code error;
+  if (std::filesystem::exists(args.database, error)) {
+    const auto store = open_results(args.database, ResultsStore::Mode::kRead);
+    for (const auto& id : store->finished_ids()) finished.insert(id);
+  }
+  int in_shard_count = 0, to_run = 0;
+  for (const PlannedRun& run : runs) {
+    if (!in_shard(run.id, shard)) continue;
+    ++in_shard_count;
+    const bool done = finished.contains(run.id);
+    to_run += !done;
+    fmt::print("{}  {:<8}  {}\n", run.id, done ? "finished" : "to run", run.label);
+  }
+  fmt::print("{} runs in this shard ({} in the sweep), {} to run\n", in_shard_count, runs.size(),
+             to_run);
+}
+
+}  // namespace
+
+void add_sweep_command(CLI::App& app) {
+  auto args = std::make_shared<SweepArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "sweep", "Train every run of a sweep spec not yet in the results database (resumable)");
+  cmd->add_option("spec", args->spec, "Sweep spec (YAML: base config + grid; docs/sweeps.md)")
+      ->required();
+  cmd->add_option("--db", args->database, "Results database (SQLite; created if missing)")
+      ->required();
+  cmd->add_option("--jobs,-j", args->run.jobs, "Runs at a time, each in its own process")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->run.threads,
+                  "Threads shared by the jobs (0: all cores); each run gets threads/jobs")
+      ->capture_default_str();
+  cmd->add_option("--shard", args->run.shard,
+                  "Run only slice i of n (0-based i/n, e.g. $SLURM_ARRAY_TASK_ID/16)")
+      ->capture_default_str();
+  cmd->add_option("--runs", args->run.runs_dir,
+                  "Directory of run directories (default: the database path with .runs)");
+  cmd->add_flag("--dry-run", args->dry_run, "List the runs and what is left to do; train nothing");
+  cmd->add_flag("--quiet", args->run.quiet, "Only the final summary line");
+  cmd->callback([args] {
+    const SweepSpec spec = load_sweep_spec(args->spec);
+    const std::vector<PlannedRun> runs = expand_sweep(spec);
+    if (args->dry_run) {
+      print_plan(runs, *args);
+      return;
+    }
+    run_planned_sweep(spec, runs, args->database, args->run);
+  });
+}
+
+}  // namespace attnrank::cli

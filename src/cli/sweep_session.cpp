@@ -1,0 +1,83 @@
+#include "cli/sweep_session.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "attnrank/error.h"
+#include "attnrank/progress.h"
+#include "cli/commands.h"
+
+namespace attnrank::cli {
+
+namespace fs = std::filesystem;
+
+std::string default_runs_dir(const std::string& database) {
+  return fs::path(database).replace_extension(".runs").string();
+}
+
+std::unique_ptr<ResultsStore> open_results(const std::string& path, ResultsStore::Mode mode) {
+  try {
+    return std::make_unique<ResultsStore>(path, mode);
+  } catch (const FormatError& error) {
+    throw ConfigError(error.what());
+  }
+}
+
+std::string self_executable() {
+  std::error_code error;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  if (error)
+    throw std::runtime_error("cannot find this executable: /proc/self/exe: " + error.message());
+  return exe.string();
+}
+
+SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,
+                               const std::string& database, const SweepRunArgs& args) {
+  if (args.jobs < 1) throw ConfigError("--jobs: must be at least 1");
+  if (args.threads < 0) throw ConfigError("--threads: must be at least 0 (0: all cores)");
+  SweepOptions options;
+  options.jobs = args.jobs;
+  options.threads = args.threads;
+  options.shard = parse_shard(args.shard);
+  options.runs_dir = args.runs_dir.empty() ? default_runs_dir(database) : args.runs_dir;
+  options.sweep_name = spec.name;
+  options.log = args.quiet ? nullptr : &std::cout;
+  options.progress_bar = stdout_is_terminal();
+  std::error_code error;
+  fs::create_directories(options.runs_dir, error);
+  if (error || !fs::is_directory(options.runs_dir, error))
+    throw ConfigError("--runs: cannot create directory " + options.runs_dir);
+
+  const auto store = open_results(database, ResultsStore::Mode::kWrite);
+  const SweepOutcome outcome =
+      run_sweep(runs, *store, subprocess_trainer(self_executable()), options);
+  const int trained = outcome.done + outcome.diverged + outcome.failed;
+  fmt::print(
+      "sweep {}{}: {} runs: {} finished before{}, {} trained now ({} done, {} diverged, {} "
+      "failed) -> {}\n",
+      spec.name,
+      options.shard.count > 1
+          ? fmt::format(" (shard {}/{})", options.shard.index, options.shard.count)
+          : "",
+      outcome.total, outcome.skipped,
+      outcome.recovered ? fmt::format(" ({} recovered from run directories)", outcome.recovered)
+                        : "",
+      trained, outcome.done, outcome.diverged, outcome.failed, database);
+  std::fflush(stdout);
+  if (outcome.interrupted) {
+    fmt::print(stderr, "attnrank: sweep interrupted; run the same command again to resume\n");
+    throw ExitCode{130};
+  }
+  if (outcome.failed > 0) {
+    fmt::print(stderr,
+               "attnrank: {} run{} failed (errors: attnrank results {} --runs --status failed); "
+               "running the sweep again retries them\n",
+               outcome.failed, outcome.failed == 1 ? "" : "s", database);
+    throw ExitCode{1};
+  }
+  return outcome;
+}
+
+}  // namespace attnrank::cli

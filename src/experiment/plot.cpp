@@ -1,0 +1,255 @@
+// Gnuplot figures of sweep results, laid out like the paper's: log-log axes, x the
+// swept key (rank), one panel per panel value (layers), one line per line value
+// (width multiplier c); mean +- std band over seeds and the min-over-seeds line.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "attnrank/reproduce.h"
+
+namespace attnrank {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The papers' symbols for the keys figures use.
+std::string symbol(const std::string& key) {
+  static const std::map<std::string, std::string> symbols = {{"model.rank", "rank r"},
+                                                             {"model.layers", "L"},
+                                                             {"model.width_multiplier", "c"},
+                                                             {"model.heads", "H"},
+                                                             {"task.points", "N"},
+                                                             {"model.dim", "d"},
+                                                             {"model.positional", "positional"},
+                                                             {"train.steps", "steps"}};
+  const auto found = symbols.find(key);
+  return found != symbols.end() ? found->second : key;
+}
+
+std::string gnuplot_string(const std::string& text) {
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '\n') {
+      quoted += "\\n";
+      continue;
+    }
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+void write_file(const fs::path& path, const std::string& text, FigureFiles& files) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+  files.written.push_back(path.string());
+}
+
+template <typename Point>
+std::vector<std::string> distinct(const std::vector<Point>& points, std::string Point::*member) {
+  std::vector<std::string> values;
+  for (const Point& p : points)
+    if (std::find(values.begin(), values.end(), p.*member) == values.end())
+      values.push_back(p.*member);
+  return values;
+}
+
+std::string xtics(const std::vector<double>& xs) {
+  std::string tics;
+  for (double x : xs) tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", x, x);
+  return "set xtics (" + tics + ")\n";
+}
+
+std::string panel_title(const FigureSpec& figure, const std::string& value) {
+  return figure.panel.empty() ? "" : symbol(figure.panel) + " = " + value;
+}
+
+std::string line_title(const FigureSpec& figure, const std::string& value) {
+  return figure.line.empty() ? "mean" : symbol(figure.line) + " = " + value;
+}
+
+}  // namespace
+
+FigureFiles render_plot(const std::string& dir, const std::string& name, const std::string& body,
+                        int width, int height) {
+  FigureFiles files;
+  const fs::path script = fs::path(dir) / (name + ".gp");
+  write_file(script,
+             fmt::format("# Rendered by attnrank; run `gnuplot {0}.gp` in this directory.\n"
+                         "set encoding utf8\n"
+                         "set terminal pngcairo size {1},{2} enhanced font 'Sans,11'\n"
+                         "set output '{0}.png'\n{3}\n"
+                         "set terminal svg size {1},{2} enhanced font 'Sans,11' background "
+                         "rgb 'white'\n"
+                         "set output '{0}.svg'\n{3}\nunset output\n",
+                         name, width, height, body),
+             files);
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    files.message = "gnuplot not found on PATH: " + name +
+                    ".{png,svg} not rendered (install gnuplot-nox, then run gnuplot " +
+                    script.string() + " in " + dir + ")";
+    return files;
+  }
+  const std::string log = name + ".gnuplot.log";
+  const std::string command = "cd " + shell_quote(dir) + " && gnuplot " +
+                              shell_quote(name + ".gp") + " > " + shell_quote(log) + " 2>&1";
+  if (std::system(command.c_str()) != 0) {
+    files.message =
+        "gnuplot failed on " + script.string() + " (see " + (fs::path(dir) / log).string() + ")";
+    return files;
+  }
+  fs::remove(fs::path(dir) / log);
+  for (const char* extension : {".png", ".svg"})
+    files.written.push_back((fs::path(dir) / (name + extension)).string());
+  files.rendered = true;
+  files.message = "figure " + (fs::path(dir) / name).string() + ".{png,svg}";
+  return files;
+}
+
+FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<CurvePoint>& points,
+                                const std::string& out_dir, const std::string& name) {
+  FigureFiles files;
+  fs::create_directories(out_dir);
+  // The plotted numbers, for readers who want them without the database.
+  std::string csv = fmt::format("{},{},{},seeds,mean,std,min,median\n",
+                                figure.panel.empty() ? "panel" : figure.panel,
+                                figure.line.empty() ? "line" : figure.line, figure.x);
+  for (const CurvePoint& p : points)
+    csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", p.panel, p.line, p.x, p.seeds,
+                       p.mean, p.std, p.min, p.median);
+  write_file(fs::path(out_dir) / (name + ".csv"), csv, files);
+
+  const auto panels = distinct(points, &CurvePoint::panel);
+  const auto lines = distinct(points, &CurvePoint::line);
+  double floor = INFINITY;
+  std::set<double> xs;
+  for (const CurvePoint& p : points) {
+    if (p.min > 0) floor = std::min(floor, p.min / 2);
+    xs.insert(p.x);
+  }
+  if (!std::isfinite(floor)) floor = 1e-12;
+
+  // One gnuplot data block per (panel, line): x mean std min median low high.
+  std::string data;
+  std::map<std::pair<std::string, std::string>, int> block;
+  for (const auto& panel : panels)
+    for (const auto& line : lines) {
+      std::string rows;
+      for (const CurvePoint& p : points)
+        if (p.panel == panel && p.line == line) {
+          const double spread = std::isfinite(p.std) ? p.std : 0.0;
+          rows += fmt::format("{} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g}\n", p.x, p.mean, spread,
+                              p.min, p.median, std::max(p.mean - spread, floor), p.mean + spread);
+        }
+      if (rows.empty()) continue;
+      const int index = static_cast<int>(block.size());
+      block[{panel, line}] = index;
+      data += fmt::format("# panel {} line {}\n{}\n\n", panel, line, rows);
+    }
+  write_file(fs::path(out_dir) / (name + ".dat"), data, files);
+
+  const std::string title = figure.title.empty() ? name : figure.title;
+  std::string body = fmt::format(
+      "set multiplot layout 1,{} title {}\n"
+      "set logscale y\n{}"
+      "set grid\nset key top right font ',9'\n"
+      "set xlabel {}\nset ylabel 'test MSE'\n{}",
+      std::max<size_t>(1, panels.size()),
+      gnuplot_string(title + "\nlines: mean over seeds (band: ± std); dashed: min over seeds"),
+      figure.log_x ? "set logscale x 2\n" : "",
+      gnuplot_string(figure.x_label.empty() ? symbol(figure.x) : figure.x_label),
+      xtics(std::vector<double>(xs.begin(), xs.end())));
+  for (const auto& panel : panels) {
+    body += fmt::format("set title {}\nplot ", gnuplot_string(panel_title(figure, panel)));
+    std::string plots;
+    for (size_t l = 0; l < lines.size(); ++l) {
+      const auto found = block.find({panel, lines[l]});
+      if (found == block.end()) continue;
+      const std::string source = fmt::format("'{}.dat' index {}", name, found->second);
+      plots += fmt::format(
+          "{}{} using 1:6:7 with filledcurves fc lt {} fs transparent solid 0.18 notitle, \\\n"
+          "  {} using 1:2 with linespoints lt {} lw 2 pt 7 title {}, \\\n"
+          "  {} using 1:4 with lines lt {} lw 1.5 dt 2 notitle",
+          plots.empty() ? "" : ", \\\n  ", source, l + 1, source, l + 1,
+          gnuplot_string(line_title(figure, lines[l])), source, l + 1);
+    }
+    body += plots + "\n";
+  }
+  body += "unset multiplot\n";
+  const int width = std::max(640, 460 * static_cast<int>(std::max<size_t>(1, panels.size())));
+  FigureFiles rendered = render_plot(out_dir, name, body, width, 520);
+  files.written.insert(files.written.end(), rendered.written.begin(), rendered.written.end());
+  files.message = rendered.message;
+  files.rendered = rendered.rendered;
+  return files;
+}
+
+FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadPoint>& points,
+                               const std::string& out_dir, const std::string& name) {
+  FigureFiles files;
+  fs::create_directories(out_dir);
+  std::string csv = fmt::format(
+      "run_id,{},{},layer,module,head,angle_to_identity_deg,frobenius,"
+      "test_mse\n",
+      figure.line.empty() ? "line" : figure.line, figure.x);
+  for (const HeadPoint& p : points)
+    csv += fmt::format("{},{},{},{},{},{},{:.9g},{:.9g},{:.9g}\n", p.run_id, p.line, p.x, p.layer,
+                       p.module, p.head, p.angle_to_identity, p.frobenius, p.test_mse);
+  write_file(fs::path(out_dir) / (name + ".csv"), csv, files);
+
+  const auto lines = distinct(points, &HeadPoint::line);
+  std::set<double> xs;
+  std::string data;
+  for (const auto& line : lines) {
+    data += "# line " + line + "\n";
+    for (const HeadPoint& p : points)
+      if (p.line == line)
+        data += fmt::format("{} {:.9g} {:.9g}\n", p.x, p.angle_to_identity, p.frobenius);
+    data += "\n\n";
+  }
+  for (const HeadPoint& p : points) xs.insert(p.x);
+  write_file(fs::path(out_dir) / (name + ".dat"), data, files);
+
+  const std::string title = figure.title.empty() ? name : figure.title;
+  auto series = [&](int column) {
+    std::string plots;
+    for (size_t l = 0; l < lines.size(); ++l)
+      plots += fmt::format("{}'{}.dat' index {} using 1:{} with points lt {} pt 7 ps 0.8 title {}",
+                           plots.empty() ? "" : ", \\\n  ", name, l, column, l + 1,
+                           gnuplot_string(line_title(figure, lines[l])));
+    return plots.empty() ? std::string("NaN notitle") : plots;
+  };
+  const std::string x_label = figure.x_label.empty() ? symbol(figure.x) : figure.x_label;
+  const std::string body = fmt::format(
+      "set multiplot layout 1,2 title {}\n"
+      "{}set grid\nset key bottom right font ',9'\nset xlabel {}\n{}"
+      "set title 'angle between K Q^T and the identity'\nset ylabel 'degrees'\n"
+      "set yrange [0:180]\nset ytics 0,30,180\nplot {}\n"
+      "set title 'Frobenius norm of K Q^T'\nset ylabel '||K Q^T||_F'\n"
+      "set autoscale y\nset ytics autofreq\nset logscale y\nplot {}\n"
+      "unset multiplot\n",
+      gnuplot_string(title + "\none point per head; 180° is -β I"),
+      figure.log_x ? "set logscale x 2\n" : "", gnuplot_string(x_label),
+      xtics(std::vector<double>(xs.begin(), xs.end())), series(2), series(3));
+  FigureFiles rendered = render_plot(out_dir, name, body, 1000, 480);
+  files.written.insert(files.written.end(), rendered.written.begin(), rendered.written.end());
+  files.message = rendered.message;
+  files.rendered = rendered.rendered;
+  return files;
+}
+
+}  // namespace attnrank

@@ -1,0 +1,185 @@
+// The Markdown report of a reproduced figure: what ran, how to run it again, the
+// figure and the numbers behind it.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "attnrank/aggregate.h"
+#include "attnrank/reproduce.h"
+
+namespace attnrank {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string column_name(const std::string& key) {
+  static const std::map<std::string, std::string> names = {{"model.rank", "rank r"},
+                                                           {"model.layers", "L"},
+                                                           {"model.width_multiplier", "c"},
+                                                           {"model.heads", "H"},
+                                                           {"task.points", "N"},
+                                                           {"model.dim", "d"},
+                                                           {"model.positional", "positional"}};
+  const auto found = names.find(key);
+  return found != names.end() ? found->second : key;
+}
+
+std::string cell(const std::string& text) {
+  return fmt::format(" {} |", text);
+}
+
+std::string number_text(double x) {
+  return fmt::format("{}", x);
+}
+
+std::string curves_table(const FigureSpec& figure, const std::vector<CurvePoint>& points) {
+  std::string header = "|", rule = "|";
+  for (const auto* key : {&figure.panel, &figure.line, &figure.x})
+    if (!key->empty()) header += cell(column_name(*key)), rule += " ---: |";
+  header += " seeds | mean ± std | min | median |\n";
+  rule += " ---: | ---: | ---: | ---: |\n";
+  std::string table = header + rule;
+  for (const CurvePoint& p : points) {
+    table += "|";
+    if (!figure.panel.empty()) table += cell(p.panel);
+    if (!figure.line.empty()) table += cell(p.line);
+    table += fmt::format(" {} | {} | {} ± {} | {} | {} |\n", number_text(p.x), p.seeds,
+                         format_number(p.mean), format_number(p.std), format_number(p.min),
+                         format_number(p.median));
+  }
+  return table;
+}
+
+std::string heads_table(const FigureSpec& figure, const std::vector<HeadPoint>& points) {
+  std::map<std::pair<std::string, double>, std::vector<const HeadPoint*>> groups;
+  for (const HeadPoint& p : points) groups[{p.line, p.x}].push_back(&p);
+  std::string table = "|";
+  if (!figure.line.empty()) table += cell(column_name(figure.line));
+  table += fmt::format(" {}", column_name(figure.x)) +
+           " | runs | heads | angle to I (mean, min..max) | ‖K Q^T‖_F (mean, min..max) | test MSE "
+           "(mean) |\n|";
+  if (!figure.line.empty()) table += " ---: |";
+  table += " ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& [key, members] : groups) {
+    std::vector<double> angles, norms, mse;
+    std::vector<std::string> runs;
+    for (const HeadPoint* p : members) {
+      angles.push_back(p->angle_to_identity);
+      norms.push_back(p->frobenius);
+      if (std::find(runs.begin(), runs.end(), p->run_id) == runs.end()) {
+        runs.push_back(p->run_id);
+        mse.push_back(p->test_mse);
+      }
+    }
+    const SampleStats a = sample_stats(angles), n = sample_stats(norms), m = sample_stats(mse);
+    table += "|";
+    if (!figure.line.empty()) table += cell(key.first);
+    table += fmt::format(" {} | {} | {} | {:.1f}° ({:.1f}..{:.1f}) | {} ({}..{}) | {} |\n",
+                         number_text(key.second), runs.size(), members.size(), a.mean, a.min, a.max,
+                         format_number(n.mean), format_number(n.min), format_number(n.max),
+                         format_number(m.mean));
+  }
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> separation_lines(const FigureSpec& figure,
+                                          const std::vector<CurvePoint>& points) {
+  std::vector<std::string> lines;
+  std::map<std::pair<std::string, std::string>, std::vector<const CurvePoint*>> curves;
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const CurvePoint& p : points) {
+    if (!curves.contains({p.panel, p.line})) order.emplace_back(p.panel, p.line);
+    curves[{p.panel, p.line}].push_back(&p);
+  }
+  const std::string x = column_name(figure.x);
+  for (const auto& key : order) {
+    const auto& curve = curves[key];
+    const CurvePoint* top = *std::max_element(
+        curve.begin(), curve.end(), [](const auto* a, const auto* b) { return a->x < b->x; });
+    const CurvePoint* best = nullptr;
+    for (const CurvePoint* p : curve)
+      if (p->x <= top->x / 2 && (!best || p->mean < best->mean)) best = p;
+    std::string where;
+    if (!figure.panel.empty()) where += column_name(figure.panel) + " = " + key.first;
+    if (!figure.line.empty())
+      where += (where.empty() ? "" : ", ") + column_name(figure.line) + " = " + key.second;
+    if (!where.empty()) where += ": ";
+    if (!best) {
+      lines.push_back(fmt::format("- {}only {} = {} ran", where, x, number_text(top->x)));
+      continue;
+    }
+    lines.push_back(
+        fmt::format("- {}{} = {}: mean test MSE {}; best {} ≤ {}: {} ({} = {}); ratio {:.1f}x",
+                    where, x, number_text(top->x), format_number(top->mean), x,
+                    number_text(top->x / 2), format_number(best->mean), x, number_text(best->x),
+                    top->mean > 0 ? best->mean / top->mean : INFINITY));
+  }
+  return lines;
+}
+
+std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoint>& curves,
+                         const std::vector<HeadPoint>& heads, const FigureFiles& figure,
+                         const std::string& out_dir) {
+  const FigureSpec& spec = inputs.spec.figure;
+  int done = 0, diverged = 0, failed = 0;
+  for (const RunRecord& run : inputs.runs) {
+    done += run.status == "done";
+    diverged += run.status == "diverged";
+    failed += run.status == "failed";
+  }
+  std::string md =
+      fmt::format("# {}: {} ({} scale)\n\n", spec.title.empty() ? inputs.figure : spec.title,
+                  inputs.figure, inputs.scale);
+  if (!spec.description.empty()) md += spec.description + "\n\n";
+  md += fmt::format(
+      "Preset `{}`, results database `{}`: {} runs planned, {} recorded ({} done, {} diverged, "
+      "{} failed).\n\n",
+      inputs.preset, inputs.database, inputs.planned_runs, inputs.runs.size(), done, diverged,
+      failed);
+  if (static_cast<int>(inputs.runs.size()) < inputs.planned_runs)
+    md +=
+        "**Incomplete:** some planned runs are not in the database yet; run the command below "
+        "again to finish them.\n\n";
+  md += "## Commands\n\n```sh\n";
+  for (const auto& command : inputs.commands) md += command + "\n";
+  md += "```\n\n## Figure\n\n";
+  if (figure.rendered)
+    md += fmt::format(
+        "![{0}]({0}.png)\n\nAlso [{0}.svg]({0}.svg); the plotted numbers are in "
+        "[{0}.csv]({0}.csv).\n\n",
+        inputs.figure);
+  else
+    md += figure.message + "\n\n";
+  if (spec.kind == "curves") {
+    md +=
+        "Lines: mean test MSE over seeds, the band ± one standard deviation; dashed: the "
+        "minimum over seeds (what the paper plotted).\n\n";
+    md += "## Separation\n\nAt each setting, the largest " + column_name(spec.x) +
+          " against the best of the others up to half of it:\n\n";
+    for (const auto& line : separation_lines(spec, curves)) md += line + "\n";
+    md += "\n## Per configuration\n\n" + curves_table(spec, curves) + "\n";
+  } else {
+    md +=
+        "## Heads\n\nFor every head of every finished run: the angle between its bilinear "
+        "form K Q^T = W_Q W_K^T and the identity (180° means a multiple of -I, the "
+        "farthest-point construction of Fact 1) and its Frobenius norm.\n\n" +
+        heads_table(spec, heads) + "\n";
+  }
+  md += "## Sweep spec\n\n```yaml\n";
+  std::ifstream in(inputs.preset);
+  md += std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  md += "```\n";
+  const fs::path path = fs::path(out_dir) / "report.md";
+  std::ofstream out(path, std::ios::trunc);
+  out << md;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+  return path.string();
+}
+
+}  // namespace attnrank

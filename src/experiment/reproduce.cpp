@@ -1,0 +1,122 @@
+// The published experiments as presets, and the numbers their figures plot.
+#include "attnrank/reproduce.h"
+
+#include <fmt/core.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "attnrank/aggregate.h"
+#include "attnrank/error.h"
+#include "attnrank/theory_inspect.h"
+
+namespace attnrank {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double numeric_value(const std::string& key, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw ConfigError("figure.x: " + key + " = '" + text + "' is not a number");
+}
+
+std::vector<std::string> preset_directories(const std::string& presets_dir) {
+  if (!presets_dir.empty()) return {presets_dir};
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("ATTNRANK_PRESETS"); env && *env) dirs.emplace_back(env);
+  dirs.emplace_back("configs/reproduce");
+  std::error_code error;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    // build/<preset>/attnrank in a checkout; <prefix>/bin/attnrank when installed.
+    dirs.push_back((exe.parent_path() / "../../configs/reproduce").lexically_normal().string());
+    dirs.push_back((exe.parent_path() / "../configs/reproduce").lexically_normal().string());
+  }
+  return dirs;
+}
+
+}  // namespace
+
+const std::vector<std::string>& reproduce_figures() {
+  static const std::vector<std::string> figures = {"fig1", "posn", "points", "dims", "perfect"};
+  return figures;
+}
+
+std::string find_preset(const std::string& figure, const std::string& scale,
+                        const std::string& presets_dir) {
+  const auto& figures = reproduce_figures();
+  if (std::find(figures.begin(), figures.end(), figure) == figures.end()) {
+    std::string names;
+    for (const auto& name : figures) names += (names.empty() ? "" : ", ") + name;
+    throw ConfigError("reproduce: unknown figure '" + figure + "' (the figures are " + names + ")");
+  }
+  if (scale != "small" && scale != "paper")
+    throw ConfigError("--scale '" + scale + "': expected small or paper");
+  const std::string file = figure + "-" + scale + ".yaml";
+  const auto dirs = preset_directories(presets_dir);
+  std::error_code error;
+  for (const auto& dir : dirs)
+    if (fs::is_regular_file(fs::path(dir) / file, error)) return (fs::path(dir) / file).string();
+  std::string searched;
+  for (const auto& dir : dirs) searched += (searched.empty() ? "" : ", ") + dir;
+  throw ConfigError("reproduce: preset " + file + " not found (searched " + searched +
+                    "; run from the repository root or pass --presets DIR)");
+}
+
+std::vector<CurvePoint> curve_points(const FigureSpec& figure, const std::vector<RunRecord>& runs) {
+  std::vector<RunRecord> done;
+  for (const RunRecord& run : runs)
+    if (run.status == "done" && std::isfinite(run.test_mse)) done.push_back(run);
+  std::vector<std::string> keys;
+  if (!figure.panel.empty()) keys.push_back(figure.panel);
+  if (!figure.line.empty()) keys.push_back(figure.line);
+  keys.push_back(figure.x);
+  std::vector<CurvePoint> points;
+  for (const GroupStats& group : aggregate(done, keys)) {
+    CurvePoint point;
+    size_t k = 0;
+    if (!figure.panel.empty()) point.panel = group.key[k++].second;
+    if (!figure.line.empty()) point.line = group.key[k++].second;
+    point.x = numeric_value(figure.x, group.key[k].second);
+    point.seeds = group.test_mse.count;
+    point.mean = group.test_mse.mean;
+    point.std = std::isfinite(group.test_mse.std) ? group.test_mse.std : 0.0;
+    point.min = group.test_mse.min;
+    point.median = group.test_mse.median;
+    points.push_back(point);
+  }
+  return points;
+}
+
+std::vector<HeadPoint> head_points(const FigureSpec& figure, const std::vector<RunRecord>& runs) {
+  std::vector<HeadPoint> points;
+  for (const RunRecord& run : runs) {
+    std::error_code error;
+    if (run.status != "done" || !fs::exists(fs::path(run.run_dir) / "model.safetensors", error))
+      continue;
+    const ModelInspection inspection = inspect_checkpoint(run.run_dir);
+    for (const HeadInspection& head : inspection.heads) {
+      HeadPoint point;
+      point.run_id = run.id;
+      point.panel = figure.panel.empty() ? "" : run.value(figure.panel);
+      point.line = figure.line.empty() ? "" : run.value(figure.line);
+      point.x = numeric_value(figure.x, run.value(figure.x));
+      point.layer = head.layer;
+      point.module = head.module;
+      point.head = head.head;
+      point.angle_to_identity = head.angle_to_identity;
+      point.frobenius = head.frobenius;
+      point.test_mse = run.test_mse;
+      points.push_back(point);
+    }
+  }
+  return points;
+}
+
+}  // namespace attnrank

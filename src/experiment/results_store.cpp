@@ -1,0 +1,442 @@
+// The SQLite results database. Durability: WAL mode with synchronous=FULL and one
+// transaction per finished run, so a sweep killed with SIGKILL keeps every run it
+// had committed and leaves a readable file. A lock file (flock, released by the
+// kernel when the process dies) keeps a second writer out without ever going stale.
+#include "attnrank/results_store.h"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "attnrank/error.h"
+
+namespace attnrank {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "attnrank-results";
+constexpr const char* kSchemaVersion = "1";
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL CHECK(status IN ('done', 'diverged', 'failed')),
+  error TEXT,
+  config_yaml TEXT NOT NULL,
+  config_json TEXT NOT NULL,
+  test_mse REAL,
+  trivial_mse REAL,
+  final_train_loss REAL,
+  steps INTEGER,
+  wall_seconds REAL,
+  ms_per_step REAL,
+  parameters INTEGER,
+  attention_parameters INTEGER,
+  threads INTEGER,
+  run_dir TEXT,
+  sweep TEXT,
+  finished_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics(
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  train_loss REAL,
+  lr REAL,
+  grad_norm REAL,
+  PRIMARY KEY(run_id, step)) WITHOUT ROWID;
+)sql";
+
+constexpr const char* kRunColumns =
+    "id, status, error, config_yaml, config_json, test_mse, trivial_mse, final_train_loss, "
+    "steps, wall_seconds, ms_per_step, parameters, attention_parameters, threads, run_dir, "
+    "sweep, finished_at";
+
+bool is_busy(int code) {
+  return (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED;
+}
+
+bool is_corrupt(int code) {
+  return (code & 0xff) == SQLITE_NOTADB || (code & 0xff) == SQLITE_CORRUPT;
+}
+
+[[noreturn]] void locked_error(const std::string& path) {
+  throw ConfigError(path + ": database is locked by another writer; wait for it to finish");
+}
+
+[[noreturn]] void sqlite_error(sqlite3* db, int code, const std::string& path,
+                               const std::string& what) {
+  const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+  if (is_busy(code)) locked_error(path);
+  if (is_corrupt(code))
+    throw FormatError(path + ": not an intact SQLite database (" + message + ")");
+  if ((code & 0xff) == SQLITE_READONLY || (code & 0xff) == SQLITE_CANTOPEN ||
+      (code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_FULL)
+    throw ConfigError(path + ": cannot " + what + " (" + message + ")");
+  throw std::runtime_error(path + ": " + what + ": " + message);
+}
+
+// One prepared statement; finalised on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql, const std::string& path) : db_(db), path_(path) {
+    const int code = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
+    if (code != SQLITE_OK) sqlite_error(db, code, path, "read");
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void bind(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int index, double value) {
+    if (std::isfinite(value))
+      sqlite3_bind_double(stmt_, index, value);
+    else
+      sqlite3_bind_null(stmt_, index);
+  }
+  void bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+
+  // True while rows come; false when done.
+  bool step(const std::string& what = "read") {
+    const int code = sqlite3_step(stmt_);
+    if (code == SQLITE_ROW) return true;
+    if (code == SQLITE_DONE) return false;
+    sqlite_error(db_, code, path_, what);
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::string text(int column) const {
+    const auto* data = sqlite3_column_text(stmt_, column);
+    return data ? std::string(reinterpret_cast<const char*>(data)) : std::string();
+  }
+  double real(int column) const {
+    return sqlite3_column_type(stmt_, column) == SQLITE_NULL ? NAN
+                                                             : sqlite3_column_double(stmt_, column);
+  }
+  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  const std::string& path_;
+};
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+// Run directories inside the database's directory are stored relative to it, so a
+// database moved together with its runs keeps working.
+std::string stored_run_dir(const std::string& database, const std::string& run_dir) {
+  if (run_dir.empty()) return run_dir;
+  const fs::path base = fs::absolute(fs::path(database)).parent_path().lexically_normal();
+  const fs::path dir = fs::absolute(fs::path(run_dir)).lexically_normal();
+  const fs::path relative = dir.lexically_relative(base);
+  if (!relative.empty() && *relative.begin() != "..") return relative.string();
+  return dir.string();
+}
+
+std::string resolved_run_dir(const std::string& database, const std::string& stored) {
+  if (stored.empty() || fs::path(stored).is_absolute()) return stored;
+  return (fs::absolute(fs::path(database)).parent_path() / stored).lexically_normal().string();
+}
+
+RunRecord read_run(const Statement& row, const std::string& database) {
+  RunRecord run;
+  run.id = row.text(0);
+  run.status = row.text(1);
+  run.error = row.text(2);
+  run.config_yaml = row.text(3);
+  try {
+    const auto config = nlohmann::ordered_json::parse(row.text(4));
+    for (const auto& [key, value] : config.items())
+      run.config.emplace_back(key, value.get<std::string>());
+  } catch (const nlohmann::json::exception& error) {
+    throw FormatError(database + ": run " + run.id + ": unreadable config_json (" + error.what() +
+                      ")");
+  }
+  run.test_mse = row.real(5);
+  run.trivial_mse = row.real(6);
+  run.final_train_loss = row.real(7);
+  run.steps = row.integer(8);
+  run.wall_seconds = row.real(9);
+  run.ms_per_step = row.real(10);
+  run.parameters = row.integer(11);
+  run.attention_parameters = row.integer(12);
+  run.threads = static_cast<int>(row.integer(13));
+  run.run_dir = resolved_run_dir(database, row.text(14));
+  run.sweep = row.text(15);
+  run.finished_at = row.text(16);
+  return run;
+}
+
+}  // namespace
+
+std::string RunRecord::value(const std::string& key) const {
+  for (const auto& [name, text] : config)
+    if (name == key) return text;
+  return "";
+}
+
+ResultsStore::ResultsStore(const std::string& path, Mode mode) : path_(path), mode_(mode) {
+  std::error_code error;
+  if (fs::is_directory(path, error))
+    throw ConfigError(path + ": is a directory, expected a results database file");
+  const bool exists = fs::exists(path, error);
+  if (mode == Mode::kRead && !exists) throw ConfigError(path + ": no such results database");
+  if (mode == Mode::kWrite) {
+    const fs::path parent = fs::absolute(fs::path(path)).parent_path();
+    if (!fs::is_directory(parent, error))
+      throw ConfigError(path + ": cannot create the database: directory " + parent.string() +
+                        " does not exist");
+    const std::string lock_path = path + ".lock";
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0)
+      throw ConfigError(path + ": not writable (cannot create " + lock_path + ": " +
+                        std::strerror(errno) + ")");
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+      throw ConfigError(path + ": database is locked by another writer (an attnrank sweep or " +
+                        "merge holds " + lock_path + "); wait for it to finish");
+    }
+  }
+  try {
+    const int flags =
+        mode == Mode::kWrite ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+    const int code = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (code != SQLITE_OK) sqlite_error(db_, code, path, "open the database");
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, 3000);
+    if (mode == Mode::kWrite && sqlite3_db_readonly(db_, "main") == 1)
+      throw ConfigError(path + ": database is not writable");
+    check_integrity();
+    create_or_check_schema();
+  } catch (...) {
+    if (db_) sqlite3_close(db_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    throw;
+  }
+}
+
+ResultsStore::~ResultsStore() {
+  if (db_) sqlite3_close(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+void ResultsStore::exec(const std::string& sql) const {
+  char* message = nullptr;
+  const int code = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+  if (code == SQLITE_OK) return;
+  const std::string text = message ? message : sqlite3_errstr(code);
+  sqlite3_free(message);
+  if (is_busy(code)) locked_error(path_);
+  if (is_corrupt(code)) throw FormatError(path_ + ": not an intact SQLite database (" + text + ")");
+  if ((code & 0xff) == SQLITE_READONLY || (code & 0xff) == SQLITE_IOERR ||
+      (code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_CANTOPEN)
+    throw ConfigError(path_ + ": cannot write the database (" + text + ")");
+  throw std::runtime_error(path_ + ": " + text);
+}
+
+void ResultsStore::check_integrity() {
+  Statement check(db_, "PRAGMA quick_check", path_);
+  std::string problems;
+  while (check.step("check the database")) {
+    const std::string line = check.text(0);
+    if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+  }
+  if (!problems.empty()) throw FormatError(path_ + ": corrupt database (" + problems + ")");
+}
+
+void ResultsStore::create_or_check_schema() {
+  int tables = 0;
+  bool has_meta = false;
+  {
+    Statement list(db_, "SELECT name FROM sqlite_master WHERE type = 'table'", path_);
+    while (list.step()) ++tables, has_meta = has_meta || list.text(0) == "meta";
+  }
+  if (tables > 0 && !has_meta)
+    throw FormatError(path_ + ": an SQLite database, but not an attnrank results database");
+  if (tables > 0) {
+    Statement meta(db_, "SELECT key, value FROM meta", path_);
+    std::string format, version;
+    while (meta.step()) {
+      if (meta.text(0) == "format") format = meta.text(1);
+      if (meta.text(0) == "schema_version") version = meta.text(1);
+    }
+    if (format != kFormat)
+      throw FormatError(path_ + ": an SQLite database, but not an attnrank results database");
+    if (version != kSchemaVersion)
+      throw FormatError(path_ + ": results database schema version " + version +
+                        ", this attnrank reads version " + kSchemaVersion);
+  }
+  if (mode_ == Mode::kRead) {
+    if (tables == 0) throw FormatError(path_ + ": empty file, not an attnrank results database");
+    return;
+  }
+  // WAL: readers (attnrank results) never block the sweep, and a crash mid-write
+  // leaves the last committed state.
+  exec("PRAGMA journal_mode = WAL");
+  exec("PRAGMA synchronous = FULL");
+  begin_write();
+  try {
+    exec(kSchema);
+    exec(fmt::format("INSERT OR IGNORE INTO meta VALUES ('format', '{}'), ('schema_version', '{}')",
+                     kFormat, kSchemaVersion));
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void ResultsStore::begin_write() {
+  if (mode_ != Mode::kWrite) throw std::logic_error(path_ + ": opened read-only");
+  // IMMEDIATE takes the write lock now, so a busy database fails here, before any
+  // change, with a clear message.
+  exec("BEGIN IMMEDIATE");
+}
+
+void ResultsStore::write_record(const RunRecord& record) {
+  nlohmann::ordered_json config = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : record.config) config[key] = value;
+  {
+    Statement insert(db_,
+                     fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                                 "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 kRunColumns),
+                     path_);
+    insert.bind(1, record.id);
+    insert.bind(2, record.status);
+    insert.bind(3, record.error);
+    insert.bind(4, record.config_yaml);
+    insert.bind(5, config.dump());
+    insert.bind(6, record.test_mse);
+    insert.bind(7, record.trivial_mse);
+    insert.bind(8, record.final_train_loss);
+    insert.bind(9, record.steps);
+    insert.bind(10, record.wall_seconds);
+    insert.bind(11, record.ms_per_step);
+    insert.bind(12, record.parameters);
+    insert.bind(13, record.attention_parameters);
+    insert.bind(14, static_cast<int64_t>(record.threads));
+    insert.bind(15, stored_run_dir(path_, record.run_dir));
+    insert.bind(16, record.sweep);
+    insert.bind(17, record.finished_at.empty() ? utc_now() : record.finished_at);
+    insert.step("write the database");
+  }
+  {
+    Statement erase(db_, "DELETE FROM metrics WHERE run_id = ?", path_);
+    erase.bind(1, record.id);
+    erase.step("write the database");
+  }
+  Statement metric(db_, "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", path_);
+  for (const MetricsRow& row : record.metrics) {
+    metric.bind(1, record.id);
+    metric.bind(2, row.step);
+    metric.bind(3, row.train_loss);
+    metric.bind(4, row.lr);
+    metric.bind(5, row.grad_norm);
+    metric.step("write the database");
+    metric.reset();
+  }
+}
+
+void ResultsStore::record(const RunRecord& record) {
+  begin_write();
+  try {
+    write_record(record);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<RunRecord> ResultsStore::runs(bool with_metrics) const {
+  std::vector<RunRecord> runs;
+  {
+    Statement select(db_, fmt::format("SELECT {} FROM runs ORDER BY rowid", kRunColumns), path_);
+    while (select.step()) runs.push_back(read_run(select, path_));
+  }
+  if (with_metrics) {
+    Statement select(
+        db_, "SELECT step, train_loss, lr, grad_norm FROM metrics WHERE run_id = ? ORDER BY step",
+        path_);
+    for (RunRecord& run : runs) {
+      select.bind(1, run.id);
+      while (select.step())
+        run.metrics.push_back({select.integer(0), select.real(1), select.real(2), select.real(3)});
+      select.reset();
+    }
+  }
+  return runs;
+}
+
+std::optional<RunRecord> ResultsStore::find(const std::string& id, bool with_metrics) const {
+  std::optional<RunRecord> run;
+  {
+    Statement select(db_, fmt::format("SELECT {} FROM runs WHERE id = ?", kRunColumns), path_);
+    select.bind(1, id);
+    if (select.step()) run = read_run(select, path_);
+  }
+  if (run && with_metrics) {
+    Statement select(
+        db_, "SELECT step, train_loss, lr, grad_norm FROM metrics WHERE run_id = ? ORDER BY step",
+        path_);
+    select.bind(1, id);
+    while (select.step())
+      run->metrics.push_back({select.integer(0), select.real(1), select.real(2), select.real(3)});
+  }
+  return run;
+}
+
+std::vector<std::string> ResultsStore::finished_ids() const {
+  std::vector<std::string> ids;
+  Statement select(db_, "SELECT id FROM runs WHERE status IN ('done', 'diverged')", path_);
+  while (select.step()) ids.push_back(select.text(0));
+  return ids;
+}
+
+MergeCounts ResultsStore::merge_from(const ResultsStore& other) {
+  MergeCounts counts;
+  const std::vector<RunRecord> incoming = other.runs(true);
+  begin_write();
+  try {
+    for (const RunRecord& run : incoming) {
+      const std::optional<RunRecord> existing = find(run.id);
+      if (existing && (existing->finished() || !run.finished())) {
+        ++counts.kept;
+        continue;
+      }
+      write_record(run);
+      ++(existing ? counts.replaced : counts.added);
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  return counts;
+}
+
+}  // namespace attnrank

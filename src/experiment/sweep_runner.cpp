@@ -1,0 +1,179 @@
+// Running a sweep: every run of the shard that the database does not hold as
+// finished, `jobs` at a time, each committed in its own transaction as it ends.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "attnrank/error.h"
+#include "attnrank/results_store.h"
+#include "attnrank/sweep.h"
+#include "attnrank/threading.h"
+#include "experiment/sweep_progress.h"
+
+namespace attnrank {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+RunRecord base_record(const PlannedRun& run, const RunConfig& config, const std::string& dir,
+                      const std::string& sweep) {
+  RunRecord record;
+  record.id = run.id;
+  record.config_yaml = to_yaml(config);
+  record.config = flat_config(config);
+  record.run_dir = fs::absolute(dir).lexically_normal().string();
+  record.sweep = sweep;
+  return record;
+}
+
+void fill_summary(RunRecord& record, const TrainSummary& summary) {
+  record.status = summary.status;
+  record.test_mse = summary.test_mse;
+  record.trivial_mse = summary.trivial_mse;
+  record.final_train_loss = summary.final_train_loss;
+  record.steps = summary.steps;
+  record.wall_seconds = summary.wall_seconds;
+  record.ms_per_step = summary.ms_per_step;
+  record.parameters = summary.parameters;
+  record.attention_parameters = summary.attention_parameters;
+  record.threads = summary.threads;
+  if (record.status != "done" && record.status != "diverged") {
+    record.error = "train reported status '" + summary.status + "'";
+    record.status = "failed";
+  }
+}
+
+// A run that finished in its directory (summary.json is written last) but was not
+// committed: the sweep died in between. Recording it saves retraining.
+std::optional<RunRecord> recover(const PlannedRun& run, const std::string& dir,
+                                 const std::string& sweep) {
+  std::error_code error;
+  if (!fs::exists(fs::path(dir) / "summary.json", error)) return std::nullopt;
+  try {
+    const RunConfig config = load_config((fs::path(dir) / "config.yaml").string(), {});
+    if (run_identity(config) != run.id) return std::nullopt;
+    const TrainSummary summary = read_summary(dir);
+    if (summary.status != "done" && summary.status != "diverged") return std::nullopt;
+    RunRecord record = base_record(run, config, dir, sweep);
+    fill_summary(record, summary);
+    record.metrics = read_metrics_csv(dir);
+    return record;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string describe(const RunRecord& record, const PlannedRun& run) {
+  std::string text = run.id.substr(0, 8) + " " + run.label;
+  if (record.status == "failed") return text + ": " + record.error;
+  return text + fmt::format(": test_mse {:.4g}, train loss {:.4g}", record.test_mse,
+                            record.final_train_loss);
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
+                       const Trainer& trainer, const SweepOptions& options) {
+  SweepOutcome outcome;
+  const std::vector<std::string> finished_ids = store.finished_ids();
+  const std::set<std::string> finished(finished_ids.begin(), finished_ids.end());
+  std::vector<const PlannedRun*> pending;
+  for (const PlannedRun& run : runs) {
+    if (!in_shard(run.id, options.shard)) continue;
+    ++outcome.total;
+    if (finished.contains(run.id)) {
+      ++outcome.skipped;
+      continue;
+    }
+    const std::string dir = (fs::path(options.runs_dir) / run.id).string();
+    if (auto record = recover(run, dir, options.sweep_name)) {
+      store.record(*record);
+      ++outcome.recovered;
+      continue;
+    }
+    pending.push_back(&run);
+  }
+
+  const int jobs = std::clamp<int>(options.jobs, 1, std::max<int>(1, pending.size()));
+  const int total_threads = options.threads > 0 ? options.threads : hardware_threads();
+  const int threads_per_run = std::max(1, total_threads / std::max(1, options.jobs));
+  if (options.log && !pending.empty())
+    *options.log << fmt::format(
+                        "sweep {}: {} runs, {} finished before, {} to train, {} at a time with {} "
+                        "thread{} each\n",
+                        options.sweep_name, outcome.total, outcome.skipped + outcome.recovered,
+                        pending.size(), jobs, threads_per_run, threads_per_run == 1 ? "" : "s")
+                 << std::flush;
+  SweepProgress progress(options.log, options.progress_bar, outcome.total,
+                         outcome.skipped + outcome.recovered, jobs);
+
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex store_mutex;
+  std::exception_ptr store_error;
+
+  auto worker = [&] {
+    for (;;) {
+      const size_t index = next++;
+      if (index >= pending.size() || stop) return;
+      const PlannedRun& run = *pending[index];
+      const std::string dir = (fs::path(options.runs_dir) / run.id).string();
+      RunConfig config = run.config;
+      config.train.threads = threads_per_run;
+      RunRecord record = base_record(run, config, dir, options.sweep_name);
+      progress.started();
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        // A fresh directory: files of an earlier, killed attempt must not mix in.
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        fill_summary(record, trainer(config, dir));
+        record.metrics = read_metrics_csv(dir);
+      } catch (const RunInterrupted&) {
+        stop = true;
+        progress.interrupted();
+        continue;
+      } catch (const std::exception& error) {
+        record.status = "failed";
+        record.error = error.what();
+      }
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (record.status == "failed") record.wall_seconds = seconds;
+      {
+        std::lock_guard lock(store_mutex);
+        if (store_error) continue;
+        try {
+          store.record(record);
+        } catch (...) {
+          store_error = std::current_exception();
+          stop = true;
+          progress.interrupted();
+          continue;
+        }
+        ++(record.status == "done"       ? outcome.done
+           : record.status == "diverged" ? outcome.diverged
+                                         : outcome.failed);
+      }
+      progress.finished(record.status, describe(record, run), seconds);
+    }
+  };
+
+  std::vector<std::thread> workers;
+  for (int j = 0; j < jobs; ++j) workers.emplace_back(worker);
+  for (auto& thread : workers) thread.join();
+  if (!pending.empty()) progress.finish();
+  outcome.interrupted = stop && !store_error;
+  if (store_error) std::rethrow_exception(store_error);
+  return outcome;
+}
+
+}  // namespace attnrank

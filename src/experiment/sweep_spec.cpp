@@ -1,0 +1,232 @@
+// Reading a sweep spec: strict keys, one-line errors naming the key (docs/sweeps.md).
+#include <fmt/core.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "attnrank/error.h"
+#include "attnrank/sweep.h"
+
+namespace attnrank {
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {"name", "description", "base",  "base_config",
+                                           "grid", "derived",     "figure"};
+const std::vector<std::string> kFigureKeys = {"kind", "title",   "x",     "panel",
+                                              "line", "x_label", "log_x", "description"};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& wrong, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  size_t best_distance = std::max<size_t>(2, wrong.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    const size_t distance = edit_distance(wrong, candidate);
+    if (distance < best_distance) best = &candidate, best_distance = distance;
+  }
+  return best ? " (did you mean '" + *best + "'?)" : "";
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& word : words) out += (out.empty() ? "" : ", ") + word;
+  return out;
+}
+
+struct SpecReader {
+  std::string source;
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw ConfigError(fmt::format("{}: {}: {}", source, key, what));
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsScalar()) fail(key, "expected a single value");
+    return node.Scalar();
+  }
+
+  void check_config_key(const std::string& key, const std::string& where) const {
+    const auto keys = config_keys();
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      fail(where + "." + key, "unknown config key" + suggestion(key, keys));
+  }
+
+  std::string value_text(const YAML::Node& node) const {
+    YAML::Emitter emitter;
+    emitter << YAML::Flow << node;
+    return emitter.c_str();
+  }
+
+  Grid grid(const YAML::Node& node, const std::string& where) const {
+    if (!node.IsMap() || node.size() == 0)
+      fail(where,
+           "empty grid: give at least one config key with a list of values, e.g. "
+           "model.heads: [1, 2, 4]");
+    Grid grid;
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      const std::string key = scalar(entry.first, where);
+      check_config_key(key, where);
+      if (!seen.insert(key).second) fail(where + "." + key, "appears twice");
+      const YAML::Node& values = entry.second;
+      if (!values.IsSequence())
+        fail(where + "." + key, "expected a list of values, e.g. [1, 2, 4]");
+      if (values.size() == 0) fail(where + "." + key, "empty list: the grid would have no runs");
+      std::vector<std::string> texts;
+      for (const auto& value : values) texts.push_back(value_text(value));
+      grid.emplace_back(key, texts);
+    }
+    return grid;
+  }
+
+  FigureSpec figure(const YAML::Node& node) const {
+    if (!node.IsMap()) fail("figure", "expected a map of keys");
+    FigureSpec figure;
+    for (const auto& entry : node) {
+      const std::string key = scalar(entry.first, "figure");
+      const std::string where = "figure." + key;
+      if (std::find(kFigureKeys.begin(), kFigureKeys.end(), key) == kFigureKeys.end())
+        fail(where, "unknown key (the keys are " + joined(kFigureKeys) + ")" +
+                        suggestion(key, kFigureKeys));
+      const std::string value = scalar(entry.second, where);
+      if (key == "kind") figure.kind = value;
+      if (key == "title") figure.title = value;
+      if (key == "x") figure.x = value;
+      if (key == "panel") figure.panel = value;
+      if (key == "line") figure.line = value;
+      if (key == "x_label") figure.x_label = value;
+      if (key == "description") figure.description = value;
+      if (key == "log_x") {
+        if (value != "true" && value != "false") fail(where, "expected true or false");
+        figure.log_x = value == "true";
+      }
+    }
+    if (figure.kind != "curves" && figure.kind != "heads")
+      fail("figure.kind", "expected curves or heads");
+    if (figure.x.empty()) fail("figure.x", "missing: the config key on the x axis");
+    for (const auto* key : {&figure.x, &figure.panel, &figure.line})
+      if (!key->empty()) check_config_key(*key, "figure");
+    return figure;
+  }
+};
+
+std::string read_text(const std::string& path, const std::string& what) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) throw ConfigError(path + ": " + what + " not found");
+  if (std::filesystem::is_directory(path, error))
+    throw ConfigError(path + ": is a directory, expected a YAML " + what);
+  std::ifstream in(path, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in && !in.eof()) throw ConfigError(path + ": cannot read " + what);
+  return text;
+}
+
+// Inline `base:` sections laid over the `base_config:` file, key by key.
+YAML::Node merged_base(const YAML::Node& file_base, const YAML::Node& inline_base,
+                       const SpecReader& reader) {
+  YAML::Node merged = file_base.IsMap() ? YAML::Clone(file_base) : YAML::Node(YAML::NodeType::Map);
+  if (!inline_base || inline_base.IsNull()) return merged;
+  if (!inline_base.IsMap())
+    reader.fail("base", "expected a config: a map with the sections model, task and train");
+  for (const auto& section : inline_base) {
+    const std::string name = reader.scalar(section.first, "base");
+    if (!section.second.IsMap() || !merged[name] || !merged[name].IsMap()) {
+      merged[name] = section.second;
+      continue;
+    }
+    for (const auto& entry : section.second)
+      merged[name][reader.scalar(entry.first, "base." + name)] = entry.second;
+  }
+  return merged;
+}
+
+}  // namespace
+
+SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& source_name) {
+  SpecReader reader{source_name};
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& error) {
+    throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", source_name, error.mark.line + 1,
+                                  error.mark.column + 1, error.msg));
+  }
+  if (!root.IsMap())
+    throw ConfigError(source_name + ": expected a sweep spec: a map with base and grid");
+  SweepSpec spec;
+  spec.source = source_name;
+  spec.name = std::filesystem::path(source_name).stem().string();
+  for (const auto& entry : root) {
+    const std::string key = reader.scalar(entry.first, "spec");
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end())
+      reader.fail(
+          key, "unknown key (the keys are " + joined(kTopKeys) + ")" + suggestion(key, kTopKeys));
+  }
+  if (root["name"]) spec.name = reader.scalar(root["name"], "name");
+  YAML::Node file_base;
+  if (root["base_config"]) {
+    std::filesystem::path path = reader.scalar(root["base_config"], "base_config");
+    if (path.is_relative()) path = std::filesystem::path(source_name).parent_path() / path;
+    const std::string text = read_text(path.string(), "base config");
+    try {
+      file_base = YAML::Load(text);
+    } catch (const YAML::Exception& error) {
+      throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", path.string(),
+                                    error.mark.line + 1, error.mark.column + 1, error.msg));
+    }
+  }
+  const YAML::Node base = merged_base(file_base, root["base"], reader);
+  spec.base_yaml = base.size() == 0 ? std::string() : YAML::Dump(base) + "\n";
+  // The base alone must be a valid config (the grid only changes keys of it).
+  parse_config(spec.base_yaml, {}, source_name + ": base");
+
+  const YAML::Node grid = root["grid"];
+  if (!grid || grid.IsNull())
+    reader.fail("grid", "missing: give a map from config keys to lists of values");
+  if (grid.IsSequence()) {
+    if (grid.size() == 0) reader.fail("grid", "empty list of grids");
+    for (size_t i = 0; i < grid.size(); ++i)
+      spec.grids.push_back(reader.grid(grid[i], fmt::format("grid[{}]", i)));
+  } else {
+    spec.grids.push_back(reader.grid(grid, "grid"));
+  }
+
+  if (const YAML::Node derived = root["derived"]; derived && !derived.IsNull()) {
+    if (!derived.IsMap()) reader.fail("derived", "expected a map from config keys to expressions");
+    for (const auto& entry : derived) {
+      const std::string key = reader.scalar(entry.first, "derived");
+      reader.check_config_key(key, "derived");
+      for (const Grid& g : spec.grids)
+        for (const auto& [grid_key, values] : g)
+          if (grid_key == key)
+            reader.fail("derived." + key, "also in the grid: a key is either listed or derived");
+      spec.derived.emplace_back(key, reader.scalar(entry.second, "derived." + key));
+    }
+  }
+  if (root["figure"]) spec.figure = reader.figure(root["figure"]);
+  return spec;
+}
+
+SweepSpec load_sweep_spec(const std::string& path) {
+  return parse_sweep_spec(read_text(path, "sweep spec"), path);
+}
+
+}  // namespace attnrank

@@ -1,0 +1,254 @@
+// The sweep runner with a fake trainer: resume, failures, parallel jobs, shards and
+// merge, recovery from run directories, and a sweep killed with SIGKILL.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "attnrank/error.h"
+#include "attnrank/results_store.h"
+#include "attnrank/sweep.h"
+#include "sweep_fixtures.h"
+
+using namespace attnrank;
+using attnrank::testing::fake_train;
+using attnrank::testing::fresh_dir;
+using attnrank::testing::kSmallSpec;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<PlannedRun> small_runs() {
+  return expand_sweep(parse_sweep_spec(kSmallSpec, "small.yaml"));
+}
+
+SweepOptions options_for(const fs::path& dir) {
+  SweepOptions options;
+  options.runs_dir = (dir / "runs").string();
+  options.sweep_name = "small";
+  options.threads = 1;
+  return options;
+}
+
+// Counts its calls; fails or diverges the runs it is told to.
+struct CountingTrainer {
+  std::atomic<int> calls{0};
+  std::set<int64_t> failing_heads, diverging_heads;
+  std::mutex mutex;
+  std::vector<int> threads_seen;
+
+  Trainer trainer() {
+    return [this](const RunConfig& config, const std::string& dir) {
+      ++calls;
+      {
+        std::lock_guard lock(mutex);
+        threads_seen.push_back(config.train.threads);
+      }
+      if (failing_heads.contains(config.model.heads)) throw std::runtime_error("out of luck");
+      TrainSummary summary = fake_train(config, dir);
+      if (diverging_heads.contains(config.model.heads)) {
+        summary.status = "diverged";
+        summary.test_mse = NAN;
+      }
+      return summary;
+    };
+  }
+};
+
+}  // namespace
+
+TEST(SweepRunner, TrainsEveryRunOnceAndResumesWithoutRetraining) {
+  const auto dir = fresh_dir("runner_resume");
+  const auto runs = small_runs();
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  const SweepOutcome first = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(first.total, 9);
+  EXPECT_EQ(first.done, 9);
+  EXPECT_EQ(counting.calls, 9);
+  const auto recorded = store.runs(true);
+  ASSERT_EQ(recorded.size(), 9u);
+  for (const RunRecord& run : recorded) {
+    EXPECT_EQ(run.status, "done");
+    EXPECT_EQ(run.metrics.size(), 2u) << "the metrics curve is kept";
+    EXPECT_TRUE(fs::exists(fs::path(run.run_dir) / "summary.json")) << run.run_dir;
+    EXPECT_EQ(fs::path(run.run_dir).filename(), run.id);
+    EXPECT_EQ(run.sweep, "small");
+  }
+  const SweepOutcome second = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(second.skipped, 9);
+  EXPECT_EQ(second.done, 0);
+  EXPECT_EQ(counting.calls, 9) << "finished runs are not trained again";
+}
+
+TEST(SweepRunner, FailedRunsAreRecordedAndRetriedDivergedRunsAreNot) {
+  const auto dir = fresh_dir("runner_failed");
+  const auto runs = small_runs();
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  counting.failing_heads = {2};
+  counting.diverging_heads = {4};
+  const SweepOutcome first = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(first.done, 3);
+  EXPECT_EQ(first.failed, 3);
+  EXPECT_EQ(first.diverged, 3);
+  for (const RunRecord& run : store.runs()) {
+    if (run.value("model.heads") == "2") {
+      EXPECT_EQ(run.status, "failed");
+      EXPECT_EQ(run.error, "out of luck");
+    }
+    if (run.value("model.heads") == "4") {
+      EXPECT_EQ(run.status, "diverged");
+    }
+  }
+  counting.failing_heads.clear();
+  counting.calls = 0;
+  const SweepOutcome second = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(counting.calls, 3) << "only the failed runs run again";
+  EXPECT_EQ(second.done, 3);
+  EXPECT_EQ(store.finished_ids().size(), 9u);
+}
+
+TEST(SweepRunner, ParallelJobsShareTheThreads) {
+  const auto dir = fresh_dir("runner_jobs");
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  SweepOptions options = options_for(dir);
+  options.jobs = 3;
+  options.threads = 6;
+  const SweepOutcome outcome = run_sweep(small_runs(), store, counting.trainer(), options);
+  EXPECT_EQ(outcome.done, 9);
+  EXPECT_EQ(counting.calls, 9);
+  for (int threads : counting.threads_seen) EXPECT_EQ(threads, 2);
+  EXPECT_EQ(store.finished_ids().size(), 9u);
+}
+
+TEST(SweepRunner, ShardsMergeIntoTheWholeSweep) {
+  const auto dir = fresh_dir("runner_shards");
+  const auto runs = small_runs();
+  CountingTrainer counting;
+  int total = 0;
+  for (int index = 0; index < 3; ++index) {
+    ResultsStore shard((dir / ("shard" + std::to_string(index) + ".db")).string(),
+                       ResultsStore::Mode::kWrite);
+    SweepOptions options = options_for(dir);
+    options.shard = {index, 3};
+    total += run_sweep(runs, shard, counting.trainer(), options).total;
+  }
+  EXPECT_EQ(total, 9);
+  EXPECT_EQ(counting.calls, 9);
+  ResultsStore merged((dir / "merged.db").string(), ResultsStore::Mode::kWrite);
+  for (int index = 0; index < 3; ++index)
+    merged.merge_from(ResultsStore((dir / ("shard" + std::to_string(index) + ".db")).string(),
+                                   ResultsStore::Mode::kRead));
+  EXPECT_EQ(merged.finished_ids().size(), 9u);
+  counting.calls = 0;
+  EXPECT_EQ(run_sweep(runs, merged, counting.trainer(), options_for(dir)).skipped, 9);
+  EXPECT_EQ(counting.calls, 0);
+}
+
+TEST(SweepRunner, FinishedRunDirectoriesAreRecoveredWithoutTraining) {
+  const auto dir = fresh_dir("runner_recover");
+  const auto runs = small_runs();
+  // A run that finished on disk but whose commit never happened.
+  const std::string run_dir = (dir / "runs" / runs[4].id).string();
+  fs::create_directories(run_dir);
+  fake_train(runs[4].config, run_dir);
+  // A run directory cut short: no summary.json.
+  const std::string partial = (dir / "runs" / runs[5].id).string();
+  fs::create_directories(partial);
+  std::ofstream(partial + "/metrics.csv") << "step,train_loss,lr,grad_norm\n10,0.5,0.01,1\n";
+
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  const SweepOutcome outcome = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(outcome.recovered, 1);
+  EXPECT_EQ(counting.calls, 8);
+  EXPECT_EQ(store.find(runs[4].id, true)->metrics.size(), 2u);
+  EXPECT_EQ(store.find(runs[5].id, true)->metrics.size(), 2u) << "the partial run was redone";
+}
+
+TEST(SweepRunner, AnInterruptedRunIsNotRecordedAndStopsTheSweep) {
+  const auto dir = fresh_dir("runner_interrupt");
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  int calls = 0;
+  Trainer trainer = [&](const RunConfig& config, const std::string& run_dir) {
+    if (++calls == 3) throw RunInterrupted("stopped by signal 2");
+    return fake_train(config, run_dir);
+  };
+  const SweepOutcome outcome = run_sweep(small_runs(), store, trainer, options_for(dir));
+  EXPECT_TRUE(outcome.interrupted);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(store.runs().size(), 2u);
+}
+
+TEST(SweepRunner, KilledSweepLosesNoFinishedRunAndResumes) {
+  const auto dir = fresh_dir("runner_kill");
+  const std::string database = (dir / "results.db").string();
+  const fs::path marker = dir / "third_run_started";
+  const auto runs = small_runs();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The sweep: two runs finish, the third hangs until the parent kills us.
+    try {
+      ResultsStore store(database, ResultsStore::Mode::kWrite);
+      int calls = 0;
+      Trainer trainer = [&](const RunConfig& config, const std::string& run_dir) {
+        if (++calls == 3) {
+          std::ofstream(run_dir + "/metrics.csv") << "step,train_loss,lr,grad_norm\n1,1,1,1\n";
+          std::ofstream{marker};
+          for (;;) pause();
+        }
+        return fake_train(config, run_dir);
+      };
+      run_sweep(runs, store, trainer, options_for(dir));
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(marker)) << "the child sweep never reached its third run";
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  {
+    ResultsStore reader(database, ResultsStore::Mode::kRead);  // intact and readable
+    EXPECT_EQ(reader.finished_ids().size(), 2u);
+  }
+  ResultsStore store(database, ResultsStore::Mode::kWrite);  // the lock died with the child
+  CountingTrainer counting;
+  const SweepOutcome outcome = run_sweep(runs, store, counting.trainer(), options_for(dir));
+  EXPECT_EQ(outcome.skipped, 2);
+  EXPECT_EQ(counting.calls, 7);
+  EXPECT_EQ(store.finished_ids().size(), 9u);
+  EXPECT_EQ(store.find(runs[2].id, true)->metrics.size(), 2u) << "the killed run was redone";
+}
+
+TEST(SweepRunner, ProgressLinesWhenNotATerminal) {
+  const auto dir = fresh_dir("runner_progress");
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  std::ostringstream log;
+  SweepOptions options = options_for(dir);
+  options.log = &log;
+  run_sweep(small_runs(), store, counting.trainer(), options);
+  const std::string text = log.str();
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_NE(text.find("[1/9] done"), std::string::npos) << text;
+  EXPECT_NE(text.find("[9/9] done"), std::string::npos) << text;
+  EXPECT_NE(text.find("ETA"), std::string::npos) << text;
+  EXPECT_NE(text.find("model.heads=4 train.seed=2"), std::string::npos) << text;
+}

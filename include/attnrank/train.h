@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <string>
 
 #include "attnrank/config.h"
@@ -28,6 +29,10 @@ struct TrainSummary {
   int64_t parameters = 0;
   int64_t attention_parameters = 0;
   int threads = 0;
+  // Every final metric by name, as written at the top level of summary.json: the
+  // keys starting with "test_" or "validation_" (test_mse for the point tasks;
+  // test_loss, test_bits_per_char, ... for text). Finite values only.
+  std::map<std::string, double> final_metrics;
 };
 
 struct TrainOptions {

@@ -189,6 +189,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   } else {
     summary.test_mse = NAN;
   }
+  if (std::isfinite(summary.test_mse)) summary.final_metrics["test_mse"] = summary.test_mse;
   if (summary.status == "done" && options.write_checkpoint)
     save_checkpoint((dir / "model.safetensors").string(), model, config);
 

@@ -1,6 +1,8 @@
 // Finite-difference gradient checks (float64) for every layer's backward.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "attnrank/attention.h"
 #include "attnrank/layers.h"
 #include "gradcheck.h"
@@ -168,4 +170,53 @@ TEST(GradCheck, BlockedMlp) {
       expect_gradient_matches("mlp b2", b2, db2, loss);
     }
   }
+}
+
+TEST(GradCheck, EmbeddingScattersIntoRepeatedTokens) {
+  const int rows = 6, vocabulary = 4, width = 3, stride = 5;
+  const std::vector<int32_t> tokens{2, 0, 2, 3, 2, 0};  // repeats, token 1 unused
+  auto table = random_vector(vocabulary * width, 11);
+  auto probe = random_vector(rows * stride, 12);
+  for (int row = 0; row < rows; ++row)  // padding columns beyond width carry no gradient
+    for (int i = width; i < stride; ++i) probe[row * stride + i] = 0.0;
+  std::vector<double> y(rows * stride, 0.0);
+  auto loss = [&] {
+    embedding_forward(tokens.data(), table.data(), y.data(), rows, vocabulary, width, stride);
+    return weighted_sum(y, probe);
+  };
+  loss();
+  std::vector<double> dtable(table.size(), 0.0);
+  embedding_backward(tokens.data(), probe.data(), dtable.data(), rows, width, stride);
+  expect_gradient_matches("embedding table", table, dtable, loss);
+  for (int i = 0; i < width; ++i) EXPECT_EQ(dtable[1 * width + i], 0.0);
+  const std::vector<int32_t> bad{0, 4};
+  EXPECT_THROW(embedding_forward(bad.data(), table.data(), y.data(), 2, vocabulary, width, stride),
+               std::out_of_range);
+}
+
+TEST(GradCheck, CrossEntropyIgnoresUnlabelledRows) {
+  const int rows = 5, classes = 4;
+  const std::vector<int32_t> labels{1, -1, 3, 0, -1};
+  auto logits = random_vector(rows * classes, 13, 2.0);
+  auto loss = [&] {
+    return cross_entropy(logits.data(), labels.data(), rows, classes, (double*)nullptr).mean();
+  };
+  std::vector<double> d_logits(logits.size());
+  const CrossEntropy result =
+      cross_entropy(logits.data(), labels.data(), rows, classes, d_logits.data());
+  EXPECT_EQ(result.scored, 3);
+  // By hand: -log softmax at the label, averaged over the three labelled rows.
+  double expected = 0.0;
+  for (int row : {0, 2, 3}) {
+    double sum = 0.0;
+    for (int k = 0; k < classes; ++k) sum += std::exp(logits[row * classes + k]);
+    expected += std::log(sum) - logits[row * classes + labels[row]];
+  }
+  EXPECT_NEAR(result.total, expected, 1e-12);
+  EXPECT_NEAR(result.mean(), expected / 3, 1e-12);
+  expect_gradient_matches("cross-entropy logits", logits, d_logits, loss);
+  for (int k = 0; k < classes; ++k) EXPECT_EQ(d_logits[1 * classes + k], 0.0);
+  const std::vector<int32_t> bad{4, 0, 0, 0, 0};
+  EXPECT_THROW(cross_entropy(logits.data(), bad.data(), rows, classes, (double*)nullptr),
+               std::out_of_range);
 }

@@ -23,6 +23,8 @@ struct ModelConfig {
   std::string positional = "none";  // none | additive | concat
   int positional_dim = 64;          // p: extra dims for concat positional encodings
   bool residual = true;
+  std::string head_size = "standard";  // auto rank: standard (width / H) | fixed (sequence length)
+  bool tie_embeddings = true;          // text tasks: output layer = token embedding (transposed)
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
   int width() const { return dim + (positional == "concat" ? positional_dim : 0); }
@@ -31,10 +33,19 @@ struct ModelConfig {
 };
 
 struct TaskConfig {
-  std::string name = "farthest";         // farthest | nearest
+  std::string name = "farthest";         // farthest | nearest | lm | mlm | icl-linear
   int points = 16;                       // N
   int queries = 1;                       // nearest: query tokens appended after the points
   std::string distribution = "uniform";  // uniform | orthogonal
+  std::string corpus = "fortunes";       // lm, mlm: the text (a Debian package's files)
+  int length = 64;                       // lm, mlm: tokens (bytes) per sequence
+  double mask_rate = 0.15;               // mlm: fraction of positions masked and scored
+  int features = 8;                      // icl-linear: m, the dimension of x and w
+  int examples = 16;                     // icl-linear: k, in-context examples before the query
+  double noise = 0.0;                    // icl-linear: standard deviation of the label noise
+
+  // Tokens per sequence the task gives the model.
+  int sequence_length() const;
 
   bool operator==(const TaskConfig&) const = default;
 };

@@ -5,6 +5,7 @@
 // residual branches themselves. Shapes are row-major.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace attnrank {
 
@@ -56,5 +57,32 @@ template <typename T>
 void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T* w2, T* scratch,
                   size_t scratch_size, T* dx, T* dw1, T* db1, T* dw2, T* db2, int rows, int width,
                   int ffn);
+
+// Token embedding. tokens: (rows) ids in [0, vocabulary), table: (vocabulary, width)
+// -> y: (rows, width) at row stride y_stride (>= width). Throws std::out_of_range for
+// an id outside the vocabulary.
+template <typename T>
+void embedding_forward(const int32_t* tokens, const T* table, T* y, int rows, int vocabulary,
+                       int width, int y_stride);
+// dy: (rows, width) at row stride dy_stride -> dtable: (vocabulary, width), *added
+// to* (the one exception to "backward writes": a tied output layer wrote it first).
+// Rows are added in order, so the result does not depend on the thread count.
+template <typename T>
+void embedding_backward(const int32_t* tokens, const T* dy, T* dtable, int rows, int width,
+                        int dy_stride);
+
+// Softmax cross-entropy over `classes` logits per row, read at rows whose label is
+// >= 0 (label -1: not scored, PyTorch's ignore_index).
+struct CrossEntropy {
+  double total = 0.0;  // summed negative log-likelihood in nats over scored rows
+  int64_t scored = 0;  // rows with a label
+  double mean() const { return scored > 0 ? total / static_cast<double>(scored) : 0.0; }
+};
+// logits: (rows, classes), labels: (rows) -> sums; d_logits (rows, classes), when
+// non-null, receives the gradient of the mean, (softmax - onehot) / scored, and 0 at
+// unscored rows. Throws std::out_of_range for a label >= classes.
+template <typename T>
+CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int classes,
+                           T* d_logits);
 
 }  // namespace attnrank

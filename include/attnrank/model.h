@@ -13,6 +13,12 @@
 //   layers.{l}.mlp.fc1.weight (ffn, D), fc1.bias (ffn), fc2.weight (D, ffn), fc2.bias (D)
 //   layers.{l}.norm2.*           as norm1 (absent when ffn = 0)
 //   final_norm.*                 pre-norm only
+// Input and output stages (set by the task through SequenceSpec):
+//   embed.weight                 (V, d)   token input (V = input_width, the vocabulary)
+//   read_in.weight (d, m), read_in.bias (d)          linear input of m features per token
+//   read_out.weight (K, d), read_out.bias (K)        linear output of K values per token;
+//                                with model.tie_embeddings and token input the weight is
+//                                embed.weight's first K rows and only the bias is stored
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,12 +30,29 @@
 
 namespace attnrank {
 
-// Which keys each position may attend to, and which attention function.
+// What the model reads at each position.
+enum class InputKind {
+  kVectors,  // x: (B, N, d), used as the tokens (the point tasks)
+  kTokens,   // ids: (B, N) in [0, input_width) -> rows of embed.weight
+  kLinear,   // x: (B, N, input_width) -> read_in(x), d wide
+};
+// What the model writes at each position.
+enum class OutputKind {
+  kVectors,  // y: (B, N, d), the first d dims of the last layer (the point tasks)
+  kLinear,   // y: (B, N, output_width) = read_out(first d dims): logits or regression values
+};
+
+// The task's side of the model: sequence length, which keys each position may attend
+// to, the attention function, and the input and output stages.
 struct SequenceSpec {
   int tokens = 1;
   AttentionMask mask = AttentionMask::kFull;
   int key_limit = 0;
   AttentionKind kind = AttentionKind::kSoftmax;
+  InputKind input = InputKind::kVectors;
+  int input_width = 0;  // kTokens: vocabulary; kLinear: features per token
+  OutputKind output = OutputKind::kVectors;
+  int output_width = 0;  // kLinear: values per token (the number of classes for logits)
 };
 
 // Multiply-add FLOPs (2 per multiply-add) of one training step: forward plus
@@ -54,11 +77,22 @@ class Transformer {
   // PyTorch's default initialisation for the same modules (see docs).
   void initialize(uint64_t seed);
 
-  // x: (B, N, d) -> y: (B, N, d). Keeps the activations for backward.
+  // Vector or linear input. x: (B, N, input width) -> y: (B, N, output width), the
+  // widths of input_width()/output_width(). Keeps the activations for backward.
   void forward(const T* x, int batch, T* y);
-  // dy: (B, N, d) for the batch of the last forward; writes every parameter
-  // gradient, and dx: (B, N, d) = dLoss/dx when non-null.
+  // Token input. tokens: (B, N) ids in [0, vocabulary) -> y: (B, N, output width).
+  void forward_tokens(const int32_t* tokens, int batch, T* y);
+  // dy: (B, N, output width) for the batch of the last forward; writes every
+  // parameter gradient, and dx: (B, N, input width) = dLoss/dx when non-null
+  // (vector and linear input only).
   void backward(const T* dy, T* dx = nullptr);
+
+  // Values per position read by forward() (d, or the linear input's features) and
+  // written to y (d, or the linear output's width).
+  int input_width() const;
+  int output_width() const;
+  // Whether the output layer shares the token embedding.
+  bool tied() const { return tied_; }
 
   int64_t parameter_count() const { return static_cast<int64_t>(layout_.total()); }
   int64_t attention_parameter_count() const {
@@ -108,6 +142,12 @@ class Transformer {
                      int rows);
   const T* layer_input(int layer) const;
   const T* layer_output(int layer) const;
+  void add_positional(int batch);
+  void forward_layers(int batch, T* y);
+
+  // Embedding table shared by the input and (tied) output stages.
+  const T* output_weight() const;
+  T* output_weight_gradient();
 
   ModelConfig config_;
   SequenceSpec sequence_;
@@ -115,6 +155,10 @@ class Transformer {
   std::vector<LayerOffsets> offsets_;
   NormOffsets final_norm_;
   size_t positional_ = kAbsent;
+  size_t embed_ = kAbsent;  // embed.weight or read_in.weight
+  size_t read_in_bias_ = kAbsent;
+  size_t read_out_weight_ = kAbsent, read_out_bias_ = kAbsent;
+  bool tied_ = false;
   std::vector<T> parameters_;
   std::vector<T> gradients_;
   std::vector<T> activations_;
@@ -123,6 +167,9 @@ class Transformer {
   T* embedded_ = nullptr;   // (B*N, D): input with positional encodings
   T* final_out_ = nullptr;  // (B*N, D): final norm output (pre-norm only)
   T* final_stats_ = nullptr;
+  T* input_copy_ = nullptr;      // (B*N, m): linear input, kept for the weight gradient
+  T* head_input_ = nullptr;      // (B*N, d): first d dims of the last layer (linear output)
+  std::vector<int32_t> tokens_;  // (B*N): token input of the last forward
   int batch_ = 0;
 };
 

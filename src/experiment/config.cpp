@@ -163,6 +163,12 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+int TaskConfig::sequence_length() const {
+  if (name == "lm" || name == "mlm") return length;
+  if (name == "icl-linear") return 2 * examples + 1;
+  return points + (name == "nearest" ? queries : 0);
+}
+
 RunConfig parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides,
                        const std::string& source_name) {
   RunConfig config;

@@ -46,6 +46,17 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
     throw std::invalid_argument("Transformer: rank and value_rank must be resolved (>= 1)");
   const int64_t width = config.width();
   const int64_t tokens = sequence.tokens;
+  const int64_t dim = config.dim;
+  if (sequence.input != InputKind::kVectors && sequence.input_width < 1)
+    throw std::invalid_argument("Transformer: token or linear input needs input_width >= 1");
+  if (sequence.output == OutputKind::kLinear && sequence.output_width < 1)
+    throw std::invalid_argument("Transformer: linear output needs output_width >= 1");
+  if (sequence.input == InputKind::kTokens) {
+    embed_ = layout_.add("embed.weight", {sequence.input_width, dim}, false, true);
+  } else if (sequence.input == InputKind::kLinear) {
+    embed_ = layout_.add("read_in.weight", {dim, sequence.input_width}, false, true);
+    if (config.bias) read_in_bias_ = layout_.add("read_in.bias", {dim}, false, false);
+  }
   if (config.positional == "additive") {
     positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false);
   } else if (config.positional == "concat") {
@@ -77,6 +88,14 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
     offsets_.push_back(offsets);
   }
   if (config.norm_first) final_norm_ = add_norm("final_norm");
+  if (sequence.output == OutputKind::kLinear) {
+    tied_ = config.tie_embeddings && sequence.input == InputKind::kTokens &&
+            sequence.output_width <= sequence.input_width;
+    if (!tied_)
+      read_out_weight_ = layout_.add("read_out.weight", {sequence.output_width, dim}, false, true);
+    if (config.bias)
+      read_out_bias_ = layout_.add("read_out.bias", {sequence.output_width}, false, false);
+  }
   parameters_.assign(layout_.total(), T(0));
   gradients_.assign(layout_.total(), T(0));
 }
@@ -101,7 +120,8 @@ void Transformer<T>::initialize(uint64_t seed) {
   // in_proj per module, zero in_proj and out_proj biases, out_proj weight
   // U(+-1/sqrt(fan_in))), nn.Linear for the MLP (weight and bias U(+-1/sqrt(fan_in))),
   // norms at identity. Learned positional encodings ~ N(0, 1/width) so each has
-  // about unit norm, like the tokens.
+  // about unit norm, like the tokens. Token embeddings N(0, 1) (nn.Embedding);
+  // read-in and read-out as nn.Linear.
   std::fill(parameters_.begin(), parameters_.end(), T(0));
   const auto& tensors = layout_.tensors();
   for (size_t index = 0; index < tensors.size(); ++index) {
@@ -129,6 +149,12 @@ void Transformer<T>::initialize(uint64_t seed) {
     } else if (ends_with(".scale") || ends_with("norm1.weight") || ends_with("norm2.weight") ||
                ends_with("final_norm.weight")) {
       std::fill(data, data + tensor.size, T(1));
+    } else if (name == "embed.weight") {
+      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(rng.normal());  // nn.Embedding
+    } else if (name == "read_in.weight" || name == "read_in.bias") {
+      uniform(1.0 / std::sqrt(double(sequence_.input_width)));  // nn.Linear(m, d)
+    } else if (name == "read_out.weight" || name == "read_out.bias") {
+      uniform(1.0 / std::sqrt(double(config_.dim)));  // nn.Linear(d, K)
     } else if (name == "pos.additive" || name == "pos.concat") {
       const double std_dev = 1.0 / std::sqrt(double(tensor.shape[1]));
       for (size_t i = 0; i < tensor.size; ++i) data[i] = T(std_dev * rng.normal());
@@ -163,7 +189,11 @@ void Transformer<T>::allocate_activations(int batch) {
   const size_t probs = rows * shape.modules * shape.heads * sequence_.tokens;
   const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_width() + probs +
                            rows * shape.context_width() + rows * ffn;
-  activations_.assign(rows * width * 2 + 2 * rows + per_layer * config_.layers, T(0));
+  const size_t linear_input =
+      sequence_.input == InputKind::kLinear ? rows * sequence_.input_width : 0;
+  const size_t head_input = sequence_.output == OutputKind::kLinear ? rows * config_.dim : 0;
+  activations_.assign(
+      rows * width * 2 + 2 * rows + per_layer * config_.layers + linear_input + head_input, T(0));
   T* cursor = activations_.data();
   auto take = [&](size_t n) {
     T* at = cursor;
@@ -173,6 +203,8 @@ void Transformer<T>::allocate_activations(int batch) {
   embedded_ = take(rows * width);
   final_out_ = take(rows * width);
   final_stats_ = take(2 * rows);
+  input_copy_ = take(linear_input);
+  head_input_ = take(head_input);
   buffers_.clear();
   for (int layer = 0; layer < config_.layers; ++layer) {
     LayerBuffers b;
@@ -190,6 +222,8 @@ void Transformer<T>::allocate_activations(int batch) {
     b.sum2 = take(rows * width);
     buffers_.push_back(b);
   }
+  // The output stage's input gradient goes into the first of the three (rows, width)
+  // buffers; (rows, d) fits.
   scratch_.assign(
       rows * (3 * width + shape.context_width() + shape.qkv_width()) +
           mlp_scratch_size(static_cast<int>(rows), static_cast<int>(width), static_cast<int>(ffn)),
@@ -236,29 +270,91 @@ const T* Transformer<T>::layer_output(int layer) const {
 }
 
 template <typename T>
+int Transformer<T>::input_width() const {
+  return sequence_.input == InputKind::kVectors ? config_.dim : sequence_.input_width;
+}
+
+template <typename T>
+int Transformer<T>::output_width() const {
+  return sequence_.output == OutputKind::kVectors ? config_.dim : sequence_.output_width;
+}
+
+template <typename T>
+const T* Transformer<T>::output_weight() const {
+  return tied_ ? param(embed_) : param(read_out_weight_);
+}
+
+template <typename T>
+T* Transformer<T>::output_weight_gradient() {
+  return tied_ ? grad(embed_) : grad(read_out_weight_);
+}
+
+template <typename T>
 void Transformer<T>::forward(const T* x, int batch, T* y) {
+  if (sequence_.input == InputKind::kTokens)
+    throw std::logic_error("Transformer::forward: this model reads token ids (forward_tokens)");
   allocate_activations(batch);
+  const int rows = batch * sequence_.tokens;
+  const int dim = config_.dim;
+  const int width = config_.width();
+  const T* rows_in = x;  // (B*N, d)
+  if (sequence_.input == InputKind::kLinear) {
+    // read_in: x (B*N, m) -> (B*N, d); scratch is free until backward.
+    const int features = sequence_.input_width;
+    copy_values(input_copy_, x, static_cast<size_t>(rows) * features);
+    linear_forward(x, param(embed_), param(read_in_bias_), scratch_.data(), rows, features, dim);
+    rows_in = scratch_.data();
+  }
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row)
+    copy_values(embedded_ + static_cast<size_t>(row) * width,
+                rows_in + static_cast<size_t>(row) * dim, static_cast<size_t>(dim));
+  add_positional(batch);
+  forward_layers(batch, y);
+}
+
+template <typename T>
+void Transformer<T>::forward_tokens(const int32_t* tokens, int batch, T* y) {
+  if (sequence_.input != InputKind::kTokens)
+    throw std::logic_error("Transformer::forward_tokens: this model reads vectors (forward)");
+  allocate_activations(batch);
+  const int rows = batch * sequence_.tokens;
+  tokens_.assign(tokens, tokens + rows);
+  embedding_forward(tokens, param(embed_), embedded_, rows, sequence_.input_width, config_.dim,
+                    config_.width());
+  add_positional(batch);
+  forward_layers(batch, y);
+}
+
+template <typename T>
+void Transformer<T>::add_positional(int batch) {
+  if (positional_ == kAbsent) return;
+  const int tokens = sequence_.tokens;
+  const int rows = batch * tokens;
+  const int dim = config_.dim;
+  const int width = config_.width();
+  const T* positional = param(positional_);
+  const bool additive = config_.positional == "additive";
+  const int p = config_.positional_dim;
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row) {
+    const int token = row % tokens;
+    T* out = embedded_ + static_cast<size_t>(row) * width;
+    if (additive) {
+      for (int i = 0; i < dim; ++i) out[i] += positional[token * dim + i];
+    } else {
+      for (int i = 0; i < p; ++i) out[dim + i] = positional[token * p + i];
+    }
+  }
+}
+
+template <typename T>
+void Transformer<T>::forward_layers(int batch, T* y) {
   const int tokens = sequence_.tokens;
   const int rows = batch * tokens;
   const int dim = config_.dim;
   const int width = config_.width();
   const size_t values = static_cast<size_t>(rows) * width;
-
-  // Embedding: x (B, N, d) -> embedded (B*N, D).
-  const T* positional = param(positional_);
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
-  for (int row = 0; row < rows; ++row) {
-    const int token = row % tokens;
-    T* out = embedded_ + static_cast<size_t>(row) * width;
-    const T* in = x + static_cast<size_t>(row) * dim;
-    for (int i = 0; i < dim; ++i) out[i] = in[i];
-    if (config_.positional == "additive") {
-      for (int i = 0; i < dim; ++i) out[i] += positional[token * dim + i];
-    } else if (config_.positional == "concat") {
-      const int p = config_.positional_dim;
-      for (int i = 0; i < p; ++i) out[dim + i] = positional[token * p + i];
-    }
-  }
 
   const AttentionShape shape = attention_shape(batch);
   for (int layer = 0; layer < config_.layers; ++layer) {
@@ -305,10 +401,16 @@ void Transformer<T>::forward(const T* x, int batch, T* y) {
     norm_forward(final_norm_, last, final_out_, final_stats_, rows);
     last = final_out_;
   }
+  // The output reads the first d dims of each position (concatenated positional
+  // dims are dropped).
+  T* kept = sequence_.output == OutputKind::kVectors ? y : head_input_;
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row)
-    copy_values(y + static_cast<size_t>(row) * dim, last + static_cast<size_t>(row) * width,
+    copy_values(kept + static_cast<size_t>(row) * dim, last + static_cast<size_t>(row) * width,
                 static_cast<size_t>(dim));
+  if (sequence_.output == OutputKind::kLinear)
+    linear_forward(head_input_, output_weight(), param(read_out_bias_), y, rows, dim,
+                   sequence_.output_width);
 }
 
 template <typename T>
@@ -329,12 +431,27 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   T* d_context = mlp_scratch + mlp_scratch_elements;
   T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
 
+  // Gradient of the kept first d dims of the last layer's output (B*N, d).
+  const T* g_kept = dy;
+  if (sequence_.output == OutputKind::kLinear) {
+    // read_out; a tied weight's gradient is written here and the token input's
+    // gradient added at the end.
+    T* g_head = buffers[1];
+    const int classes = sequence_.output_width;
+    linear_backward(dy, head_input_, output_weight(), g_head, output_weight_gradient(),
+                    grad(read_out_bias_), rows, dim, classes);
+    if (tied_) {
+      T* rest = grad(embed_) + static_cast<size_t>(classes) * dim;
+      std::fill(rest, rest + static_cast<size_t>(sequence_.input_width - classes) * dim, T(0));
+    }
+    g_kept = g_head;
+  }
   // Gradient of the last layer's output (B*N, D); positional dims get none.
   T* g_out = buffers[0];
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     T* out = g_out + static_cast<size_t>(row) * width;
-    const T* in = dy + static_cast<size_t>(row) * dim;
+    const T* in = g_kept + static_cast<size_t>(row) * dim;
     for (int i = 0; i < dim; ++i) out[i] = in[i];
     for (int i = dim; i < width; ++i) out[i] = T(0);
   }
@@ -409,11 +526,29 @@ void Transformer<T>::backward(const T* dy, T* dx) {
       }
     }
   }
-  if (dx != nullptr) {
+  // Input stage: g_out's first d dims are dLoss/d(input rows).
+  if (sequence_.input == InputKind::kTokens) {
+    if (dx != nullptr) throw std::logic_error("Transformer::backward: token input has no dx");
+    T* g_embed = grad(embed_);
+    if (!tied_)
+      std::fill(g_embed, g_embed + static_cast<size_t>(sequence_.input_width) * dim, T(0));
+    embedding_backward(tokens_.data(), g_out, g_embed, rows, dim, width);
+    return;
+  }
+  const T* g_rows = g_out;  // (B*N, d) contiguous
+  if (width != dim) {
+    T* packed = other_buffer(buffers, g_out, nullptr);
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * dim))
     for (int row = 0; row < rows; ++row)
-      copy_values(dx + static_cast<size_t>(row) * dim, g_out + static_cast<size_t>(row) * width,
+      copy_values(packed + static_cast<size_t>(row) * dim, g_out + static_cast<size_t>(row) * width,
                   static_cast<size_t>(dim));
+    g_rows = packed;
+  }
+  if (sequence_.input == InputKind::kLinear) {
+    linear_backward(g_rows, input_copy_, param(embed_), dx, grad(embed_), grad(read_in_bias_), rows,
+                    sequence_.input_width, dim);
+  } else if (dx != nullptr) {
+    copy_values(dx, g_rows, static_cast<size_t>(rows) * dim);
   }
 }
 

@@ -1,0 +1,56 @@
+// Softmax cross-entropy with ignored rows (labels < 0), fused with its gradient.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "attnrank/layers.h"
+#include "core/parallel.h"
+
+namespace attnrank {
+
+template <typename T>
+CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int classes,
+                           T* d_logits) {
+  CrossEntropy result;
+  for (int row = 0; row < rows; ++row) {
+    if (labels[row] >= classes)
+      throw std::out_of_range("cross_entropy: label " + std::to_string(labels[row]) +
+                              " outside [0, " + std::to_string(classes) + ")");
+    if (labels[row] >= 0) ++result.scored;
+  }
+  const double scale = result.scored > 0 ? 1.0 / static_cast<double>(result.scored) : 0.0;
+  std::vector<double> row_loss(rows, 0.0);
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * classes))
+  for (int row = 0; row < rows; ++row) {
+    const T* z = logits + static_cast<size_t>(row) * classes;
+    T* dz = d_logits != nullptr ? d_logits + static_cast<size_t>(row) * classes : nullptr;
+    const int label = labels[row];
+    if (label < 0) {
+      if (dz != nullptr) std::fill(dz, dz + classes, T(0));
+      continue;
+    }
+    // log-sum-exp in double around the largest logit.
+    const double top = static_cast<double>(*std::max_element(z, z + classes));
+    double sum = 0.0;
+    for (int k = 0; k < classes; ++k) {
+      const double e = std::exp(static_cast<double>(z[k]) - top);
+      sum += e;
+      if (dz != nullptr) dz[k] = static_cast<T>(e);  // exp once; normalised below
+    }
+    row_loss[row] = top + std::log(sum) - static_cast<double>(z[label]);
+    if (dz != nullptr) {
+      const double factor = scale / sum;
+      for (int k = 0; k < classes; ++k) dz[k] = static_cast<T>(static_cast<double>(dz[k]) * factor);
+      dz[label] = static_cast<T>(static_cast<double>(dz[label]) - scale);
+    }
+  }
+  for (double loss : row_loss) result.total += loss;  // in row order: thread-independent
+  return result;
+}
+
+template CrossEntropy cross_entropy<float>(const float*, const int32_t*, int, int, float*);
+template CrossEntropy cross_entropy<double>(const double*, const int32_t*, int, int, double*);
+
+}  // namespace attnrank

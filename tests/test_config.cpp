@@ -266,11 +266,12 @@ TEST(ConfigOutput, WritesEveryKeyWithResolvedRanks) {
 
 TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   const std::vector<std::string> keys = config_keys();
-  ASSERT_EQ(keys.size(), 30u);
+  ASSERT_EQ(keys.size(), 38u);
   EXPECT_EQ(keys.front(), "model.dim");
   EXPECT_EQ(keys[2], "model.rank");
-  EXPECT_EQ(keys[13], "task.name");
-  EXPECT_EQ(keys[17], "train.steps");
+  EXPECT_EQ(keys[13], "model.head_size");
+  EXPECT_EQ(keys[15], "task.name");
+  EXPECT_EQ(keys[25], "train.steps");
   EXPECT_EQ(keys.back(), "train.log_every");
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const std::vector<ConfigKeyInfo> reference = config_reference();
@@ -389,7 +390,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllEnums, ConfigEnumErrors,
     testing::Values(EnumCase{"model.norm", "batch", "sphere | layer | none"},
                     EnumCase{"model.positional", "rotary", "none | additive | concat"},
-                    EnumCase{"task.name", "sorting", "farthest | nearest"},
+                    EnumCase{"task.name", "sorting", "farthest | nearest | lm | mlm | icl-linear"},
                     EnumCase{"task.distribution", "gaussian", "uniform | orthogonal"}),
     [](const auto& info) {
       std::string name = info.param.key;

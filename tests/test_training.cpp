@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "attnrank/config.h"
+#include "attnrank/objective.h"
 #include "attnrank/train.h"
 
 using namespace attnrank;
@@ -63,7 +64,7 @@ TEST(Training, FullRankLearnsTheFarthestPointTask) {
   while (std::getline(metrics, line)) ++rows;
   EXPECT_EQ(rows, 12);
   // The checkpoint reproduces the test MSE.
-  EXPECT_NEAR(evaluate_checkpoint(dir.string(), 0), summary.test_mse, 1e-9);
+  EXPECT_NEAR(evaluate_checkpoint(dir.string(), 0).metric("test_mse"), summary.test_mse, 1e-9);
 }
 
 TEST(Training, SameSeedAndThreadsGiveBitIdenticalRuns) {

@@ -56,17 +56,10 @@ inline constexpr double kSmallStepFlops = 2e7;
 // The thread count a run uses for `requested` (train.threads) and its step FLOPs.
 int run_threads(int requested, double step_flops);
 
-class PointTask;
-template <typename T>
-class Transformer;
+struct Evaluation;
 
-// Mean loss over test batches 0..batches-1 of `seed` (the test stream, disjoint
-// from training batches).
-double test_mse(Transformer<float>& model, const PointTask& task, uint64_t seed, int batches,
-                int batch_size);
-
-// Recomputes the test MSE of a run directory's checkpoint over `batches` test
-// batches (0: the config's eval_batches).
-double evaluate_checkpoint(const std::string& run_dir, int batches);
+// Recomputes the held-out metrics of a run directory's checkpoint; `batches` test
+// batches for tasks that sample their test set (0: the config's eval_batches).
+Evaluation evaluate_checkpoint(const std::string& run_dir, int batches);
 
 }  // namespace attnrank

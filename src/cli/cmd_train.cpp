@@ -1,6 +1,7 @@
 // attnrank train [--config FILE.yaml] [section.key=value ...] --out DIR
 #include <fmt/core.h>
 
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -41,13 +42,22 @@ void add_train_command(CLI::App& app) {
                  summary.steps, args->out_dir);
       throw ExitCode{3};
     }
+    std::string held_out;
+    if (std::isfinite(summary.test_mse)) {
+      held_out =
+          fmt::format("test_mse {:.6g} (trivial {:.3g})", summary.test_mse, summary.trivial_mse);
+    } else {
+      for (const auto& [name, value] : summary.final_metrics)
+        if (name.starts_with("test_"))
+          held_out += fmt::format("{}{} {:.6g}", held_out.empty() ? "" : ", ", name, value);
+    }
     fmt::print(
-        "done: {} steps, test_mse {:.6g} (trivial {:.3g}), final train loss {:.6g}, "
+        "done: {} steps, {}, final train loss {:.6g}, "
         "{:.2f} ms/step ({:.1f} steps/s, {} thread{}), {} parameters ({} attention) -> {}\n",
-        summary.steps, summary.test_mse, summary.trivial_mse, summary.final_train_loss,
-        summary.ms_per_step, summary.ms_per_step > 0 ? 1000.0 / summary.ms_per_step : 0.0,
-        summary.threads, summary.threads == 1 ? "" : "s", summary.parameters,
-        summary.attention_parameters, args->out_dir);
+        summary.steps, held_out, summary.final_train_loss, summary.ms_per_step,
+        summary.ms_per_step > 0 ? 1000.0 / summary.ms_per_step : 0.0, summary.threads,
+        summary.threads == 1 ? "" : "s", summary.parameters, summary.attention_parameters,
+        args->out_dir);
   });
 }
 

@@ -27,16 +27,23 @@ const Bounds kNonNegative = at_least(0);
 const Bounds kPositive = at_least(0, /*open=*/true);
 const Bounds kUnbounded{};
 
+Bounds fraction_above_zero() {  // (0, 1]
+  Bounds bounds = within(0, 1, /*max_open=*/false);
+  bounds.min_open = true;
+  return bounds;
+}
+
 std::vector<KeySpec> build_specs() {
   // clang-format off
   return {
     // model
     {"model", "dim", IntegerValue<int>{[](RunConfig& c) -> int& { return c.model.dim; }},
-     kAtLeastOne, "d: token width; points lie on the unit sphere S^(d-1)"},
+     kAtLeastOne, "d: token width inside the model; point tasks: points lie on the unit "
+                  "sphere S^(d-1)"},
     {"model", "heads", IntegerValue<int>{[](RunConfig& c) -> int& { return c.model.heads; }},
      kAtLeastOne, "H: heads per attention module"},
     {"model", "rank", RankValue{[](RunConfig& c) -> int& { return c.model.rank; }},
-     kAtLeastOne, "r: query/key width per head; auto: model width / heads (must divide)"},
+     kAtLeastOne, "r: query/key width per head; auto: as model.head_size says"},
     {"model", "value_rank", RankValue{[](RunConfig& c) -> int& { return c.model.value_rank; }},
      kAtLeastOne, "r_v: value width per head; auto: rank"},
     {"model", "width_multiplier",
@@ -65,13 +72,23 @@ std::vector<KeySpec> build_specs() {
                  ">= 1 when used"},
     {"model", "residual", BoolValue{[](RunConfig& c) -> bool& { return c.model.residual; }},
      kUnbounded, "residual connections around attention and MLP"},
+    {"model", "head_size",
+     ChoiceValue{[](RunConfig& c) -> std::string& { return c.model.head_size; },
+                 {"standard", "fixed"}},
+     kUnbounded, "what an auto rank is: standard: model width / heads (must divide); fixed: "
+                 "the task's sequence length, whatever the heads and width (Bhojanapalli et al.)"},
+    {"model", "tie_embeddings",
+     BoolValue{[](RunConfig& c) -> bool& { return c.model.tie_embeddings; }},
+     kUnbounded, "lm, mlm: the output layer's weight is the token embedding (transposed)"},
 
     // task
     {"task", "name",
      ChoiceValue{[](RunConfig& c) -> std::string& { return c.task.name; },
-                 {"farthest", "nearest"}},
+                 {"farthest", "nearest", "lm", "mlm", "icl-linear"}},
      kUnbounded, "farthest: each token's target is the farthest point of its set; nearest: "
-                 "each query token's target is its nearest point"},
+                 "each query token's target is its nearest point; lm: next-byte prediction on "
+                 "real text (causal); mlm: masked bytes (BERT, bidirectional); icl-linear: "
+                 "in-context linear regression (causal)"},
     {"task", "points", IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.points; }},
      kAtLeastOne, "N: points per set; >= 2 for farthest"},
     {"task", "queries", IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.queries; }},
@@ -81,6 +98,21 @@ std::vector<KeySpec> build_specs() {
                  {"uniform", "orthogonal"}},
      kUnbounded, "uniform: iid on the sphere; orthogonal: a random orthonormal set "
                  "(needs points <= dim)"},
+    {"task", "corpus",
+     ChoiceValue{[](RunConfig& c) -> std::string& { return c.task.corpus; }, {"fortunes"}},
+     kUnbounded, "lm, mlm: the text; fortunes: the Debian package's fortune files"},
+    {"task", "length", IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.length; }},
+     kAtLeastOne, "lm, mlm: bytes per sequence (the model's sequence length)"},
+    {"task", "mask_rate", FloatValue{[](RunConfig& c) -> double& { return c.task.mask_rate; }},
+     fraction_above_zero(), "mlm: fraction of positions selected, scored and (80%) masked"},
+    {"task", "features",
+     IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.features; }}, kAtLeastOne,
+     "icl-linear: m, dimension of x and of the weight vector w"},
+    {"task", "examples",
+     IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.examples; }}, kAtLeastOne,
+     "icl-linear: k, in-context (x, y) pairs before the query x"},
+    {"task", "noise", FloatValue{[](RunConfig& c) -> double& { return c.task.noise; }},
+     kNonNegative, "icl-linear: standard deviation of the noise added to y = w.x"},
 
     // train
     {"train", "steps",

@@ -41,11 +41,17 @@ void check_cross_key_rules(const RunConfig& config, const Origins& origins) {
   if (task.name == "farthest" && task.points < 2)
     fail(origins.of("task.points"), "task.points",
          fmt::format("must be >= 2 for task.name = farthest, got {}", task.points));
-  if (task.distribution == "orthogonal" && task.points > model.dim)
+  const bool point_task = task.name == "farthest" || task.name == "nearest";
+  if (point_task && task.distribution == "orthogonal" && task.points > model.dim)
     fail(origins.of("task.points"), "task.points",
          fmt::format("the orthogonal distribution needs task.points <= model.dim, got "
                      "task.points = {} and model.dim = {}",
                      task.points, model.dim));
+  if (model.head_size == "fixed" && model.rank != 0 && model.rank != task.sequence_length())
+    fail(origins.of("model.rank"), "model.rank",
+         fmt::format("model.head_size = fixed sets the rank to the sequence length ({}), got "
+                     "model.rank = {}; leave model.rank at auto, or use head_size standard",
+                     task.sequence_length(), model.rank));
   if (train.min_lr > train.lr)
     fail(origins.of("train.min_lr"), "train.min_lr",
          fmt::format("must be <= train.lr ({}), got {}", train.lr, train.min_lr));
@@ -60,7 +66,9 @@ const std::string& rank_origin(const Origins& origins) {
   return origins.fallback;
 }
 
-void derive_ranks(ModelConfig& model, const Origins& origins) {
+void derive_ranks(RunConfig& config, const Origins& origins) {
+  ModelConfig& model = config.model;
+  if (model.rank == 0 && model.head_size == "fixed") model.rank = config.task.sequence_length();
   if (model.rank == 0) {
     // 64-bit: dim + positional_dim may exceed int for absurd inputs.
     const int64_t width =
@@ -86,7 +94,7 @@ void resolve_and_validate(RunConfig& config, const Origins& origins) {
   // Per-key rules first: heads >= 1 must hold before deriving the rank divides by it.
   check_per_key_rules(config, origins);
   check_cross_key_rules(config, origins);
-  derive_ranks(config.model, origins);
+  derive_ranks(config, origins);
 }
 
 }  // namespace attnrank::config_schema

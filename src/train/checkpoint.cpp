@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "attnrank/error.h"
+#include "attnrank/objective.h"
 #include "attnrank/safetensors.h"
-#include "attnrank/tasks.h"
 
 namespace attnrank {
 
@@ -27,8 +27,8 @@ LoadedRun load_run(const std::string& run_dir) {
   if (!fs::exists(weights_path)) throw ConfigError("checkpoint: missing " + weights_path);
   LoadedRun run;
   run.config = load_config(config_path, {});
-  const PointTask task(run.config.task, run.config.model.dim);
-  run.model = std::make_unique<Transformer<float>>(run.config.model, task.sequence());
+  run.model = std::make_unique<Transformer<float>>(run.config.model,
+                                                   make_objective(run.config)->sequence());
   const SafeTensorFile file = read_safetensors(weights_path);
   for (const TensorInfo& tensor : run.model->layout().tensors()) {
     auto found = file.tensors.find(tensor.name);

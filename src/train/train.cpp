@@ -14,9 +14,9 @@
 #include "attnrank/checkpoint.h"
 #include "attnrank/error.h"
 #include "attnrank/model.h"
+#include "attnrank/objective.h"
 #include "attnrank/optimizer.h"
 #include "attnrank/progress.h"
-#include "attnrank/tasks.h"
 #include "attnrank/threading.h"
 
 namespace attnrank {
@@ -47,8 +47,13 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-nlohmann::json finite_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+nlohmann::ordered_json finite_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
+}
+
+size_t batch_bytes(const Batch& batch) {
+  return (batch.inputs.size() + batch.targets.size()) * sizeof(float) +
+         (batch.tokens.size() + batch.labels.size()) * sizeof(int32_t);
 }
 
 }  // namespace
@@ -58,32 +63,16 @@ int run_threads(int requested, double step_flops) {
   return step_flops < kSmallStepFlops ? 1 : hardware_threads();
 }
 
-double test_mse(Transformer<float>& model, const PointTask& task, uint64_t seed, int batches,
-                int batch_size) {
-  const size_t values = static_cast<size_t>(batch_size) * task.tokens() * task.dim();
-  std::vector<float> inputs(values), targets(values), outputs(values);
-  double total = 0.0;
-  for (int index = 0; index < batches; ++index) {
-    task.generate(seed, Stream::kTest, static_cast<uint64_t>(index), batch_size, inputs.data(),
-                  targets.data());
-    model.forward(inputs.data(), batch_size, outputs.data());
-    total +=
-        squared_error_loss(outputs.data(), targets.data(), batch_size, task.tokens(), task.dim(),
-                           task.loss_begin(), task.loss_end(), static_cast<float*>(nullptr));
-  }
-  return total / batches;
-}
-
 TrainSummary train(const RunConfig& requested, const std::string& out_dir,
                    const TrainOptions& options) {
   namespace fs = std::filesystem;
   RunConfig config = requested;
   resolve_and_validate(config);
   const TrainConfig& tc = config.train;
-  const PointTask task(config.task, config.model.dim);
-  set_threads(
-      run_threads(tc.threads, training_step_flops(config.model, task.sequence(), tc.batch)));
-  Transformer<float> model(config.model, task.sequence());
+  const std::unique_ptr<Objective> objective = make_objective(config);
+  const SequenceSpec sequence = objective->sequence();
+  set_threads(run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch)));
+  Transformer<float> model(config.model, sequence);
   model.initialize(tc.seed);
   AdamW<float> optimizer(model.layout(), tc);
 
@@ -99,8 +88,9 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   metrics << "step,train_loss,lr,grad_norm\n";
 
   const int batch = tc.batch;
-  const size_t values = static_cast<size_t>(batch) * task.tokens() * task.dim();
-  std::vector<float> inputs(values), targets(values), outputs(values), d_outputs(values);
+  const size_t outputs_size = static_cast<size_t>(batch) * sequence.tokens * model.output_width();
+  std::vector<float> outputs(outputs_size), d_outputs(outputs_size);
+  Batch data;
   std::vector<double> step_ms;
   step_ms.reserve(static_cast<size_t>(std::min<int64_t>(tc.steps, 1 << 20)));
 
@@ -109,7 +99,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   summary.parameters = model.parameter_count();
   summary.attention_parameters = model.attention_parameter_count();
   summary.threads = current_threads();
-  summary.trivial_mse = task.trivial_mse();
+  summary.trivial_mse = objective->squared_error() ? objective->trivial_loss() : NAN;
 
   std::ostream* log = options.log;
   ProgressBar progress(log != nullptr ? *log : std::cout, tc.steps, options.progress_bar);
@@ -139,12 +129,9 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
 
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto step_start = std::chrono::steady_clock::now();
-    task.generate(tc.seed, Stream::kTrain, static_cast<uint64_t>(step), batch, inputs.data(),
-                  targets.data());
-    model.forward(inputs.data(), batch, outputs.data());
-    const double loss =
-        squared_error_loss(outputs.data(), targets.data(), batch, task.tokens(), task.dim(),
-                           task.loss_begin(), task.loss_end(), d_outputs.data());
+    objective->training_batch(tc.seed, static_cast<uint64_t>(step), batch, data);
+    forward_batch(model, data, outputs.data());
+    const double loss = objective->loss(data, outputs.data(), d_outputs.data());
     model.backward(d_outputs.data());
     const double grad_norm = gradient_norm(model.gradients());
     last_grad_norm = grad_norm;
@@ -183,21 +170,29 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   if (step_ms.size() > 3) step_ms.erase(step_ms.begin(), step_ms.begin() + 3);
   summary.ms_per_step = median_of(step_ms);
 
+  Evaluation evaluation;
+  summary.test_mse = NAN;
   if (summary.status == "done") {
-    summary.test_mse = test_mse(model, task, tc.seed, tc.eval_batches, batch);
-    if (!std::isfinite(summary.test_mse)) summary.status = "diverged";
-  } else {
-    summary.test_mse = NAN;
+    evaluation = objective->evaluate(model, tc.seed, tc.eval_batches, batch);
+    for (const auto& [name, value] : evaluation.metrics)
+      if (std::isfinite(value)) summary.final_metrics[name] = value;
+    if (objective->squared_error()) summary.test_mse = evaluation.metric("test_mse");
+    // The headline metric decides whether the trained model is usable.
+    if (evaluation.metrics.empty() || !std::isfinite(evaluation.metrics.front().second))
+      summary.status = "diverged";
   }
-  if (std::isfinite(summary.test_mse)) summary.final_metrics["test_mse"] = summary.test_mse;
+  for (const auto& [name, contents] : evaluation.files) write_text_file(dir / name, contents);
   if (summary.status == "done" && options.write_checkpoint)
     save_checkpoint((dir / "model.safetensors").string(), model, config);
 
-  const double flops = training_step_flops(config.model, task.sequence(), batch);
-  nlohmann::json json = {
-      {"status", summary.status},
-      {"test_mse", finite_or_null(summary.test_mse)},
-      {"trivial_mse", summary.trivial_mse},
+  const double flops = training_step_flops(config.model, sequence, batch);
+  nlohmann::ordered_json json = {{"status", summary.status}};
+  if (objective->squared_error()) json["test_mse"] = finite_or_null(summary.test_mse);
+  for (const auto& [name, value] : evaluation.metrics)
+    if (name != "test_mse") json[name] = finite_or_null(value);
+  if (objective->squared_error()) json["trivial_mse"] = summary.trivial_mse;
+  json["trivial_loss"] = objective->trivial_loss();
+  const nlohmann::ordered_json rest = {
       {"final_train_loss", finite_or_null(summary.final_train_loss)},
       {"steps", summary.steps},
       {"wall_seconds", summary.wall_seconds},
@@ -213,23 +208,24 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       // activations and their gradients, and the batch buffers.
       {"model_memory_mb",
        static_cast<double>(4 * model.parameter_count() * sizeof(float) + model.activation_bytes() +
-                           4 * values * sizeof(float)) /
+                           2 * outputs_size * sizeof(float) + batch_bytes(data)) /
            (1024.0 * 1024.0)},
   };
+  json.update(rest);
   write_text_file(dir / "summary.json", json.dump(2) + "\n");
   if (log != nullptr && !options.progress_bar && summary.status == "diverged")
     *log << options.log_prefix << "diverged at step " << summary.steps + 1 << "\n";
   return summary;
 }
 
-double evaluate_checkpoint(const std::string& run_dir, int batches) {
+Evaluation evaluate_checkpoint(const std::string& run_dir, int batches) {
   LoadedRun run = load_run(run_dir);
-  const PointTask task(run.config.task, run.config.model.dim);
-  set_threads(
-      run_threads(run.config.train.threads,
-                  training_step_flops(run.config.model, task.sequence(), run.config.train.batch)));
+  const std::unique_ptr<Objective> objective = make_objective(run.config);
+  set_threads(run_threads(
+      run.config.train.threads,
+      training_step_flops(run.config.model, objective->sequence(), run.config.train.batch)));
   const int count = batches > 0 ? batches : run.config.train.eval_batches;
-  return test_mse(*run.model, task, run.config.train.seed, count, run.config.train.batch);
+  return objective->evaluate(*run.model, run.config.train.seed, count, run.config.train.batch);
 }
 
 }  // namespace attnrank

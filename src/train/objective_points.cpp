@@ -1,0 +1,61 @@
+// The point tasks (farthest, nearest) as an objective: vectors in and out, squared
+// error, test MSE over test-stream batches.
+#include <vector>
+
+#include "attnrank/tasks.h"
+#include "train/objectives.h"
+
+namespace attnrank {
+
+namespace {
+
+class PointObjective final : public Objective {
+ public:
+  explicit PointObjective(const RunConfig& config) : task_(config.task, config.model.dim) {}
+
+  SequenceSpec sequence() const override { return task_.sequence(); }
+  double trivial_loss() const override { return task_.trivial_mse(); }
+  bool squared_error() const override { return true; }
+
+  void training_batch(uint64_t seed, uint64_t index, int sequences, Batch& batch) const override {
+    fill(seed, Stream::kTrain, index, sequences, batch);
+  }
+
+  double loss(const Batch& batch, const float* outputs, float* d_outputs) const override {
+    return squared_error_loss(outputs, batch.targets.data(), batch.size, task_.tokens(),
+                              task_.dim(), task_.loss_begin(), task_.loss_end(), d_outputs);
+  }
+
+  Evaluation evaluate(Transformer<float>& model, uint64_t seed, int batches,
+                      int sequences) const override {
+    Batch batch;
+    std::vector<float> outputs;
+    double total = 0.0;
+    for (int index = 0; index < batches; ++index) {
+      fill(seed, Stream::kTest, static_cast<uint64_t>(index), sequences, batch);
+      outputs.resize(batch.targets.size());
+      forward_batch(model, batch, outputs.data());
+      total += loss(batch, outputs.data(), nullptr);
+    }
+    return Evaluation{{{"test_mse", total / batches}}, {}};
+  }
+
+ private:
+  void fill(uint64_t seed, Stream stream, uint64_t index, int sequences, Batch& batch) const {
+    const size_t values = static_cast<size_t>(sequences) * task_.tokens() * task_.dim();
+    batch.size = sequences;
+    batch.inputs.resize(values);
+    batch.targets.resize(values);
+    task_.generate(seed, stream, index, sequences, batch.inputs.data(), batch.targets.data());
+  }
+
+  PointTask task_;
+};
+
+}  // namespace
+
+std::unique_ptr<Objective> make_point_objective(const RunConfig& config) {
+  return std::make_unique<PointObjective>(config);
+}
+
+}  // namespace attnrank

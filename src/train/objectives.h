@@ -1,0 +1,11 @@
+// Constructors of the objectives, one file each (src/train/objective_*.cpp).
+#pragma once
+#include <memory>
+
+#include "attnrank/objective.h"
+
+namespace attnrank {
+
+std::unique_ptr<Objective> make_point_objective(const RunConfig& config);
+
+}  // namespace attnrank

@@ -253,7 +253,18 @@ def np_norm(kind, h, params, prefix):
     return h
 
 
+def blocked_keys(tokens, key_limit=None, causal=False):
+    """(N, N) bool: True where query i may not attend to key j."""
+    blocked = np.zeros((tokens, tokens), dtype=bool)
+    if key_limit is not None:
+        blocked[:, key_limit:] = True
+    if causal:
+        blocked |= np.triu(np.ones((tokens, tokens), dtype=bool), k=1)
+    return blocked
+
+
 def np_attention(model, h, params, prefix, key_limit):
+    """key_limit: an int (keys visible to every query) or an (N, N) bool mask of blocked keys."""
     width, heads, modules = model["width"], model["heads"], model["width_multiplier"]
     rank, value_rank = model["rank"], model["value_rank"]
     block = heads * (2 * rank + value_rank)
@@ -268,7 +279,10 @@ def np_attention(model, h, params, prefix, key_limit):
             v0 = m * block + 2 * heads * rank + k * value_rank
             v = qkv[..., v0:v0 + value_rank]
             scores = q @ key.transpose(0, 2, 1) / np.sqrt(rank)
-            scores[..., key_limit:] = -np.inf
+            if isinstance(key_limit, np.ndarray):
+                scores[:, key_limit] = -np.inf
+            else:
+                scores[..., key_limit:] = -np.inf
             scores = scores - scores.max(-1, keepdims=True)
             probs = np.exp(scores)
             probs /= probs.sum(-1, keepdims=True)
@@ -483,6 +497,234 @@ def check_written(path, tensors, metadata):
 
 
 # ---------------------------------------------------------------------------
+# Sequence models: the input and output stages (token embedding, linear read-in,
+# tied or untied linear read-out), causal and bidirectional masks, cross-entropy.
+
+
+class SequenceGoldenModel(nn.Module):
+    """Input stage -> GoldenModel (positional encodings, encoder layers) -> output stage."""
+
+    def __init__(self, model, io, tokens):
+        super().__init__()
+        self.io = io
+        self.core = GoldenModel(model, tokens)
+        dim, bias = model["dim"], model["bias"]
+        self.embed = self.read_in = self.read_out = self.read_out_bias = None
+        if io["input"] == "tokens":
+            self.embed = nn.Embedding(io["input_width"], dim)
+        elif io["input"] == "linear":
+            self.read_in = nn.Linear(io["input_width"], dim, bias=bias)
+        if io["output"] == "linear":
+            if io["tied"]:
+                if bias:
+                    self.read_out_bias = nn.Parameter(torch.zeros(io["output_width"]))
+            else:
+                self.read_out = nn.Linear(dim, io["output_width"], bias=bias)
+
+    def forward(self, x, mask):
+        if self.embed is not None:
+            x = self.embed(x)
+        elif self.read_in is not None:
+            x = self.read_in(x)
+        h = self.core(x, mask)
+        if self.io["output"] != "linear":
+            return h
+        if self.read_out is not None:
+            return self.read_out(h)
+        weight = self.embed.weight[:self.io["output_width"]]
+        return nn.functional.linear(h, weight, self.read_out_bias)
+
+
+def sequence_parameters(net):
+    out = named_parameters(net.core)
+    if net.embed is not None:
+        out["embed.weight"] = ("one", [net.embed.weight])
+    if net.read_in is not None:
+        out["read_in.weight"] = ("one", [net.read_in.weight])
+        if net.read_in.bias is not None:
+            out["read_in.bias"] = ("one", [net.read_in.bias])
+    if net.read_out is not None:
+        out["read_out.weight"] = ("one", [net.read_out.weight])
+        if net.read_out.bias is not None:
+            out["read_out.bias"] = ("one", [net.read_out.bias])
+    if net.read_out_bias is not None:
+        out["read_out.bias"] = ("one", [net.read_out_bias])
+    return out
+
+
+def np_sequence_forward(model, io, params, x, blocked):
+    if io["input"] == "tokens":
+        h = params["embed.weight"][x.astype(np.int64)]
+    elif io["input"] == "linear":
+        h = x @ params["read_in.weight"].T
+        if model["bias"]:
+            h = h + params["read_in.bias"]
+    else:
+        h = x
+    h = np_forward(model, params, h, blocked)
+    if io["output"] != "linear":
+        return h
+    weight = params["embed.weight"][:io["output_width"]] if io["tied"] else \
+        params["read_out.weight"]
+    y = h @ weight.T
+    if model["bias"]:
+        y = y + params["read_out.bias"]
+    return y
+
+
+def np_cross_entropy(logits, labels):
+    z = logits.reshape(-1, logits.shape[-1])
+    labels = labels.reshape(-1).astype(np.int64)
+    keep = labels >= 0
+    z = z[keep]
+    top = z.max(-1, keepdims=True)
+    log_sum = (top + np.log(np.exp(z - top).sum(-1, keepdims=True)))[:, 0]
+    return (log_sum - z[np.arange(len(z)), labels[keep]]).mean()
+
+
+def np_sequence_loss(io, output, tensors):
+    if io["loss"] == "cross_entropy":
+        return np_cross_entropy(output, tensors["labels"])
+    return (tensors["loss_weights"] * (output - tensors["target"]) ** 2).sum()
+
+
+SEQUENCE_CONFIGS = [
+    ("lm_causal_tied",
+     "causal LM: 11-token vocabulary, tied output layer, 2 layers, 2 heads, c=2, pre-norm "
+     "LayerNorm, additive positions, cross-entropy with two ignored positions",
+     dict(layers=2, heads=2, width_multiplier=2, norm="layer", norm_first=True,
+          positional="additive"),
+     dict(input="tokens", input_width=11, output="linear", output_width=11, tied=True,
+          mask="causal", loss="cross_entropy", tokens=6)),
+    ("mlm_untied",
+     "masked LM: 12 input tokens (11 + mask), 11 classes, untied output layer, bidirectional, "
+     "post-norm sphere, additive positions, 2 heads, loss at the masked positions only",
+     dict(heads=2, positional="additive"),
+     dict(input="tokens", input_width=12, output="linear", output_width=11, tied=False,
+          mask="full", loss="cross_entropy", tokens=6)),
+    ("mlm_tied_fewer_classes",
+     "masked LM with the output tied to the first 11 of 12 embedding rows, no biases, "
+     "post-norm LayerNorm, 4 heads",
+     dict(heads=4, norm="layer", bias=False, positional="additive"),
+     dict(input="tokens", input_width=12, output="linear", output_width=11, tied=True,
+          mask="full", loss="cross_entropy", tokens=5)),
+    ("icl_linear",
+     "in-context regression: linear read-in of 4 features, causal, 2 layers, 2 heads, pre-norm "
+     "LayerNorm, additive positions, linear read-out to 1 value, squared error at even positions",
+     dict(layers=2, heads=2, norm="layer", norm_first=True, positional="additive"),
+     dict(input="linear", input_width=4, output="linear", output_width=1, tied=False,
+          mask="causal", loss="weighted_squared_error", tokens=7)),
+]
+
+
+def make_sequence_file(index, short, description, overrides, io):
+    model = resolve_model(overrides)
+    model["width"] = model["dim"] + (model["positional_dim"] if model["positional"] == "concat"
+                                     else 0)
+    model["tie_embeddings"] = io["tied"]
+    seed = 3000 + index
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    tokens = io["tokens"]
+    net = SequenceGoldenModel(model, io, tokens).double()
+    overwrite_non_matrix_parameters(net.core, generator)
+    if net.read_out_bias is not None:
+        with torch.no_grad():
+            net.read_out_bias.copy_(0.2 * torch.randn(io["output_width"], generator=generator,
+                                                      dtype=torch.float64))
+
+    tensors = {}
+    if io["input"] == "tokens":
+        ids = torch.randint(0, io["input_width"], (BATCH, tokens), generator=generator)
+        x = ids
+        tensors["input"] = ids.numpy().astype(np.float64)
+    else:
+        width = io["input_width"] if io["input"] == "linear" else model["dim"]
+        x = torch.randn(BATCH, tokens, width, generator=generator, dtype=torch.float64)
+        x.requires_grad_(True)
+    blocked = blocked_keys(tokens, causal=io["mask"] == "causal")
+    output = net(x, torch.from_numpy(blocked) if blocked.any() else None)
+    if io["loss"] == "cross_entropy":
+        labels = torch.randint(0, io["output_width"], (BATCH, tokens), generator=generator)
+        if io["mask"] == "causal":
+            labels[0, 1] = labels[2, 4] = -1  # a few ignored positions
+        else:
+            scored = torch.rand(BATCH, tokens, generator=generator) < 0.4
+            scored[:, 0] = True  # every sequence scores something
+            labels[~scored] = -1
+        loss = nn.functional.cross_entropy(output.reshape(-1, io["output_width"]),
+                                           labels.reshape(-1), ignore_index=-1)
+        tensors["labels"] = labels.numpy().astype(np.float64)
+    else:
+        target = torch.randn(BATCH, tokens, io["output_width"], generator=generator,
+                             dtype=torch.float64)
+        weights = torch.zeros_like(target)
+        weights[:, 0::2] = 1.0 / (BATCH * ((tokens + 1) // 2) * (io["input_width"] - 1))
+        loss = (weights * (output - target) ** 2).sum()
+        tensors["target"] = target.numpy().copy()
+        tensors["loss_weights"] = weights.numpy().copy()
+    loss.backward()
+
+    params = {}
+    for name, (how, ps) in sequence_parameters(net).items():
+        params[name] = combine(how, ps)
+        tensors[name] = params[name]
+        tensors["grad." + name] = combine(how, [p.grad for p in ps])
+    covered = {id(p) for _, ps in sequence_parameters(net).values() for p in ps}
+    assert covered == {id(p) for p in net.parameters()}, "a parameter has no attnrank name"
+    if io["input"] != "tokens":
+        tensors["input"] = x.detach().numpy().copy()
+        tensors["grad.input"] = x.grad.numpy().copy()
+    tensors["output"] = output.detach().numpy().copy()
+    tensors["loss"] = np.array([loss.item()])
+
+    # Self-checks against numpy in attnrank's layout, then finite differences.
+    np_output = np_sequence_forward(model, io, params, tensors["input"], blocked)
+    forward_error = np.abs(np_output - tensors["output"]).max()
+    assert forward_error < 1e-12, "%s: numpy forward differs by %g" % (short, forward_error)
+    np_loss = np_sequence_loss(io, np_output, tensors)
+    assert abs(np_loss - loss.item()) < 1e-12 * max(1.0, abs(np_loss)), short
+    grads = {k: v for k, v in tensors.items() if k.startswith("grad.")}
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for name in sorted(grads):
+        assert np.all(np.isfinite(grads[name])) and np.any(grads[name] != 0), name
+        direction = rng.standard_normal(grads[name].shape)
+
+        def loss_at(sign):
+            shifted = {k: v.copy() for k, v in params.items()}
+            inputs = tensors["input"].copy()
+            if name == "grad.input":
+                inputs = inputs + sign * 1e-6 * direction
+            else:
+                shifted[name[len("grad."):]] += sign * 1e-6 * direction
+            return np_sequence_loss(io, np_sequence_forward(model, io, shifted, inputs, blocked),
+                                    tensors)
+        numeric = (loss_at(1) - loss_at(-1)) / 2e-6
+        analytic = float((grads[name] * direction).sum())
+        error = abs(numeric - analytic) / max(1.0, abs(analytic))
+        assert error < 1e-7, "%s %s: fd %.12g vs %.12g" % (short, name, numeric, analytic)
+        worst = max(worst, error)
+
+    config = {"model": {k: model[k] for k in list(MODEL_DEFAULTS) + ["tie_embeddings"]},
+              "io": io, "batch": BATCH}
+    metadata = {
+        "format": "attnrank-golden",
+        "description": description,
+        "config": json.dumps(config, sort_keys=True),
+        "tokens": str(tokens),
+        "seed": str(seed),
+        "generator": "scripts/make_golden.py, torch %s, float64" % torch.__version__,
+    }
+    path = os.path.join(OUT_DIR, "golden_%s.safetensors" % short)
+    write_safetensors(path, tensors, metadata)
+    check_written(path, tensors, metadata)
+    print("%-40s %2d tensors %6d bytes  loss %.6f  numpy fwd err %.1e  fd err %.1e" % (
+        os.path.relpath(path), len(tensors), os.path.getsize(path), loss.item(), forward_error,
+        worst))
+
+
+# ---------------------------------------------------------------------------
 # AdamW.
 
 ADAMW = dict(lr=0.01, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, steps=5)
@@ -566,6 +808,8 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     for index, (short, description, overrides, task) in enumerate(CONFIGS):
         make_model_file(index, short, description, overrides, task)
+    for index, (short, description, overrides, io) in enumerate(SEQUENCE_CONFIGS):
+        make_sequence_file(index, short, description, overrides, io)
     make_adamw_file()
     total = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in os.listdir(OUT_DIR)
                 if f.endswith(".safetensors"))

@@ -1,7 +1,9 @@
 // Agreement with PyTorch: tests/golden/*.safetensors hold inputs, weights, outputs
 // and gradients computed by scripts/make_golden.py from torch.nn modules in float64
 // (c nn.MultiheadAttention modules averaged, post/pre-norm, sphere/layer norm,
-// positional encodings, masks). We load the same weights into our model and compare.
+// positional encodings, masks; nn.Embedding, nn.Linear read-in/read-out, tied output
+// layers, causal masks, F.cross_entropy with ignored positions). We load the same
+// weights into our model and compare.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "attnrank/layers.h"
 #include "attnrank/model.h"
 #include "attnrank/optimizer.h"
 #include "attnrank/safetensors.h"
@@ -35,14 +38,28 @@ std::vector<fs::path> model_golden_files() {
 
 struct GoldenCase {
   ModelConfig model;
-  TaskConfig task;
+  SequenceSpec sequence;
+  std::string loss;  // squared_error (point tasks) | cross_entropy | weighted_squared_error
+  int loss_begin = 0, loss_end = 0;  // squared_error: scored tokens
   int batch = 0;
 };
+
+// Sequence files describe the model's stages in an "io" object.
+SequenceSpec sequence_of(const nlohmann::json& io) {
+  SequenceSpec s;
+  s.tokens = io.at("tokens");
+  s.mask = io.at("mask") == "causal" ? AttentionMask::kCausal : AttentionMask::kFull;
+  const std::string input = io.at("input");
+  s.input = input == "tokens" ? InputKind::kTokens : InputKind::kLinear;
+  s.input_width = io.at("input_width");
+  s.output = OutputKind::kLinear;
+  s.output_width = io.at("output_width");
+  return s;
+}
 
 GoldenCase read_case(const SafeTensorFile& file) {
   const auto json = nlohmann::json::parse(file.metadata.at("config"));
   const auto& model = json.at("model");
-  const auto& task = json.at("task");
   GoldenCase c;
   c.model.dim = model.at("dim");
   c.model.heads = model.at("heads");
@@ -57,11 +74,28 @@ GoldenCase read_case(const SafeTensorFile& file) {
   c.model.positional = model.at("positional");
   c.model.positional_dim = model.at("positional_dim");
   c.model.residual = model.at("residual");
-  c.task.name = task.at("name");
-  c.task.points = task.at("points");
-  c.task.queries = task.value("queries", 1);
+  c.model.tie_embeddings = model.value("tie_embeddings", true);
   c.batch = json.at("batch");
+  if (json.contains("io")) {
+    c.sequence = sequence_of(json.at("io"));
+    c.loss = json.at("io").at("loss");
+    return c;
+  }
+  const auto& task = json.at("task");
+  TaskConfig task_config;
+  task_config.name = task.at("name");
+  task_config.points = task.at("points");
+  task_config.queries = task.value("queries", 1);
+  const PointTask point_task(task_config, c.model.dim);
+  c.sequence = point_task.sequence();
+  c.loss = "squared_error";
+  c.loss_begin = point_task.loss_begin();
+  c.loss_end = point_task.loss_end();
   return c;
+}
+
+std::vector<int32_t> as_ids(const std::vector<double>& values) {
+  return std::vector<int32_t>(values.begin(), values.end());
 }
 
 // |ours - theirs| <= tolerance * max(|theirs|, 1e-2 * max|theirs|), elementwise.
@@ -81,8 +115,8 @@ template <typename T>
 void check_against_pytorch(const fs::path& path, double tolerance) {
   const SafeTensorFile file = read_safetensors(path.string());
   const GoldenCase c = read_case(file);
-  const PointTask task(c.task, c.model.dim);
-  Transformer<T> model(c.model, task.sequence());
+  const std::string name = path.filename().string();
+  Transformer<T> model(c.model, c.sequence);
   for (const TensorInfo& tensor : model.layout().tensors()) {
     const SafeTensor& golden = file.at(tensor.name);
     ASSERT_EQ(golden.shape, tensor.shape) << tensor.name;
@@ -90,31 +124,59 @@ void check_against_pytorch(const fs::path& path, double tolerance) {
     std::transform(values.begin(), values.end(), model.parameters().begin() + tensor.offset,
                    [](double v) { return static_cast<T>(v); });
   }
+  const bool tokens_in = c.sequence.input == InputKind::kTokens;
   const std::vector<double> input = file.at("input").to_double();
-  const std::vector<double> target = file.at("target").to_double();
-  std::vector<T> x(input.begin(), input.end()), y(input.size()), d_y(input.size()),
-      d_x(input.size()), t(target.begin(), target.end());
-  model.forward(x.data(), c.batch, y.data());
-  expect_close(path.filename().string() + " output", y.data(), file.at("output").to_double(),
-               tolerance);
-  const double loss = squared_error_loss(y.data(), t.data(), c.batch, task.tokens(), c.model.dim,
-                                         task.loss_begin(), task.loss_end(), d_y.data());
+  const std::vector<T> x(input.begin(), input.end());
+  const std::vector<int32_t> ids = tokens_in ? as_ids(input) : std::vector<int32_t>();
+  const size_t outputs = static_cast<size_t>(c.batch) * c.sequence.tokens * model.output_width();
+  std::vector<T> y(outputs), d_y(outputs), d_x(x.size());
+  if (tokens_in) {
+    model.forward_tokens(ids.data(), c.batch, y.data());
+  } else {
+    model.forward(x.data(), c.batch, y.data());
+  }
+  expect_close(name + " output", y.data(), file.at("output").to_double(), tolerance);
+
+  double loss = 0.0;
+  if (c.loss == "cross_entropy") {
+    const std::vector<int32_t> labels = as_ids(file.at("labels").to_double());
+    loss = cross_entropy(y.data(), labels.data(), c.batch * c.sequence.tokens, model.output_width(),
+                         d_y.data())
+               .mean();
+  } else if (c.loss == "weighted_squared_error") {
+    const std::vector<double> target = file.at("target").to_double();
+    const std::vector<double> weights = file.at("loss_weights").to_double();
+    for (size_t i = 0; i < outputs; ++i) {
+      const double diff = double(y[i]) - target[i];
+      loss += weights[i] * diff * diff;
+      d_y[i] = static_cast<T>(2.0 * weights[i] * diff);
+    }
+  } else {
+    const std::vector<double> target = file.at("target").to_double();
+    const std::vector<T> t(target.begin(), target.end());
+    loss = squared_error_loss(y.data(), t.data(), c.batch, c.sequence.tokens, c.model.dim,
+                              c.loss_begin, c.loss_end, d_y.data());
+  }
   const std::vector<T> ours_loss{static_cast<T>(loss)};
-  expect_close(path.filename().string() + " loss", ours_loss.data(), file.at("loss").to_double(),
-               tolerance);
-  model.backward(d_y.data(), d_x.data());
-  expect_close(path.filename().string() + " grad.input", d_x.data(),
-               file.at("grad.input").to_double(), tolerance);
+  expect_close(name + " loss", ours_loss.data(), file.at("loss").to_double(), tolerance);
+  model.backward(d_y.data(), tokens_in ? nullptr : d_x.data());
+  if (!tokens_in)
+    expect_close(name + " grad.input", d_x.data(), file.at("grad.input").to_double(), tolerance);
   for (const TensorInfo& tensor : model.layout().tensors())
-    expect_close(path.filename().string() + " grad." + tensor.name,
-                 model.gradients().data() + tensor.offset,
+    expect_close(name + " grad." + tensor.name, model.gradients().data() + tensor.offset,
                  file.at("grad." + tensor.name).to_double(), tolerance);
+  // Every tensor of the file is a parameter, its gradient, or a known input.
+  size_t known = 2 * model.layout().tensors().size();
+  for (const char* extra :
+       {"input", "output", "loss", "target", "labels", "loss_weights", "grad.input"})
+    known += file.tensors.count(extra);
+  EXPECT_EQ(file.tensors.size(), known) << name;
 }
 
 }  // namespace
 
 TEST(Golden, FilesArePresent) {
-  EXPECT_GE(model_golden_files().size(), 7u);
+  EXPECT_GE(model_golden_files().size(), 11u);
 }
 
 TEST(Golden, Float64MatchesPyTorchTo1e5) {

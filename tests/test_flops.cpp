@@ -38,3 +38,29 @@ TEST(Flops, ScalesWithLayersModulesAndMask) {
                          2 * rows * heads * 5 * 8;
   EXPECT_DOUBLE_EQ(training_step_flops(m, s, 10), 3 * 3 * forward);
 }
+
+TEST(Flops, InputAndOutputStages) {
+  ModelConfig m;
+  m.dim = 16;
+  m.rank = 16;
+  m.value_rank = 16;
+  m.ffn = 0;
+  SequenceSpec s;
+  s.tokens = 10;
+  s.mask = AttentionMask::kCausal;
+  const double body = training_step_flops(m, s, 4);
+  SequenceSpec text = s;
+  text.input = InputKind::kTokens;
+  text.input_width = 256;
+  text.output = OutputKind::kLinear;
+  text.output_width = 256;
+  // Lookup: free; read-out: forward, input and weight gradients of (40 x 16) x (16 x 256).
+  EXPECT_DOUBLE_EQ(training_step_flops(m, text, 4), body + 3 * 2 * 40.0 * 16 * 256);
+  SequenceSpec regression = s;
+  regression.input = InputKind::kLinear;
+  regression.input_width = 9;
+  regression.output = OutputKind::kLinear;
+  regression.output_width = 1;
+  EXPECT_DOUBLE_EQ(training_step_flops(m, regression, 4),
+                   body + 2 * 2 * 40.0 * 9 * 16 + 3 * 2 * 40.0 * 16 * 1);
+}

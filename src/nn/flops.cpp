@@ -30,7 +30,14 @@ double training_step_flops(const ModelConfig& config, const SequenceSpec& sequen
   forward += 2 * 2 * rows * width * config.ffn;                              // MLP
   // Backward: one product for the input gradient and one for the weight gradient
   // of each forward product (the attention core likewise has two per product).
-  return 3 * forward * config.layers;
+  double total = 3 * forward * config.layers;
+  // Input and output stages: a linear read-in has no input gradient to compute
+  // (forward + weight gradient); the read-out has all three. A token lookup is free.
+  if (sequence.input == InputKind::kLinear)
+    total += 2 * 2 * rows * sequence.input_width * config.dim;
+  if (sequence.output == OutputKind::kLinear)
+    total += 3 * 2 * rows * config.dim * sequence.output_width;
+  return total;
 }
 
 }  // namespace attnrank

@@ -13,11 +13,12 @@ TEST(Flops, PublishedSmallestConfiguration) {
   SequenceSpec s;
   s.tokens = 16;
   const double rows = 256.0 * 16;
-  const double forward = 2 * rows * 64 * 192           // in-projection
+  const double forward = 2 * rows * 64 * 192          // in-projection
                          + 2 * 256 * 16 * 16 * 128.0  // scores and context
                          + 2 * rows * 64 * 64         // out-projection
                          + 2 * 2 * rows * 64 * 2048;  // MLP
-  EXPECT_DOUBLE_EQ(training_step_flops(m, s, 256), 3 * forward);
+  // The first layer's in-projection input gradient is not computed: the data needs none.
+  EXPECT_DOUBLE_EQ(training_step_flops(m, s, 256), 3 * forward - 2 * rows * 64 * 192);
 }
 
 TEST(Flops, ScalesWithLayersModulesAndMask) {
@@ -36,6 +37,9 @@ TEST(Flops, ScalesWithLayersModulesAndMask) {
   const double rows = 10.0 * 6, heads = 8;
   const double forward = 2 * rows * 8 * heads * (2 * 3 + 5) + 2 * 10 * heads * (6 * 4) * (3 + 5) +
                          2 * rows * heads * 5 * 8;
+  const double first_layer_input_gradient = 2 * rows * 8 * heads * (2 * 3 + 5);
+  EXPECT_DOUBLE_EQ(training_step_flops(m, s, 10), 3 * 3 * forward - first_layer_input_gradient);
+  m.norm_first = true;  // pre-norm: the first norm's scale needs the gradient
   EXPECT_DOUBLE_EQ(training_step_flops(m, s, 10), 3 * 3 * forward);
 }
 
@@ -45,6 +49,7 @@ TEST(Flops, InputAndOutputStages) {
   m.rank = 16;
   m.value_rank = 16;
   m.ffn = 0;
+  m.positional = "additive";  // the first layer's input gradient is needed throughout
   SequenceSpec s;
   s.tokens = 10;
   s.mask = AttentionMask::kCausal;

@@ -161,3 +161,25 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"points_in_linear_out", make_model(4, 2, 2, 2, 1, 1, 6, "sphere", false, "none"),
                   with_io(sequence(4), InputKind::kVectors, 0, OutputKind::kLinear, 3)}),
     [](const ::testing::TestParamInfo<ModelCase>& info) { return std::string(info.param.name); });
+
+// Training never asks for dx; a post-norm first layer that reads the data then skips
+// its input gradient. The parameter gradients must not change.
+TEST(ModelBackward, SkippingTheInputGradientKeepsParameterGradients) {
+  for (const bool norm_first : {false, true}) {
+    const ModelConfig config = make_model(6, 2, 4, 3, 2, 2, 8, "sphere", norm_first, "none");
+    Transformer<double> model(config, sequence(5));
+    model.initialize(9);
+    const int batch = 3;
+    const size_t values = static_cast<size_t>(batch) * 5 * 6;
+    const auto x = random_vector(values, 41);
+    const auto probe = random_vector(values, 42);
+    std::vector<double> y(values), dx(values);
+    model.forward(x.data(), batch, y.data());
+    model.backward(probe.data(), dx.data());
+    const std::vector<double> with_dx = model.gradients();
+    std::fill(model.gradients().begin(), model.gradients().end(), -1.0);
+    model.forward(x.data(), batch, y.data());
+    model.backward(probe.data());
+    EXPECT_EQ(model.gradients(), with_dx) << "norm_first " << norm_first;
+  }
+}

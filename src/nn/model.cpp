@@ -431,6 +431,10 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   T* d_context = mlp_scratch + mlp_scratch_elements;
   T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
 
+  // Whether anything before the first layer needs dLoss/d(embedded): the caller's dx,
+  // positional encodings, or an embedding or read-in.
+  const bool input_gradient_needed =
+      dx != nullptr || positional_ != kAbsent || sequence_.input != InputKind::kVectors;
   // Gradient of the kept first d dims of the last layer's output (B*N, d).
   const T* g_kept = dy;
   if (sequence_.output == OutputKind::kLinear) {
@@ -500,6 +504,15 @@ void Transformer<T>::backward(const T* dy, T* dx) {
       }
       g_sum1 = other_buffer(buffers, g_norm1_out, nullptr);
       norm_backward(o.norm1, g_norm1_out, b.sum1, b.norm1_stats, g_sum1, rows);
+      if (layer == 0 && !input_gradient_needed) {
+        // Post-norm layer 0 reads the data itself: no gradient flows further, so the
+        // in-projection's input gradient (as large as its weight gradient) is skipped.
+        attention_backward(shape, g_sum1, in, param(o.in_weight), param(o.out_weight), b.qkv,
+                           b.probs, b.context, d_context, d_qkv, static_cast<T*>(nullptr),
+                           grad(o.in_weight), grad(o.in_bias), grad(o.out_weight),
+                           grad(o.out_bias));
+        return;
+      }
       T* g_in = other_buffer(buffers, g_sum1, nullptr);
       attention_backward(shape, g_sum1, in, param(o.in_weight), param(o.out_weight), b.qkv, b.probs,
                          b.context, d_context, d_qkv, g_in, grad(o.in_weight), grad(o.in_bias),

@@ -7,6 +7,7 @@
 
 #include "attnrank/layers.h"
 #include "core/parallel.h"
+#include "nn/fast_math.h"
 
 namespace attnrank {
 
@@ -22,28 +23,31 @@ CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int
   }
   const double scale = result.scored > 0 ? 1.0 / static_cast<double>(result.scored) : 0.0;
   std::vector<double> row_loss(rows, 0.0);
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * classes))
-  for (int row = 0; row < rows; ++row) {
-    const T* z = logits + static_cast<size_t>(row) * classes;
-    T* dz = d_logits != nullptr ? d_logits + static_cast<size_t>(row) * classes : nullptr;
-    const int label = labels[row];
-    if (label < 0) {
-      if (dz != nullptr) std::fill(dz, dz + classes, T(0));
-      continue;
-    }
-    // log-sum-exp in double around the largest logit.
-    const double top = static_cast<double>(*std::max_element(z, z + classes));
-    double sum = 0.0;
-    for (int k = 0; k < classes; ++k) {
-      const double e = std::exp(static_cast<double>(z[k]) - top);
-      sum += e;
-      if (dz != nullptr) dz[k] = static_cast<T>(e);  // exp once; normalised below
-    }
-    row_loss[row] = top + std::log(sum) - static_cast<double>(z[label]);
-    if (dz != nullptr) {
-      const double factor = scale / sum;
-      for (int k = 0; k < classes; ++k) dz[k] = static_cast<T>(static_cast<double>(dz[k]) * factor);
-      dz[label] = static_cast<T>(static_cast<double>(dz[label]) - scale);
+#pragma omp parallel if (worth_parallel(static_cast <size_t>(rows) * classes))
+  {
+    std::vector<T> scratch(d_logits == nullptr ? classes : 0);
+#pragma omp for schedule(static)
+    for (int row = 0; row < rows; ++row) {
+      const T* z = logits + static_cast<size_t>(row) * classes;
+      T* dz = d_logits != nullptr ? d_logits + static_cast<size_t>(row) * classes : nullptr;
+      const int label = labels[row];
+      if (label < 0) {
+        if (dz != nullptr) std::fill(dz, dz + classes, T(0));
+        continue;
+      }
+      // log-sum-exp around the largest logit: exp in T (vectorised for float), sums
+      // in double.
+      const T top = *std::max_element(z, z + classes);
+      T* exps = dz != nullptr ? dz : scratch.data();  // exp once; normalised below
+      for (int k = 0; k < classes; ++k) exps[k] = exp_fast(static_cast<T>(z[k] - top));
+      double sum = 0.0;
+      for (int k = 0; k < classes; ++k) sum += static_cast<double>(exps[k]);
+      row_loss[row] = static_cast<double>(top) + std::log(sum) - static_cast<double>(z[label]);
+      if (dz != nullptr) {
+        const T factor = static_cast<T>(scale / sum);
+        for (int k = 0; k < classes; ++k) dz[k] *= factor;
+        dz[label] = static_cast<T>(static_cast<double>(dz[label]) - scale);
+      }
     }
   }
   for (double loss : row_loss) result.total += loss;  // in row order: thread-independent

@@ -58,7 +58,7 @@ void mask_window(Rng& rng, double rate, int length, int32_t* inputs, int32_t* la
 TextObjective parse_objective(const std::string& name) {
   if (name == "lm") return TextObjective::kLm;
   if (name == "mlm") return TextObjective::kMlm;
-  throw ConfigError("task.objective: unknown objective '" + name + "' (lm | mlm)");
+  throw ConfigError("task.name: unknown text task '" + name + "' (lm | mlm)");
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ TextTask::TextTask(std::shared_ptr<const TextCorpus> corpus, const std::string& 
       mask_rate_(mask_rate) {
   if (corpus_ == nullptr) throw std::invalid_argument("TextTask: null corpus");
   if (tokens < 1)
-    throw ConfigError("task.tokens: sequence length must be >= 1 (got " + std::to_string(tokens) +
+    throw ConfigError("task.length: sequence length must be >= 1 (got " + std::to_string(tokens) +
                       ")");
   if (objective_ == TextObjective::kMlm && !(mask_rate > 0.0 && mask_rate <= 1.0))
     throw ConfigError("task.mask_rate: must be in (0, 1] (got " + std::to_string(mask_rate) + ")");
@@ -81,7 +81,7 @@ TextTask::TextTask(std::shared_ptr<const TextCorpus> corpus, const std::string& 
   for (TextSplit split : kTextSplits) {
     const size_t longest = corpus_->longest_span(split);
     if (longest < window) {
-      throw ConfigError("task.tokens: sequence length " + std::to_string(tokens) + " needs " +
+      throw ConfigError("task.length: sequence length " + std::to_string(tokens) + " needs " +
                         std::to_string(window) + "-byte windows but the longest " +
                         split_name(split) + " span of corpus '" + corpus_->name() + "' has " +
                         std::to_string(longest) + " bytes (" + std::to_string(corpus_->size()) +

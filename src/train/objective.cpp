@@ -18,6 +18,7 @@ std::unique_ptr<Objective> make_objective(const RunConfig& config) {
   const std::string& name = config.task.name;
   if (name == "farthest" || name == "nearest") return make_point_objective(config);
   if (name == "lm" || name == "mlm") return make_text_objective(config);
+  if (name == "icl-linear") return make_icl_objective(config);
   throw ConfigError("task.name: unknown task '" + name + "'");
 }
 

@@ -8,5 +8,6 @@ namespace attnrank {
 
 std::unique_ptr<Objective> make_point_objective(const RunConfig& config);
 std::unique_ptr<Objective> make_text_objective(const RunConfig& config);
+std::unique_ptr<Objective> make_icl_objective(const RunConfig& config);
 
 }  // namespace attnrank

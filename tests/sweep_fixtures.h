@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <string>
 
 #include "attnrank/sweep.h"
@@ -33,8 +34,9 @@ grid:
   train.seed: [0, 1, 2]
 )";
 
-// A deterministic stand-in for train(): test MSE = rank / 100 + seed / 1000, a
-// two-row metrics curve, and summary.json + config.yaml like the real thing.
+// A deterministic stand-in for train(): test MSE = rank / 100 + seed / 1000,
+// test_loss = 3 x test MSE, a two-row metrics curve, and summary.json + config.yaml
+// like the real thing.
 inline TrainSummary fake_summary(const RunConfig& config) {
   TrainSummary summary;
   summary.status = "done";
@@ -47,6 +49,8 @@ inline TrainSummary fake_summary(const RunConfig& config) {
   summary.parameters = 1000 + config.model.rank;
   summary.attention_parameters = 100 + config.model.rank;
   summary.threads = config.train.threads;
+  // As train() reports them, plus a named metric of the kind text tasks add.
+  summary.final_metrics = {{"test_mse", summary.test_mse}, {"test_loss", 3 * summary.test_mse}};
   return summary;
 }
 
@@ -56,14 +60,20 @@ inline void write_fake_run_dir(const RunConfig& config, const std::string& dir,
   std::ofstream(dir + "/metrics.csv") << "step,train_loss,lr,grad_norm\n"
                                       << "25,0.9,0.01,0.5\n"
                                       << "50," << summary.final_train_loss << ",0.001,0.25\n";
-  std::ofstream(dir + "/summary.json")
-      << "{\"status\": \"" << summary.status << "\", \"test_mse\": "
-      << (std::isfinite(summary.test_mse) ? std::to_string(summary.test_mse) : "null")
-      << ", \"trivial_mse\": 1, \"final_train_loss\": " << summary.final_train_loss
-      << ", \"steps\": " << summary.steps << ", \"wall_seconds\": 0.01, \"ms_per_step\": 0.2"
-      << ", \"parameters\": " << summary.parameters
-      << ", \"attention_parameters\": " << summary.attention_parameters
-      << ", \"threads\": " << summary.threads << "}\n";
+  std::ofstream summary_file(dir + "/summary.json");
+  summary_file << std::setprecision(17) << "{\"status\": \"" << summary.status
+               << "\", \"test_mse\": "
+               << (std::isfinite(summary.test_mse) ? std::to_string(summary.test_mse) : "null")
+               << ", \"trivial_mse\": 1, \"final_train_loss\": " << summary.final_train_loss
+               << ", \"steps\": " << summary.steps
+               << ", \"wall_seconds\": 0.01, \"ms_per_step\": 0.2"
+               << ", \"parameters\": " << summary.parameters
+               << ", \"attention_parameters\": " << summary.attention_parameters
+               << ", \"threads\": " << summary.threads;
+  // Named final metrics at the top level, as train() writes them.
+  for (const auto& [name, value] : summary.final_metrics)
+    if (name != "test_mse") summary_file << ", \"" << name << "\": " << value;
+  summary_file << "}\n";
 }
 
 inline TrainSummary fake_train(const RunConfig& config, const std::string& dir) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -251,4 +252,47 @@ TEST(SweepRunner, ProgressLinesWhenNotATerminal) {
   EXPECT_NE(text.find("[9/9] done"), std::string::npos) << text;
   EXPECT_NE(text.find("ETA"), std::string::npos) << text;
   EXPECT_NE(text.find("model.heads=4 train.seed=2"), std::string::npos) << text;
+}
+
+TEST(SweepRunner, ReadSummaryCollectsNamedFinalMetrics) {
+  const auto dir = fresh_dir("runner_summary");
+  std::ofstream(dir / "summary.json") << R"({
+  "status": "done", "test_mse": 0.5, "trivial_mse": 1, "final_train_loss": 0.4,
+  "steps": 10, "wall_seconds": 2, "ms_per_step": 0.1, "parameters": 50,
+  "attention_parameters": 20, "threads": 1,
+  "test_loss": 1.5, "test_bits_per_char": 2.25, "validation_perplexity": 4.0,
+  "test_name": "text", "test_missing": null, "test_flag": true, "test_nested": {"a": 1},
+  "peak_rss_mb": 12, "loss_test": 3
+})";
+  const TrainSummary summary = read_summary(dir.string());
+  EXPECT_EQ(summary.final_metrics, (std::map<std::string, double>{{"test_bits_per_char", 2.25},
+                                                                  {"test_loss", 1.5},
+                                                                  {"test_mse", 0.5},
+                                                                  {"validation_perplexity", 4.0}}));
+  EXPECT_DOUBLE_EQ(summary.test_mse, 0.5);
+  EXPECT_EQ(summary.parameters, 50);
+  std::ofstream(dir / "summary.json") << R"({"status": "diverged", "test_mse": null})";
+  const TrainSummary diverged = read_summary(dir.string());
+  EXPECT_TRUE(diverged.final_metrics.empty());
+  EXPECT_EQ(diverged.steps, 0) << "missing integers read as 0";
+}
+
+TEST(SweepRunner, NamedFinalMetricsReachTheDatabase) {
+  const auto dir = fresh_dir("runner_named");
+  const auto runs = small_runs();
+  // One run finished on disk before the sweep (read back from summary.json) ...
+  const std::string recovered = (dir / "runs" / runs[0].id).string();
+  fs::create_directories(recovered);
+  fake_train(runs[0].config, recovered);
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  run_sweep(runs, store, counting.trainer(), options_for(dir));
+  // ... and the others trained now: both paths keep every final metric.
+  for (const RunRecord& run : store.runs()) {
+    SCOPED_TRACE(run.id);
+    ASSERT_EQ(run.final_metrics.size(), 2u);
+    EXPECT_NEAR(run.metric("test_loss"), 3 * run.test_mse, 1e-5);
+    EXPECT_NEAR(run.metric("test_mse"), run.test_mse, 1e-12);
+  }
+  EXPECT_EQ(counting.calls, 8);
 }

@@ -45,12 +45,13 @@ SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedR
   options.sweep_name = spec.name;
   options.log = args.quiet ? nullptr : &std::cout;
   options.progress_bar = stdout_is_terminal();
+  // The database first: a locked, corrupt or unwritable one stops the sweep before
+  // anything is created.
+  const auto store = open_results(database, ResultsStore::Mode::kWrite);
   std::error_code error;
   fs::create_directories(options.runs_dir, error);
   if (error || !fs::is_directory(options.runs_dir, error))
     throw ConfigError("--runs: cannot create directory " + options.runs_dir);
-
-  const auto store = open_results(database, ResultsStore::Mode::kWrite);
   const SweepOutcome outcome =
       run_sweep(runs, *store, subprocess_trainer(self_executable()), options);
   const int trained = outcome.done + outcome.diverged + outcome.failed;

@@ -30,6 +30,12 @@ double number_or_nan(const nlohmann::json& json, const char* key) {
   return json[key].get<double>();
 }
 
+// Integers of summary.json; 0 when missing (a cast of NaN would be undefined).
+int64_t integer_or_zero(const nlohmann::json& json, const char* key) {
+  const double value = number_or_nan(json, key);
+  return std::isfinite(value) ? static_cast<int64_t>(value) : 0;
+}
+
 std::string last_line(const std::string& path) {
   std::ifstream in(path);
   std::string line, last;
@@ -85,12 +91,17 @@ TrainSummary read_summary(const std::string& run_dir) {
   summary.test_mse = number_or_nan(json, "test_mse");
   summary.trivial_mse = number_or_nan(json, "trivial_mse");
   summary.final_train_loss = number_or_nan(json, "final_train_loss");
-  summary.steps = static_cast<int64_t>(number_or_nan(json, "steps"));
+  summary.steps = integer_or_zero(json, "steps");
   summary.wall_seconds = number_or_nan(json, "wall_seconds");
   summary.ms_per_step = number_or_nan(json, "ms_per_step");
-  summary.parameters = static_cast<int64_t>(number_or_nan(json, "parameters"));
-  summary.attention_parameters = static_cast<int64_t>(number_or_nan(json, "attention_parameters"));
-  summary.threads = static_cast<int>(number_or_nan(json, "threads"));
+  summary.parameters = integer_or_zero(json, "parameters");
+  summary.attention_parameters = integer_or_zero(json, "attention_parameters");
+  summary.threads = static_cast<int>(integer_or_zero(json, "threads"));
+  for (const auto& [key, value] : json.items()) {
+    const bool named = key.rfind("test_", 0) == 0 || key.rfind("validation_", 0) == 0;
+    if (named && value.is_number() && std::isfinite(value.get<double>()))
+      summary.final_metrics[key] = value.get<double>();
+  }
   return summary;
 }
 

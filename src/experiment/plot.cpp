@@ -246,11 +246,21 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
   write_file(fs::path(out_dir) / (name + ".dat"), data, files);
 
   const std::string title = figure.title.empty() ? name : figure.title;
+  // Lines side by side around each x (a small shift, multiplicative on a log axis),
+  // so one line's points do not hide another's.
+  double spacing = 0.04;
+  if (xs.size() > 1 && (!figure.log_x || *xs.begin() > 0))
+    spacing *= figure.log_x ? std::log(*xs.rbegin() / *xs.begin()) : *xs.rbegin() - *xs.begin();
+  auto shifted_x = [&](size_t l) {
+    const double offset = (static_cast<double>(l) - 0.5 * (lines.size() - 1.0)) * spacing;
+    return figure.log_x ? fmt::format("($1*{:.9g})", std::exp(offset))
+                        : fmt::format("($1+{:.9g})", offset);
+  };
   auto series = [&](int column) {
     std::string plots;
     for (size_t l = 0; l < lines.size(); ++l)
-      plots += fmt::format("{}'{}.dat' index {} using 1:{} with points lt {} pt 7 ps 0.8 title {}",
-                           plots.empty() ? "" : ", \\\n  ", name, l, column, l + 1,
+      plots += fmt::format("{}'{}.dat' index {} using {}:{} with points lt {} pt 7 ps 0.8 title {}",
+                           plots.empty() ? "" : ", \\\n  ", name, l, shifted_x(l), column, l + 1,
                            gnuplot_string(line_title(figure, lines[l])));
     return plots.empty() ? std::string("NaN notitle") : plots;
   };
@@ -259,7 +269,7 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
       "set multiplot layout 1,2 title {}\n"
       "{}set grid\nset key below horizontal font ',9'\nset bmargin {}\nset xlabel {}\n{}"
       "set title 'angle between K Q^T and the identity'\nset ylabel 'degrees'\n"
-      "set yrange [0:180]\nset ytics 0,30,180\nplot {}\n"
+      "set yrange [0:186]\nset ytics 0,30,180\nplot {}\n"
       "set title 'Frobenius norm of K Q^T'\nset ylabel '||K Q^T||_F'\n"
       "set autoscale y\nset ytics autofreq\nset logscale y\nplot {}\n"
       "unset multiplot\n",

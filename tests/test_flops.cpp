@@ -13,7 +13,7 @@ TEST(Flops, PublishedSmallestConfiguration) {
   SequenceSpec s;
   s.tokens = 16;
   const double rows = 256.0 * 16;
-  const double forward = 2 * rows * 64 * 192           // in-projection
+  const double forward = 2 * rows * 64 * 192          // in-projection
                          + 2 * 256 * 16 * 16 * 128.0  // scores and context
                          + 2 * rows * 64 * 64         // out-projection
                          + 2 * 2 * rows * 64 * 2048;  // MLP

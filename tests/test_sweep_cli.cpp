@@ -246,6 +246,54 @@ TEST(SweepCli, KilledWithSigkillLosesNoFinishedRunAndResumes) {
   }
 }
 
+TEST(SweepCli, InterruptStopsTheRunsKeepsTheFinishedAndResumes) {
+  const auto dir = fresh_dir("cli_interrupt");
+  const fs::path spec = write_spec(dir, tiny_spec(4000));
+  const fs::path database = dir / "results.db";
+  const fs::path out = dir / "sweep.out", err = dir / "sweep.err";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    signal(SIGINT, SIG_DFL);  // as on a terminal, whatever ran the tests
+    const int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    execl(ATTNRANK_BINARY, ATTNRANK_BINARY, "sweep", spec.c_str(), "--db", database.c_str(),
+          "--jobs", "1", "--threads", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::regex finished_line("\\] done +[0-9a-f]{8} ");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!std::regex_search(slurp(out), finished_line) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(child, SIGINT);  // the sweep only: it must stop its running child itself
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(out) << slurp(err);
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(err);
+  EXPECT_NE(slurp(err).find("sweep interrupted; finished runs are recorded"), std::string::npos)
+      << slurp(err);
+  EXPECT_EQ(processes_mentioning(dir.string()), std::vector<std::string>{})
+      << "the running train process was stopped before the sweep exited";
+  std::smatch match;
+  const std::string said = slurp(out);
+  ASSERT_TRUE(std::regex_search(said, match, std::regex("(\\d+) trained now \\((\\d+) done")))
+      << said;
+  const size_t recorded = ResultsStore(database.string(), ResultsStore::Mode::kRead).runs().size();
+  EXPECT_EQ(recorded, std::stoul(match[2])) << "exactly the runs reported done are recorded";
+  ASSERT_LT(recorded, 6u);
+
+  const auto resume =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --jobs 1 --threads 1");
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.out.find("6 runs: " + std::to_string(recorded) + " finished before"),
+            std::string::npos)
+      << resume.out;
+  EXPECT_EQ(ResultsStore(database.string(), ResultsStore::Mode::kRead).finished_ids().size(), 6u);
+}
+
 TEST(SweepCli, UnknownKeyInTheSpec) {
   const auto dir = fresh_dir("cli_unknown_key");
   const fs::path spec = write_spec(dir, "base: {model: {dim: 8}}\ngrid: {model.rnak: [1, 2]}\n");

@@ -101,9 +101,17 @@ struct RunInterrupted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Asks the running sweep to stop, e.g. from a SIGINT handler (async-signal-safe):
+// no new run starts, the running child runs get SIGTERM and are not recorded, runs
+// that already finished are. run_sweep then returns with `interrupted` set.
+void request_sweep_stop();
+bool sweep_stop_requested();
+void clear_sweep_stop();
+
 // Runs `binary train --config DIR/config.yaml --out DIR` as a child process (output
 // in DIR/train.log), so concurrent runs keep their own thread pools and a crash
-// fails one run only. The child dies with the sweep (PR_SET_PDEATHSIG).
+// fails one run only. The child dies with the sweep (PR_SET_PDEATHSIG), and gets
+// SIGTERM once request_sweep_stop() was called.
 Trainer subprocess_trainer(const std::string& binary);
 // Reads DIR/summary.json as written by train(), final_metrics included (its
 // top-level finite numbers named test_* or validation_*). Throws FormatError when

@@ -125,13 +125,18 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
 
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
+  std::atomic<bool> left_untouched{false};  // runs not started because of a stop
   std::mutex store_mutex;
   std::exception_ptr store_error;
 
   auto worker = [&] {
     for (;;) {
       const size_t index = next++;
-      if (index >= pending.size() || stop) return;
+      if (index >= pending.size()) return;
+      if (stop || sweep_stop_requested()) {
+        left_untouched = true;
+        return;
+      }
       const PlannedRun& run = *pending[index];
       const std::string dir = (fs::path(options.runs_dir) / run.id).string();
       RunConfig config = run.config;
@@ -179,7 +184,7 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   for (int j = 0; j < jobs; ++j) workers.emplace_back(worker);
   for (auto& thread : workers) thread.join();
   if (!pending.empty()) progress.finish();
-  outcome.interrupted = stop && !store_error;
+  outcome.interrupted = (stop || left_untouched) && !store_error;
   if (store_error) std::rethrow_exception(store_error);
   return outcome;
 }

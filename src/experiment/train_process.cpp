@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "attnrank/error.h"
 #include "attnrank/sweep.h"
@@ -24,6 +27,8 @@ namespace attnrank {
 namespace fs = std::filesystem;
 
 namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
 
 double number_or_nan(const nlohmann::json& json, const char* key) {
   if (!json.contains(key) || !json[key].is_number()) return NAN;
@@ -66,13 +71,35 @@ int run_child(const std::vector<std::string>& arguments, const std::string& log_
     execv(argv[0], argv.data());
     _exit(127);
   }
+  // Polled, so that a stop request reaches the child whichever thread the signal hit.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-  return status;
+  bool forwarded = false;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
+    if (!forwarded && sweep_stop_requested()) {
+      kill(pid, SIGTERM);
+      forwarded = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace
+
+void request_sweep_stop() {
+  stop_requested = 1;
+}
+
+bool sweep_stop_requested() {
+  return stop_requested != 0;
+}
+
+void clear_sweep_stop() {
+  stop_requested = 0;
+}
 
 TrainSummary read_summary(const std::string& run_dir) {
   const fs::path path = fs::path(run_dir) / "summary.json";

@@ -88,9 +88,10 @@ std::string x_axis(const std::vector<double>& xs, bool log_x) {
 }
 
 // Bottom margin (character heights) for the x label and a key below the plot:
-// gnuplot's multiplot does not reserve it. Two entries fit on a row of a panel.
+// gnuplot's multiplot does not reserve it. Room for one entry per row, as gnuplot
+// stacks entries whose titles are long.
 int key_margin(size_t entries) {
-  return 4 + static_cast<int>((std::max<size_t>(1, entries) + 1) / 2);
+  return 4 + static_cast<int>(std::max<size_t>(1, entries));
 }
 
 std::string panel_title(const FigureSpec& figure, const std::string& value) {

@@ -53,8 +53,12 @@ fs::path write_spec(const fs::path& dir, const std::string& text) {
   return path;
 }
 
+// Built by appending: GCC 12 warns falsely (-Wrestrict) on "'" + std::string&&.
 std::string quoted(const fs::path& path) {
-  return "'" + path.string() + "'";
+  std::string text(1, '\'');
+  text += path.string();
+  text += '\'';
+  return text;
 }
 
 // Exit code 2, exactly one line on stderr containing `needle`, nothing on stdout.
@@ -409,4 +413,78 @@ TEST(SweepCli, DatabaseInAnotherProgramsWriteTransaction) {
   sqlite3_close(db);
   EXPECT_EQ(run_count(database), 3u);
   EXPECT_FALSE(fs::exists(dir / "results.runs"));
+}
+
+TEST(SweepCli, BadOptionsExitTwoWithOneLine) {
+  const auto dir = fresh_dir("cli_options");
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  const std::string sweep = "sweep " + quoted(spec) + " --db " + quoted(dir / "r.db");
+  expect_usage_error(run_attnrank(sweep + " --shard 2/2"), "--shard '2/2'");
+  expect_usage_error(run_attnrank(sweep + " --shard half"), "--shard 'half'");
+  expect_usage_error(run_attnrank(sweep + " --jobs 0"), "--jobs");
+  expect_usage_error(run_attnrank("sweep " + quoted(dir / "none.yaml") + " --db r.db"),
+                     "none.yaml: sweep spec not found");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+  make_database(dir / "r.db", 1);
+  const std::string results = "results " + quoted(dir / "r.db");
+  expect_usage_error(run_attnrank(results + " --format xml"), "--format 'xml'");
+  expect_usage_error(run_attnrank(results + " --where model.colour=red"), "model.colour");
+  expect_usage_error(run_attnrank(results + " --group-by model.colour"), "model.colour");
+  expect_usage_error(run_attnrank(results + " --status finished"), "--status 'finished'");
+  expect_usage_error(run_attnrank(results + " --metric test_accuracy"), "'test_accuracy'");
+  expect_usage_error(run_attnrank("reproduce fig9 --out " + quoted(dir / "out")), "fig9");
+  expect_usage_error(run_attnrank("reproduce fig1 --scale huge --out " + quoted(dir / "out")),
+                     "--scale 'huge'");
+  expect_usage_error(run_attnrank("reproduce fig1 --no-train --db " + quoted(dir / "none.db") +
+                                  " --out " + quoted(dir / "out")),
+                     "none.db: no such results database");
+  EXPECT_EQ(run_count(dir / "r.db"), 1u);
+}
+
+TEST(SweepCli, ReproduceWritesFiguresCsvAndReportThenResumes) {
+  const auto dir = fresh_dir("cli_reproduce");
+  fs::create_directories(dir / "presets");
+  // Stand-ins for two presets: a curves figure and a heads figure of tiny runs.
+  std::ofstream(dir / "presets" / "fig1-small.yaml")
+      << tiny_spec(100)
+      << "figure: {kind: curves, x: model.rank, line: train.seed, title: tiny curves}\n";
+  std::ofstream(dir / "presets" / "perfect-small.yaml")
+      << "base: {model: {dim: 4, ffn: 16, heads: 1}, task: {points: 3},\n"
+         "       train: {steps: 100, batch: 16, eval_batches: 2}}\n"
+         "grid: {model.width_multiplier: [1, 2], train.seed: [0, 1]}\n"
+         "figure: {kind: heads, x: model.width_multiplier}\n";
+  const bool gnuplot = std::system("command -v gnuplot > /dev/null 2>&1") == 0;
+  for (const std::string figure : {"fig1", "perfect"}) {
+    SCOPED_TRACE(figure);
+    const fs::path out = dir / figure;
+    const std::string command = "reproduce " + figure + " --presets " + quoted(dir / "presets") +
+                                " --out " + quoted(out) + " --threads 1";
+    const auto result = run_attnrank(command);
+    ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+    EXPECT_NE(result.out.find("report: " + (out / "report.md").string()), std::string::npos)
+        << result.out;
+    const std::string csv = slurp(out / (figure + ".csv"));
+    EXPECT_EQ(count_lines(csv), 7) << csv;  // a header and 6 curve points or heads
+    const std::string report = slurp(out / "report.md");
+    EXPECT_NE(report.find("attnrank reproduce " + figure + " --scale small"), std::string::npos);
+    EXPECT_NE(report.find(figure == "fig1" ? "## Separation" : "## Heads"), std::string::npos)
+        << report;
+    if (gnuplot) {
+      EXPECT_GT(fs::file_size(out / (figure + ".png")), 1000u);
+      EXPECT_GT(fs::file_size(out / (figure + ".svg")), 1000u);
+      EXPECT_NE(report.find("![" + figure + "](" + figure + ".png)"), std::string::npos);
+    }
+    const auto again = run_attnrank(command + " --quiet");
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_NE(again.out.find("0 trained now"), std::string::npos) << again.out;
+  }
+  // Curves: one row per (seed, rank); heads: every head of 2 runs with c = 1 and 2
+  // with c = 2.
+  const std::string csv = slurp(dir / "fig1" / "fig1.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "panel,train.seed,model.rank,metric,seeds,mean,std,min,median");
+  const std::string heads = slurp(dir / "perfect" / "perfect.csv");
+  EXPECT_EQ(heads.substr(0, heads.find('\n')),
+            "run_id,line,model.width_multiplier,layer,module,head,angle_to_identity_deg,frobenius,"
+            "test_mse");
 }

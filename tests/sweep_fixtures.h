@@ -5,13 +5,30 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <string>
 
 #include "attnrank/sweep.h"
 
 namespace attnrank::testing {
+
+// Removes this process's test directories when the test program exits, unless
+// ATTNRANK_KEEP_TEST_DIRS is set (to look at them after a failure).
+struct TestDirCleaner {
+  ~TestDirCleaner() {
+    if (std::getenv("ATTNRANK_KEEP_TEST_DIRS") != nullptr) return;
+    const std::string prefix = "attnrank_sweep_test_" + std::to_string(::getpid()) + "_";
+    std::error_code error;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), error))
+      if (entry.path().filename().string().rfind(prefix, 0) == 0)
+        std::filesystem::remove_all(entry.path(), error);
+  }
+};
+inline TestDirCleaner test_dir_cleaner;
 
 inline std::filesystem::path fresh_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() /
@@ -33,8 +50,9 @@ grid:
   train.seed: [0, 1, 2]
 )";
 
-// A deterministic stand-in for train(): test MSE = rank / 100 + seed / 1000, a
-// two-row metrics curve, and summary.json + config.yaml like the real thing.
+// A deterministic stand-in for train(): test MSE = rank / 100 + seed / 1000,
+// test_loss = 3 x test MSE, a two-row metrics curve, and summary.json + config.yaml
+// like the real thing.
 inline TrainSummary fake_summary(const RunConfig& config) {
   TrainSummary summary;
   summary.status = "done";
@@ -47,6 +65,8 @@ inline TrainSummary fake_summary(const RunConfig& config) {
   summary.parameters = 1000 + config.model.rank;
   summary.attention_parameters = 100 + config.model.rank;
   summary.threads = config.train.threads;
+  // As train() reports them, plus a named metric of the kind text tasks add.
+  summary.final_metrics = {{"test_mse", summary.test_mse}, {"test_loss", 3 * summary.test_mse}};
   return summary;
 }
 
@@ -56,14 +76,20 @@ inline void write_fake_run_dir(const RunConfig& config, const std::string& dir,
   std::ofstream(dir + "/metrics.csv") << "step,train_loss,lr,grad_norm\n"
                                       << "25,0.9,0.01,0.5\n"
                                       << "50," << summary.final_train_loss << ",0.001,0.25\n";
-  std::ofstream(dir + "/summary.json")
-      << "{\"status\": \"" << summary.status << "\", \"test_mse\": "
-      << (std::isfinite(summary.test_mse) ? std::to_string(summary.test_mse) : "null")
-      << ", \"trivial_mse\": 1, \"final_train_loss\": " << summary.final_train_loss
-      << ", \"steps\": " << summary.steps << ", \"wall_seconds\": 0.01, \"ms_per_step\": 0.2"
-      << ", \"parameters\": " << summary.parameters
-      << ", \"attention_parameters\": " << summary.attention_parameters
-      << ", \"threads\": " << summary.threads << "}\n";
+  std::ofstream summary_file(dir + "/summary.json");
+  summary_file << std::setprecision(17) << "{\"status\": \"" << summary.status
+               << "\", \"test_mse\": "
+               << (std::isfinite(summary.test_mse) ? std::to_string(summary.test_mse) : "null")
+               << ", \"trivial_mse\": 1, \"final_train_loss\": " << summary.final_train_loss
+               << ", \"steps\": " << summary.steps
+               << ", \"wall_seconds\": 0.01, \"ms_per_step\": 0.2"
+               << ", \"parameters\": " << summary.parameters
+               << ", \"attention_parameters\": " << summary.attention_parameters
+               << ", \"threads\": " << summary.threads;
+  // Named final metrics at the top level, as train() writes them.
+  for (const auto& [name, value] : summary.final_metrics)
+    if (name != "test_mse") summary_file << ", \"" << name << "\": " << value;
+  summary_file << "}\n";
 }
 
 inline TrainSummary fake_train(const RunConfig& config, const std::string& dir) {

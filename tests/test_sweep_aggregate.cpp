@@ -3,6 +3,9 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -81,11 +84,12 @@ TEST(Aggregate, GroupsSeedsAndCountsFailures) {
   EXPECT_EQ(full.runs, 5);
   EXPECT_EQ(full.failed, 1);
   EXPECT_EQ(full.diverged, 1);
-  EXPECT_EQ(full.test_mse.count, 3);
-  EXPECT_NEAR(full.test_mse.mean, 0.04, 1e-12);
-  EXPECT_NEAR(full.test_mse.std, 0.01, 1e-12);
-  EXPECT_DOUBLE_EQ(full.test_mse.min, 0.03);
-  EXPECT_DOUBLE_EQ(full.test_mse.median, 0.04);
+  EXPECT_EQ(full.metric, "test_mse");
+  EXPECT_EQ(full.stats.count, 3);
+  EXPECT_NEAR(full.stats.mean, 0.04, 1e-12);
+  EXPECT_NEAR(full.stats.std, 0.01, 1e-12);
+  EXPECT_DOUBLE_EQ(full.stats.min, 0.03);
+  EXPECT_DOUBLE_EQ(full.stats.median, 0.04);
   EXPECT_NEAR(full.final_train_loss.mean, 0.08, 1e-12);
   EXPECT_THROW(aggregate(runs, {"model.colour"}), ConfigError);
 }
@@ -105,12 +109,13 @@ TEST(Aggregate, TableCsvAndJson) {
   const auto groups = aggregate(sweep_runs(), keys);
   const std::string csv = format_groups(groups, keys, TableFormat::kCsv);
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "model.rank,seeds,diverged,failed,mean,std,min,median,train_loss");
-  EXPECT_NE(csv.find("\n16,6,1,1,0.035,"), std::string::npos) << csv;
+            "model.rank,metric,seeds,diverged,failed,mean,std,min,median,train_loss");
+  EXPECT_NE(csv.find("\n16,test_mse,6,1,1,0.035,"), std::string::npos) << csv;
   const auto json = nlohmann::json::parse(format_groups(groups, keys, TableFormat::kJson));
   ASSERT_EQ(json.size(), 2u);
   EXPECT_EQ(json[1]["config"]["model.rank"], "16");
   EXPECT_EQ(json[1]["seeds"], 6);
+  EXPECT_EQ(json[1]["metric"], "test_mse");
   EXPECT_NEAR(json[1]["test_mse"]["min"].get<double>(), 0.02, 1e-12);
   const std::string table = format_groups(groups, keys, TableFormat::kTable);
   EXPECT_NE(table.find("model.rank"), std::string::npos);
@@ -150,7 +155,8 @@ TEST(Figure, WritesDataScriptFiguresAndReport) {
   std::ifstream csv(dir / "fig.csv");
   std::string header;
   std::getline(csv, header);
-  EXPECT_EQ(header, "model.layers,model.width_multiplier,model.rank,seeds,mean,std,min,median");
+  EXPECT_EQ(header,
+            "model.layers,model.width_multiplier,model.rank,metric,seeds,mean,std,min,median");
   EXPECT_TRUE(fs::exists(dir / "fig.gp"));
   EXPECT_TRUE(fs::exists(dir / "fig.dat"));
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
@@ -175,4 +181,170 @@ TEST(Figure, WritesDataScriptFiguresAndReport) {
   EXPECT_NE(text.find("**Incomplete:**"), std::string::npos);
   EXPECT_NE(text.find("| 1 | 1 | 16 | 3 | 0.04 ± 0.01 | 0.03 | 0.04 |"), std::string::npos) << text;
   EXPECT_NE(text.find("ratio 15.0x"), std::string::npos);
+}
+
+namespace {
+
+// Runs of a task that reports test_loss and validation_perplexity but no test MSE
+// (the text models): rank 16 and 4, two seeds each, plus one failed run.
+std::vector<RunRecord> text_runs() {
+  std::vector<RunRecord> runs;
+  const double losses[2][2] = {{1.5, 2.5}, {4.0, 6.0}};
+  for (int h = 0; h < 2; ++h)
+    for (int seed = 0; seed < 2; ++seed) {
+      RunRecord run =
+          run_with(fmt::format("model.heads={} train.seed={}", h ? 4 : 1, seed), "done", NAN);
+      run.final_metrics = {{"test_loss", losses[h][seed]},
+                           {"validation_perplexity", std::exp(losses[h][seed])}};
+      run.final_train_loss = losses[h][seed] - 0.5;
+      run.ms_per_step = h ? 2.0 : 4.0 + seed;
+      runs.push_back(run);
+    }
+  runs.push_back(run_with("model.heads=1 train.seed=9", "failed", NAN));
+  return runs;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST(Aggregate, RunRecordMetricByName) {
+  RunRecord run = run_with("model.heads=2", "done", 0.25);
+  run.final_metrics = {{"test_mse", 0.25}, {"test_bits_per_char", 1.75}};
+  run.steps = 300;
+  run.ms_per_step = 0.5;
+  run.parameters = 1234;
+  EXPECT_DOUBLE_EQ(run.metric("test_mse"), 0.25);
+  EXPECT_DOUBLE_EQ(run.metric("test_bits_per_char"), 1.75);
+  EXPECT_DOUBLE_EQ(run.metric("final_train_loss"), 0.5);
+  EXPECT_DOUBLE_EQ(run.metric("steps"), 300.0);
+  EXPECT_DOUBLE_EQ(run.metric("ms_per_step"), 0.5);
+  EXPECT_DOUBLE_EQ(run.metric("parameters"), 1234.0);
+  EXPECT_TRUE(std::isnan(run.metric("validation_perplexity"))) << "absent: NaN";
+  EXPECT_TRUE(std::isnan(run.metric("colour")));
+  RunRecord old = run_with("model.heads=2", "done", 0.125);  // no final_metrics map
+  EXPECT_DOUBLE_EQ(old.metric("test_mse"), 0.125) << "the test_mse column";
+}
+
+TEST(Aggregate, NamedMetricStatistics) {
+  const auto runs = text_runs();
+  const auto groups = aggregate(runs, {"model.rank"}, "test_loss");
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].key[0].second, "4");
+  EXPECT_EQ(groups[0].metric, "test_loss");
+  EXPECT_EQ(groups[0].stats.count, 2);
+  EXPECT_DOUBLE_EQ(groups[0].stats.mean, 5.0);
+  EXPECT_NEAR(groups[0].stats.std, std::sqrt(2.0), 1e-12);
+  EXPECT_DOUBLE_EQ(groups[1].stats.min, 1.5);
+  EXPECT_EQ(groups[1].runs, 3);
+  EXPECT_EQ(groups[1].failed, 1);
+  const auto perplexity = aggregate(runs, {"model.rank"}, "validation_perplexity");
+  EXPECT_NEAR(perplexity[1].stats.median, 0.5 * (std::exp(1.5) + std::exp(2.5)), 1e-9);
+  const auto speed = aggregate(runs, {"model.rank"}, "ms_per_step");
+  EXPECT_DOUBLE_EQ(speed[1].stats.mean, 4.5);
+  EXPECT_DOUBLE_EQ(speed[0].stats.mean, 2.0);
+  // Runs without the test MSE are runs, not seeds, of a test_mse table.
+  EXPECT_EQ(aggregate(runs, {"model.rank"})[1].stats.count, 0);
+
+  const std::string csv = format_groups(groups, {"model.rank"}, TableFormat::kCsv);
+  EXPECT_NE(csv.find("\n4,test_loss,2,0,0,5,"), std::string::npos) << csv;
+  const auto json =
+      nlohmann::json::parse(format_groups(groups, {"model.rank"}, TableFormat::kJson));
+  EXPECT_EQ(json[0]["metric"], "test_loss");
+  EXPECT_DOUBLE_EQ(json[0]["test_loss"]["mean"].get<double>(), 5.0);
+  EXPECT_FALSE(json[0].contains("test_mse"));
+}
+
+TEST(Aggregate, UnknownMetricNamesTheAvailableOnes) {
+  const auto runs = text_runs();
+  const auto names = available_metrics(runs);
+  EXPECT_NE(std::find(names.begin(), names.end(), "test_loss"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "validation_perplexity"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "ms_per_step"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "test_mse"), names.end()) << "no run has it";
+  check_metric("test_loss", runs);
+  check_metric("final_train_loss", runs);
+  try {
+    check_metric("test_lose", runs);
+    ADD_FAILURE() << "accepted test_lose";
+  } catch (const ConfigError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("'test_lose'"), std::string::npos) << message;
+    EXPECT_NE(message.find("test_loss, validation_perplexity"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos);
+  }
+  EXPECT_THROW(check_metric("test_mse", runs), ConfigError) << "text runs have no test MSE";
+  // Before any run finished (or when all failed) the default metric is accepted.
+  const std::vector<RunRecord> failed = {run_with("model.heads=1", "failed", NAN)};
+  check_metric("test_mse", failed);
+  check_metric("test_mse", {});
+  EXPECT_THROW(check_metric("test_loss", failed), ConfigError);
+}
+
+TEST(Figure, CurvesOfANamedMetric) {
+  const auto dir = fresh_dir("figure_metric");
+  FigureSpec figure;
+  figure.kind = "curves";
+  figure.x = "model.rank";
+  figure.metric = "test_loss";
+  figure.y_label = "test loss (nats)";
+  const auto runs = text_runs();
+  const auto points = curve_points(figure, runs);
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_DOUBLE_EQ(points[0].x, 4.0);
+  EXPECT_DOUBLE_EQ(points[0].mean, 5.0);
+  EXPECT_DOUBLE_EQ(points[1].mean, 2.0);
+  EXPECT_EQ(points[1].seeds, 2);
+  const auto lines = separation_lines(figure, points);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("mean test loss (nats) 2;"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("ratio 2.5x"), std::string::npos) << lines[0];  // 5 / 2
+
+  write_curves_figure(figure, points, dir.string(), "loss");
+  const std::string csv = read_text(dir / "loss.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "panel,line,model.rank,metric,seeds,mean,std,min,median");
+  EXPECT_NE(csv.find(",4,test_loss,2,5,"), std::string::npos) << csv;
+  EXPECT_NE(read_text(dir / "loss.gp").find("set ylabel \"test loss (nats)\""), std::string::npos);
+
+  ReportInputs inputs;
+  inputs.figure = "loss";
+  inputs.scale = "small";
+  inputs.spec.figure = figure;
+  inputs.runs = runs;
+  const std::string report = read_text(write_report(inputs, points, {}, {}, dir.string()));
+  EXPECT_NE(report.find("Lines: mean test loss (nats) over seeds"), std::string::npos) << report;
+  EXPECT_NE(report.find("reads test loss (nats) as a loss (lower is better)"), std::string::npos);
+  EXPECT_NE(report.find("test loss (nats) mean ± std"), std::string::npos) << report;
+  EXPECT_EQ(report.find("test MSE"), std::string::npos) << "nothing about a metric not shown";
+
+  figure.metric = "test_accuracy";
+  EXPECT_THROW(curve_points(figure, runs), ConfigError) << "no run has it";
+  figure.metric = "test_mse";
+  figure.y_label.clear();
+  EXPECT_EQ(figure.metric_label(), "test MSE");
+}
+
+TEST(Figure, EveryPlottedXHasALabelledTicInsideTheRange) {
+  const auto dir = fresh_dir("figure_tics");
+  FigureSpec figure;
+  figure.kind = "curves";
+  figure.x = "model.rank";
+  figure.line = "model.width_multiplier";
+  const auto points = curve_points(figure, sweep_runs());
+  write_curves_figure(figure, points, dir.string(), "tics");
+  const std::string script = read_text(dir / "tics.gp");
+  EXPECT_NE(script.find("set xtics (\"4\" 4, \"16\" 16)"), std::string::npos) << script;
+  // The log axis is padded past both ends, so neither end tic sits on the border.
+  const auto at = script.find("set xrange [");
+  ASSERT_NE(at, std::string::npos) << script;
+  double low = 0, high = 0;
+  ASSERT_EQ(std::sscanf(script.c_str() + at, "set xrange [%lf:%lf]", &low, &high), 2);
+  EXPECT_LT(low, 4.0);
+  EXPECT_GT(low, 2.0) << "not padded by more than an octave";
+  EXPECT_GT(high, 16.0);
+  EXPECT_LT(high, 32.0);
 }

@@ -240,3 +240,25 @@ TEST(SweepPresets, EveryPresetParsesAndExpands) {
   EXPECT_THROW(find_preset("fig9", "small", ""), ConfigError);
   EXPECT_THROW(find_preset("fig1", "huge", ""), ConfigError);
 }
+
+TEST(SweepGrid, FigureMetricAndYLabel) {
+  const SweepSpec spec = parse_sweep_spec(R"(
+grid: {train.seed: [0]}
+figure: {kind: curves, x: model.rank, metric: validation_perplexity, y_label: perplexity}
+)",
+                                          "spec.yaml");
+  EXPECT_EQ(spec.figure.metric, "validation_perplexity");
+  EXPECT_EQ(spec.figure.metric_label(), "perplexity");
+  const SweepSpec plain =
+      parse_sweep_spec("grid: {train.seed: [0]}\nfigure: {kind: curves, x: model.rank}", "s.yaml");
+  EXPECT_EQ(plain.figure.metric, "test_mse");
+  EXPECT_EQ(plain.figure.metric_label(), "test MSE");
+  const SweepSpec speed = parse_sweep_spec(
+      "grid: {train.seed: [0]}\nfigure: {kind: curves, x: model.rank, metric: ms_per_step}",
+      "s.yaml");
+  EXPECT_EQ(speed.figure.metric_label(), "ms_per_step");
+}
+TEST(SweepGridErrors, FigureMetricOfNoKnownForm) {
+  expect_spec_error("grid: {train.seed: [0]}\nfigure: {kind: curves, x: model.rank, metric: mse}",
+                    "figure.metric: 'mse'");
+}

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "attnrank/error.h"
 #include "attnrank/results_store.h"
 #include "attnrank/sweep.h"
+#include "experiment/sweep_progress.h"
 #include "sweep_fixtures.h"
 
 using namespace attnrank;
@@ -251,4 +253,96 @@ TEST(SweepRunner, ProgressLinesWhenNotATerminal) {
   EXPECT_NE(text.find("[9/9] done"), std::string::npos) << text;
   EXPECT_NE(text.find("ETA"), std::string::npos) << text;
   EXPECT_NE(text.find("model.heads=4 train.seed=2"), std::string::npos) << text;
+}
+
+TEST(SweepRunner, ReadSummaryCollectsNamedFinalMetrics) {
+  const auto dir = fresh_dir("runner_summary");
+  std::ofstream(dir / "summary.json") << R"({
+  "status": "done", "test_mse": 0.5, "trivial_mse": 1, "final_train_loss": 0.4,
+  "steps": 10, "wall_seconds": 2, "ms_per_step": 0.1, "parameters": 50,
+  "attention_parameters": 20, "threads": 1,
+  "test_loss": 1.5, "test_bits_per_char": 2.25, "validation_perplexity": 4.0,
+  "test_name": "text", "test_missing": null, "test_flag": true, "test_nested": {"a": 1},
+  "peak_rss_mb": 12, "loss_test": 3
+})";
+  const TrainSummary summary = read_summary(dir.string());
+  EXPECT_EQ(summary.final_metrics, (std::map<std::string, double>{{"test_bits_per_char", 2.25},
+                                                                  {"test_loss", 1.5},
+                                                                  {"test_mse", 0.5},
+                                                                  {"validation_perplexity", 4.0}}));
+  EXPECT_DOUBLE_EQ(summary.test_mse, 0.5);
+  EXPECT_EQ(summary.parameters, 50);
+  std::ofstream(dir / "summary.json") << R"({"status": "diverged", "test_mse": null})";
+  const TrainSummary diverged = read_summary(dir.string());
+  EXPECT_TRUE(diverged.final_metrics.empty());
+  EXPECT_EQ(diverged.steps, 0) << "missing integers read as 0";
+}
+
+TEST(SweepRunner, NamedFinalMetricsReachTheDatabase) {
+  const auto dir = fresh_dir("runner_named");
+  const auto runs = small_runs();
+  // One run finished on disk before the sweep (read back from summary.json) ...
+  const std::string recovered = (dir / "runs" / runs[0].id).string();
+  fs::create_directories(recovered);
+  fake_train(runs[0].config, recovered);
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  run_sweep(runs, store, counting.trainer(), options_for(dir));
+  // ... and the others trained now: both paths keep every final metric.
+  for (const RunRecord& run : store.runs()) {
+    SCOPED_TRACE(run.id);
+    ASSERT_EQ(run.final_metrics.size(), 2u);
+    EXPECT_NEAR(run.metric("test_loss"), 3 * run.test_mse, 1e-5);
+    EXPECT_NEAR(run.metric("test_mse"), run.test_mse, 1e-12);
+  }
+  EXPECT_EQ(counting.calls, 8);
+}
+
+TEST(SweepRunner, TerminalStatusLineShowsDoneRunningAndEta) {
+  std::ostringstream out;
+  SweepProgress progress(&out, /*terminal=*/true, /*total=*/5, /*already=*/1, /*jobs=*/2);
+  progress.started();
+  progress.started();
+  EXPECT_NE(out.str().find("\r[sweep] 1/5 runs done, 2 running, elapsed "), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("ETA ?"), std::string::npos) << "no estimate before a run ends";
+  progress.finished("done", "abcd1234 model.heads=2: test_mse 0.5", 10.0);
+  const std::string text = out.str();
+  EXPECT_NE(text.find("\r[2/5] done     abcd1234 model.heads=2: test_mse 0.5 (10s)\x1b[K\n"),
+            std::string::npos)
+      << text;
+  // Three runs left at 10 s each, two at a time: 15 s.
+  EXPECT_NE(text.find("[sweep] 2/5 runs done, 1 running, elapsed "), std::string::npos) << text;
+  EXPECT_NE(text.find("ETA 15s"), std::string::npos) << text;
+  progress.finished("failed", "ef567890 model.heads=4: boom", 1.0);
+  EXPECT_NE(out.str().find("3/5 runs done, 0 running, 1 failed"), std::string::npos) << out.str();
+}
+
+TEST(SweepRunner, AStopRequestKeepsFinishedRunsAndStartsNoNewOne) {
+  const auto dir = fresh_dir("runner_stop");
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  int calls = 0;
+  Trainer trainer = [&](const RunConfig& config, const std::string& run_dir) {
+    if (++calls == 3) request_sweep_stop();  // a signal arrives during the third run
+    return fake_train(config, run_dir);
+  };
+  clear_sweep_stop();
+  const SweepOutcome outcome = run_sweep(small_runs(), store, trainer, options_for(dir));
+  EXPECT_TRUE(sweep_stop_requested());
+  clear_sweep_stop();
+  EXPECT_TRUE(outcome.interrupted);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(outcome.done, 3) << "the run that was finishing is kept";
+  EXPECT_EQ(store.finished_ids().size(), 3u);
+  // A stop request that comes after the last run started interrupts nothing.
+  calls = 0;
+  Trainer last = [&](const RunConfig& config, const std::string& run_dir) {
+    if (++calls == 6) request_sweep_stop();
+    return fake_train(config, run_dir);
+  };
+  const SweepOutcome rest = run_sweep(small_runs(), store, last, options_for(dir));
+  clear_sweep_stop();
+  EXPECT_FALSE(rest.interrupted);
+  EXPECT_EQ(rest.skipped, 3);
+  EXPECT_EQ(store.finished_ids().size(), 9u);
 }

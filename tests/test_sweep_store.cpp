@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "attnrank/error.h"
 #include "attnrank/results_store.h"
@@ -244,4 +245,91 @@ TEST(ResultsStore, MergeAddsNewRunsAndPrefersFinishedOverFailed) {
   EXPECT_EQ(out.find("r2", true)->metrics.size(), 2u);
   const MergeCounts again = out.merge_from(ResultsStore(b, ResultsStore::Mode::kRead));
   EXPECT_EQ(again.added + again.replaced, 0) << "merging is idempotent";
+}
+
+TEST(ResultsStore, FinalMetricsRoundTripAndMerge) {
+  const auto dir = fresh_dir("store_final_metrics");
+  const std::string a = (dir / "a.db").string();
+  RunRecord text = sample_record("text", "done", NAN);
+  text.final_metrics = {{"test_loss", 1.25}, {"validation_perplexity", 3.5}, {"test_nan", NAN}};
+  RunRecord point = sample_record("point", "done", 0.125);
+  point.final_metrics = {{"test_mse", 0.125}};
+  {
+    ResultsStore store(a, ResultsStore::Mode::kWrite);
+    store.record(text);
+    store.record(point);
+  }
+  {
+    ResultsStore store(a, ResultsStore::Mode::kRead);
+    const RunRecord read = *store.find("text");
+    EXPECT_EQ(read.final_metrics,
+              (std::map<std::string, double>{{"test_loss", 1.25}, {"validation_perplexity", 3.5}}))
+        << "non-finite values are left out";
+    EXPECT_DOUBLE_EQ(read.metric("test_loss"), 1.25);
+    EXPECT_TRUE(std::isnan(read.metric("test_mse")));
+    EXPECT_DOUBLE_EQ(store.find("point")->metric("test_mse"), 0.125);
+  }
+  // The column holds JSON that SQLite (and pandas) can read directly.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(a.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT json_extract(final_metrics, '$.validation_perplexity') FROM runs "
+                     "WHERE id = 'text'",
+                     -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 0), 3.5);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+
+  ResultsStore merged((dir / "merged.db").string(), ResultsStore::Mode::kWrite);
+  merged.merge_from(ResultsStore(a, ResultsStore::Mode::kRead));
+  EXPECT_DOUBLE_EQ(merged.find("text")->metric("validation_perplexity"), 3.5) << "merge keeps them";
+  EXPECT_DOUBLE_EQ(merged.find("point")->metric("test_mse"), 0.125);
+}
+
+TEST(ResultsStore, ReadsAndUpgradesAVersion1Database) {
+  const auto dir = fresh_dir("store_version1");
+  const std::string path = (dir / "old.db").string();
+  // The version 1 schema: no final_metrics column.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('format', 'attnrank-results'), ('schema_version', '1');
+CREATE TABLE runs(id TEXT PRIMARY KEY, status TEXT NOT NULL, error TEXT,
+  config_yaml TEXT NOT NULL, config_json TEXT NOT NULL, test_mse REAL, trivial_mse REAL,
+  final_train_loss REAL, steps INTEGER, wall_seconds REAL, ms_per_step REAL,
+  parameters INTEGER, attention_parameters INTEGER, threads INTEGER, run_dir TEXT,
+  sweep TEXT, finished_at TEXT NOT NULL);
+CREATE TABLE metrics(run_id TEXT NOT NULL, step INTEGER NOT NULL, train_loss REAL, lr REAL,
+  grad_norm REAL, PRIMARY KEY(run_id, step)) WITHOUT ROWID;
+INSERT INTO runs VALUES ('old', 'done', '', 'model: {}', '{"model.dim": "8"}', 0.25, 1, 0.3,
+  100, 1.0, 0.5, 10, 5, 1, '', 'v1', '2026-01-01T00:00:00Z');
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  {
+    ResultsStore reader(path, ResultsStore::Mode::kRead);
+    const RunRecord old = reader.runs().at(0);
+    EXPECT_EQ(old.final_metrics, (std::map<std::string, double>{{"test_mse", 0.25}}));
+  }
+  {
+    ResultsStore writer(path, ResultsStore::Mode::kWrite);  // upgrades to version 2
+    RunRecord text = sample_record("new", "done", NAN);
+    text.final_metrics = {{"test_loss", 2.0}};
+    writer.record(text);
+    EXPECT_DOUBLE_EQ(writer.find("old")->metric("test_mse"), 0.25);
+    EXPECT_DOUBLE_EQ(writer.find("new")->metric("test_loss"), 2.0);
+  }
+  ResultsStore reader(path, ResultsStore::Mode::kRead);
+  EXPECT_EQ(reader.runs().size(), 2u);
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "2");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }

@@ -1,6 +1,6 @@
 // Per-configuration statistics of a sweep's runs over seeds: count, mean +- std,
-// min (the estimator the paper plotted) and median of the test MSE, and their
-// table, CSV and JSON forms (`attnrank results`).
+// min (the estimator the paper plotted) and median of a metric (the test MSE by
+// default), and their table, CSV and JSON forms (`attnrank results`).
 #pragma once
 #include <cmath>
 #include <string>
@@ -24,11 +24,20 @@ SampleStats sample_stats(std::vector<double> values);
 struct GroupStats {
   std::vector<std::pair<std::string, std::string>> key;  // group-by key -> value
   int runs = 0;                                          // runs in the group
-  int diverged = 0;                                      // of which diverged (no test MSE)
+  int diverged = 0;                                      // of which diverged (no metrics)
   int failed = 0;                                        // of which failed
-  SampleStats test_mse;  // over runs with a finite test MSE (the seeds)
+  std::string metric;                                    // what `stats` summarises
+  SampleStats stats;  // the metric over done runs where it is finite (the seeds)
   SampleStats final_train_loss;
 };
+
+// Every metric name `runs` can be aggregated by: record_metric_names() other than
+// test_mse and trivial_mse, then every final metric (test_mse, test_loss, ...) that
+// some run holds, sorted.
+std::vector<std::string> available_metrics(const std::vector<RunRecord>& runs);
+// Throws ConfigError naming `metric` and the available ones when no run holds it.
+// A set of runs without any final metric (none finished yet) accepts test_mse.
+void check_metric(const std::string& metric, const std::vector<RunRecord>& runs);
 
 // `key=value` restriction; values compare as numbers when both sides are numbers.
 struct RunFilter {
@@ -43,9 +52,12 @@ bool matches(const RunRecord& run, const std::vector<RunFilter>& filters);
 std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs);
 
 // Groups `runs` by `group_by` (sorted: numbers numerically, then text) and
-// summarises each group. Throws ConfigError for a key that no run has.
+// summarises `metric` in each group (runs without it count as runs, not seeds;
+// callers check the name with check_metric). Throws ConfigError for an unknown
+// config key.
 std::vector<GroupStats> aggregate(const std::vector<RunRecord>& runs,
-                                  const std::vector<std::string>& group_by);
+                                  const std::vector<std::string>& group_by,
+                                  const std::string& metric = "test_mse");
 
 enum class TableFormat { kTable, kCsv, kJson };
 TableFormat parse_table_format(const std::string& text);

@@ -19,7 +19,8 @@ const std::vector<std::string>& reproduce_figures();
 std::string find_preset(const std::string& figure, const std::string& scale,
                         const std::string& presets_dir);
 
-// One plotted point of a curves figure: the statistics over seeds at one x.
+// One plotted point of a curves figure: the statistics of the figure's metric over
+// seeds at one x.
 struct CurvePoint {
   std::string panel, line;  // values of the panel and line keys ("" when unused)
   double x = 0.0;
@@ -27,8 +28,9 @@ struct CurvePoint {
   double mean = 0.0, std = 0.0, min = 0.0, median = 0.0;
 };
 
-// The points of a curves figure from `runs` (finished runs with a test MSE),
-// ordered by panel, line, x.
+// The points of a curves figure from `runs` (done runs with a finite value of
+// figure.metric), ordered by panel, line, x. Throws ConfigError when no run has
+// the metric (check_metric).
 std::vector<CurvePoint> curve_points(const FigureSpec& figure, const std::vector<RunRecord>& runs);
 
 // One head of a trained model (heads figure): its K Q^T against the identity.
@@ -38,7 +40,7 @@ struct HeadPoint {
   int layer = 0, module = 0, head = 0;
   double angle_to_identity = 0.0;  // degrees
   double frobenius = 0.0;          // ||W_Q W_K^T||_F
-  double test_mse = 0.0;
+  double metric = 0.0;             // the run's figure.metric (test MSE by default)
 };
 
 // Loads each finished run's checkpoint from its run directory and inspects its
@@ -81,8 +83,9 @@ std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoin
                          const std::vector<HeadPoint>& heads, const FigureFiles& figure,
                          const std::string& out_dir);
 
-// Markdown lines of the separation check: per panel and line, mean test MSE at the
-// largest x against the lowest mean among x <= largest / 2, and their ratio.
+// Markdown lines of the separation check, for a loss-like metric (lower is better):
+// per panel and line, the mean metric at the largest x against the lowest mean
+// among x <= largest / 2, and their ratio.
 std::vector<std::string> separation_lines(const FigureSpec& figure,
                                           const std::vector<CurvePoint>& points);
 

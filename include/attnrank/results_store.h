@@ -1,11 +1,13 @@
 // The results database of sweeps: one SQLite file (WAL mode) with a row per run
 // (resolved config, status, final metrics, run directory) and its metrics curve.
+// Schema: docs/sweeps.md.
 // Every finished run is committed in its own transaction, so killing a sweep at
 // any moment loses no finished run. One writer at a time (a lock file next to the
 // database); readers never block.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,12 +38,22 @@ struct RunRecord {
   std::string run_dir;      // absolute when written; as stored when read
   std::string sweep;        // name of the sweep that ran it
   std::string finished_at;  // UTC, ISO 8601
-  std::vector<MetricsRow> metrics;
+  // Final metrics by name: the "test_" and "validation_" keys of summary.json
+  // (test_mse for the point tasks; test_loss, validation_perplexity, ... for text).
+  std::map<std::string, double> final_metrics;
+  std::vector<MetricsRow> metrics;  // the training curve
 
   bool finished() const { return status == "done" || status == "diverged"; }
   // The value of a config key ("" when absent).
   std::string value(const std::string& key) const;
+  // A number by name: one of record_metric_names() or a final metric; NaN when absent.
+  double metric(const std::string& name) const;
 };
+
+// The numbers every run record has besides its final metrics: test_mse,
+// trivial_mse, final_train_loss, steps, wall_seconds, ms_per_step, parameters,
+// attention_parameters.
+const std::vector<std::string>& record_metric_names();
 
 struct MergeCounts {
   int added = 0;     // runs new to the output
@@ -80,11 +92,13 @@ class ResultsStore {
   void check_integrity();
   void create_or_check_schema();
   void write_record(const RunRecord& record);
+  const char* run_columns() const;
 
   std::string path_;
   Mode mode_;
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
+  bool version_1_ = false;  // a schema version 1 database opened for reading
 };
 
 }  // namespace attnrank

@@ -19,14 +19,19 @@ class ResultsStore;
 
 // How `attnrank reproduce` draws a sweep's results (the spec's optional `figure:`).
 struct FigureSpec {
-  std::string kind;         // "" (no figure) | curves | heads
-  std::string title;        // figure title
-  std::string x;            // key on the x axis (curves, heads)
-  std::string panel;        // key with one panel per value ("": one panel)
-  std::string line;         // key with one line per value ("": one line)
-  std::string x_label;      // axis label (default: the key)
-  bool log_x = true;        // log-scaled x axis
-  std::string description;  // what the figure shows, for the report
+  // The y axis label: y_label, else "test MSE" for test_mse, else the metric name.
+  std::string metric_label() const;
+
+  std::string kind;                 // "" (no figure) | curves | heads
+  std::string title;                // figure title
+  std::string x;                    // key on the x axis (curves, heads)
+  std::string panel;                // key with one panel per value ("": one panel)
+  std::string line;                 // key with one line per value ("": one line)
+  std::string x_label;              // axis label (default: the key's symbol)
+  std::string metric = "test_mse";  // the plotted run metric (RunRecord::metric)
+  std::string y_label;              // axis label (default: "test MSE" or the metric)
+  bool log_x = true;                // log-scaled x axis
+  std::string description;          // what the figure shows, for the report
 };
 
 // One list of keys whose Cartesian product is taken; keys in the order written.
@@ -96,11 +101,21 @@ struct RunInterrupted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Asks the running sweep to stop, e.g. from a SIGINT handler (async-signal-safe):
+// no new run starts, the running child runs get SIGTERM and are not recorded, runs
+// that already finished are. run_sweep then returns with `interrupted` set.
+void request_sweep_stop();
+bool sweep_stop_requested();
+void clear_sweep_stop();
+
 // Runs `binary train --config DIR/config.yaml --out DIR` as a child process (output
 // in DIR/train.log), so concurrent runs keep their own thread pools and a crash
-// fails one run only. The child dies with the sweep (PR_SET_PDEATHSIG).
+// fails one run only. The child dies with the sweep (PR_SET_PDEATHSIG), and gets
+// SIGTERM once request_sweep_stop() was called.
 Trainer subprocess_trainer(const std::string& binary);
-// Reads DIR/summary.json as written by train(). Throws FormatError when unreadable.
+// Reads DIR/summary.json as written by train(), final_metrics included (its
+// top-level finite numbers named test_* or validation_*). Throws FormatError when
+// unreadable.
 TrainSummary read_summary(const std::string& run_dir);
 // Reads DIR/metrics.csv; empty when the file is missing.
 std::vector<MetricsRow> read_metrics_csv(const std::string& run_dir);

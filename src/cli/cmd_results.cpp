@@ -1,5 +1,5 @@
 // attnrank results DB [--group-by KEYS] [--where key=value]... [--status S]
-//                  [--format table|csv|json] [--runs]
+//                  [--metric NAME] [--format table|csv|json] [--runs]
 #include <fmt/core.h>
 
 #include <memory>
@@ -19,13 +19,18 @@ struct ResultsArgs {
   std::vector<std::string> group_by;
   std::vector<std::string> where;
   std::string status;
+  std::string metric = "test_mse";
   std::string format = "table";
   bool list_runs = false;
 };
 
-// One row per run: id, status, the varying keys, test MSE, run directory, error.
+nlohmann::ordered_json number_json(double value) {
+  return std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
+}
+
+// One row per run: id, status, the varying keys, the metric, run directory, error.
 void print_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys,
-                TableFormat format) {
+                const std::string& metric, TableFormat format) {
   if (format == TableFormat::kJson) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const RunRecord& run : runs) {
@@ -35,11 +40,11 @@ void print_runs(const std::vector<RunRecord>& runs, const std::vector<std::strin
       nlohmann::ordered_json config = nlohmann::ordered_json::object();
       for (const auto& [key, value] : run.config) config[key] = value;
       item["config"] = config;
-      item["test_mse"] = std::isfinite(run.test_mse) ? nlohmann::ordered_json(run.test_mse)
-                                                     : nlohmann::ordered_json(nullptr);
-      item["final_train_loss"] = std::isfinite(run.final_train_loss)
-                                     ? nlohmann::ordered_json(run.final_train_loss)
-                                     : nlohmann::ordered_json(nullptr);
+      item["test_mse"] = number_json(run.test_mse);
+      nlohmann::ordered_json final_metrics = nlohmann::ordered_json::object();
+      for (const auto& [name, value] : run.final_metrics) final_metrics[name] = number_json(value);
+      item["final_metrics"] = final_metrics;
+      item["final_train_loss"] = number_json(run.final_train_loss);
       item["steps"] = run.steps;
       item["wall_seconds"] = run.wall_seconds;
       item["ms_per_step"] = run.ms_per_step;
@@ -55,14 +60,14 @@ void print_runs(const std::vector<RunRecord>& runs, const std::vector<std::strin
   const char* separator = format == TableFormat::kCsv ? "," : "  ";
   std::string header = fmt::format("id{0}status", separator);
   for (const auto& key : keys) header += separator + key;
-  header += fmt::format("{0}test_mse{0}train_loss{0}wall_s{0}run_dir{0}error", separator);
+  header += fmt::format("{0}{1}{0}train_loss{0}wall_s{0}run_dir{0}error", separator, metric);
   fmt::print("{}\n", header);
   for (const RunRecord& run : runs) {
     std::string line = run.id + separator + run.status;
     for (const auto& key : keys) line += separator + run.value(key);
-    line +=
-        fmt::format("{0}{1}{0}{2}{0}{3:.1f}{0}{4}{0}{5}", separator, format_number(run.test_mse),
-                    format_number(run.final_train_loss), run.wall_seconds, run.run_dir, run.error);
+    line += fmt::format("{0}{1}{0}{2}{0}{3:.1f}{0}{4}{0}{5}", separator,
+                        format_number(run.metric(metric)), format_number(run.final_train_loss),
+                        run.wall_seconds, run.run_dir, run.error);
     fmt::print("{}\n", line);
   }
 }
@@ -72,7 +77,7 @@ void print_runs(const std::vector<RunRecord>& runs, const std::vector<std::strin
 void add_results_command(CLI::App& app) {
   auto args = std::make_shared<ResultsArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "results", "Per configuration: seeds, mean +- std, min and median of the test MSE");
+      "results", "Per configuration: seeds, mean +- std, min and median of a metric (test MSE)");
   cmd->add_option("database", args->database, "Results database written by `attnrank sweep`")
       ->required();
   cmd->add_option("--group-by,-g", args->group_by,
@@ -81,6 +86,11 @@ void add_results_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--where,-w", args->where, "Only runs with key=value (repeatable)");
   cmd->add_option("--status", args->status, "Only runs with this status (done|diverged|failed)");
+  cmd->add_option("--metric,-m", args->metric,
+                  "Run metric to summarise: a final metric (test_mse, test_loss, ...) or "
+                  "final_train_loss, steps, wall_seconds, ms_per_step, parameters, "
+                  "attention_parameters")
+      ->capture_default_str();
   cmd->add_option("--format,-f", args->format, "table, csv or json")->capture_default_str();
   cmd->add_flag("--runs", args->list_runs, "One row per run instead of per configuration");
   cmd->callback([args] {
@@ -91,10 +101,12 @@ void add_results_command(CLI::App& app) {
     std::vector<RunFilter> filters;
     for (const auto& text : args->where) filters.push_back(parse_filter(text));
     const auto store = open_results(args->database, ResultsStore::Mode::kRead);
+    const std::vector<RunRecord> all = store->runs();
+    check_metric(args->metric, all);
     std::vector<RunRecord> runs;
-    for (RunRecord& run : store->runs())
+    for (const RunRecord& run : all)
       if (matches(run, filters) && (args->status.empty() || run.status == args->status))
-        runs.push_back(std::move(run));
+        runs.push_back(run);
     std::vector<std::string> keys = args->group_by.empty() ? varying_keys(runs) : args->group_by;
     if (args->list_runs) {
       // A run list tells seeds apart, which the groups pool.
@@ -104,14 +116,14 @@ void add_results_command(CLI::App& app) {
             keys.push_back("train.seed");
             break;
           }
-      print_runs(runs, keys, format);
+      print_runs(runs, keys, args->metric, format);
       return;
     }
     if (runs.empty() && format == TableFormat::kTable) {
       fmt::print("no runs{} in {}\n", filters.empty() ? "" : " match", args->database);
       return;
     }
-    fmt::print("{}", format_groups(aggregate(runs, keys), keys, format));
+    fmt::print("{}", format_groups(aggregate(runs, keys, args->metric), keys, format));
   });
 }
 

@@ -1,7 +1,10 @@
 #include "cli/sweep_session.h"
 
 #include <fmt/core.h>
+#include <signal.h>
 
+#include <array>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 
@@ -12,6 +15,50 @@
 namespace attnrank::cli {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The first SIGINT/SIGTERM/SIGHUP asks the sweep to stop cleanly (running runs are
+// stopped and not recorded, finished ones are kept); a second one kills at once.
+void on_stop_signal(int signal) {
+  if (sweep_stop_requested()) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+    return;
+  }
+  request_sweep_stop();
+}
+
+// Installs the handler for the life of a sweep. Signals ignored at start (nohup,
+// background jobs of a script) stay ignored.
+class StopSignals {
+ public:
+  StopSignals() {
+    clear_sweep_stop();
+    for (size_t i = 0; i < kSignals.size(); ++i) {
+      struct sigaction action {};
+      action.sa_handler = on_stop_signal;
+      action.sa_flags = SA_RESTART;
+      sigemptyset(&action.sa_mask);
+      sigaction(kSignals[i], nullptr, &previous_[i]);
+      installed_[i] = previous_[i].sa_handler != SIG_IGN;
+      if (installed_[i]) sigaction(kSignals[i], &action, nullptr);
+    }
+  }
+  ~StopSignals() {
+    for (size_t i = 0; i < kSignals.size(); ++i)
+      if (installed_[i]) sigaction(kSignals[i], &previous_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
+  std::array<bool, 3> installed_{};
+};
+
+}  // namespace
 
 std::string default_runs_dir(const std::string& database) {
   return fs::path(database).replace_extension(".runs").string();
@@ -45,14 +92,18 @@ SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedR
   options.sweep_name = spec.name;
   options.log = args.quiet ? nullptr : &std::cout;
   options.progress_bar = stdout_is_terminal();
+  // The database first: a locked, corrupt or unwritable one stops the sweep before
+  // anything is created.
+  const auto store = open_results(database, ResultsStore::Mode::kWrite);
   std::error_code error;
   fs::create_directories(options.runs_dir, error);
   if (error || !fs::is_directory(options.runs_dir, error))
     throw ConfigError("--runs: cannot create directory " + options.runs_dir);
-
-  const auto store = open_results(database, ResultsStore::Mode::kWrite);
-  const SweepOutcome outcome =
-      run_sweep(runs, *store, subprocess_trainer(self_executable()), options);
+  SweepOutcome outcome;
+  {
+    const StopSignals signals;
+    outcome = run_sweep(runs, *store, subprocess_trainer(self_executable()), options);
+  }
   const int trained = outcome.done + outcome.diverged + outcome.failed;
   fmt::print(
       "sweep {}{}: {} runs: {} finished before{}, {} trained now ({} done, {} diverged, {} "
@@ -67,7 +118,9 @@ SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedR
       trained, outcome.done, outcome.diverged, outcome.failed, database);
   std::fflush(stdout);
   if (outcome.interrupted) {
-    fmt::print(stderr, "attnrank: sweep interrupted; run the same command again to resume\n");
+    fmt::print(stderr,
+               "attnrank: sweep interrupted; finished runs are recorded, run the same command "
+               "again to resume\n");
     throw ExitCode{130};
   }
   if (outcome.failed > 0) {

@@ -109,8 +109,36 @@ std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs) {
   return keys;
 }
 
+std::vector<std::string> available_metrics(const std::vector<RunRecord>& runs) {
+  std::vector<std::string> names;
+  for (const auto& name : record_metric_names())
+    if (name != "test_mse" && name != "trivial_mse") names.push_back(name);
+  std::set<std::string> final_names;
+  for (const RunRecord& run : runs)
+    for (const auto& [name, value] : run.final_metrics) final_names.insert(name);
+  for (const RunRecord& run : runs)
+    if (std::isfinite(run.trivial_mse)) {
+      final_names.insert("trivial_mse");
+      break;
+    }
+  names.insert(names.end(), final_names.begin(), final_names.end());
+  return names;
+}
+
+void check_metric(const std::string& metric, const std::vector<RunRecord>& runs) {
+  const auto names = available_metrics(runs);
+  if (std::find(names.begin(), names.end(), metric) != names.end()) return;
+  const bool any_final = std::any_of(
+      runs.begin(), runs.end(), [](const RunRecord& run) { return !run.final_metrics.empty(); });
+  if (metric == "test_mse" && !any_final) return;
+  std::string list;
+  for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
+  throw ConfigError("metric '" + metric + "': no run has it (available: " + list + ")");
+}
+
 std::vector<GroupStats> aggregate(const std::vector<RunRecord>& runs,
-                                  const std::vector<std::string>& group_by) {
+                                  const std::vector<std::string>& group_by,
+                                  const std::string& metric) {
   const auto keys = config_keys();
   for (const auto& key : group_by)
     if (std::find(keys.begin(), keys.end(), key) == keys.end())
@@ -128,16 +156,17 @@ std::vector<GroupStats> aggregate(const std::vector<RunRecord>& runs,
   for (const auto& [values, members] : groups) {
     GroupStats group;
     for (size_t k = 0; k < group_by.size(); ++k) group.key.emplace_back(group_by[k], values[k]);
-    std::vector<double> mse, loss;
+    std::vector<double> samples, loss;
     for (const RunRecord* run : members) {
       ++group.runs;
       group.diverged += run->status == "diverged";
       group.failed += run->status == "failed";
       if (run->status != "done") continue;
-      mse.push_back(run->test_mse);
+      samples.push_back(run->metric(metric));
       loss.push_back(run->final_train_loss);
     }
-    group.test_mse = sample_stats(mse);
+    group.metric = metric;
+    group.stats = sample_stats(samples);
     group.final_train_loss = sample_stats(loss);
     result.push_back(std::move(group));
   }
@@ -157,8 +186,8 @@ std::string format_number(double value) {
 
 std::string format_groups(const std::vector<GroupStats>& groups,
                           const std::vector<std::string>& group_by, TableFormat format) {
-  const std::vector<std::string> stat_columns = {"seeds", "diverged", "failed", "mean",
-                                                 "std",   "min",      "median", "train_loss"};
+  const std::vector<std::string> stat_columns = {"metric", "seeds", "diverged", "failed",    "mean",
+                                                 "std",    "min",   "median",   "train_loss"};
   if (format == TableFormat::kJson) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const GroupStats& group : groups) {
@@ -167,14 +196,15 @@ std::string format_groups(const std::vector<GroupStats>& groups,
       for (const auto& [key, value] : group.key) config[key] = value;
       item["config"] = config;
       item["runs"] = group.runs;
-      item["seeds"] = group.test_mse.count;
+      item["seeds"] = group.stats.count;
       item["diverged"] = group.diverged;
       item["failed"] = group.failed;
-      item["test_mse"] = {{"mean", number_json(group.test_mse.mean)},
-                          {"std", number_json(group.test_mse.std)},
-                          {"min", number_json(group.test_mse.min)},
-                          {"median", number_json(group.test_mse.median)},
-                          {"max", number_json(group.test_mse.max)}};
+      item["metric"] = group.metric;
+      item[group.metric] = {{"mean", number_json(group.stats.mean)},
+                            {"std", number_json(group.stats.std)},
+                            {"min", number_json(group.stats.min)},
+                            {"median", number_json(group.stats.median)},
+                            {"max", number_json(group.stats.max)}};
       item["final_train_loss_mean"] = number_json(group.final_train_loss.mean);
       out.push_back(item);
     }
@@ -187,13 +217,14 @@ std::string format_groups(const std::vector<GroupStats>& groups,
     std::vector<std::string> row;
     for (const auto& entry : group.key) row.push_back(entry.second);
     auto number = format == TableFormat::kCsv ? csv_number : format_number;
-    row.push_back(std::to_string(group.test_mse.count));
+    row.push_back(group.metric);
+    row.push_back(std::to_string(group.stats.count));
     row.push_back(std::to_string(group.diverged));
     row.push_back(std::to_string(group.failed));
-    row.push_back(number(group.test_mse.mean));
-    row.push_back(number(group.test_mse.std));
-    row.push_back(number(group.test_mse.min));
-    row.push_back(number(group.test_mse.median));
+    row.push_back(number(group.stats.mean));
+    row.push_back(number(group.stats.std));
+    row.push_back(number(group.stats.min));
+    row.push_back(number(group.stats.median));
     row.push_back(number(group.final_train_loss.mean));
     rows.push_back(std::move(row));
   }

@@ -68,10 +68,30 @@ std::vector<std::string> distinct(const std::vector<Point>& points, std::string 
   return values;
 }
 
-std::string xtics(const std::vector<double>& xs) {
+// A labelled tic at every plotted x, inside an x range padded on both sides: an
+// autoscaled log axis ends exactly at the largest x, where gnuplot can drop its tic
+// label to rounding.
+std::string x_axis(const std::vector<double>& xs, bool log_x) {
+  if (xs.empty()) return "";
   std::string tics;
   for (double x : xs) tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", x, x);
-  return "set xtics (" + tics + ")\n";
+  const double low = xs.front(), high = xs.back();
+  double from = low - 0.5, to = high + 0.5;
+  if (log_x && low > 0) {
+    const double pad = high > low ? std::pow(high / low, 0.06) : 1.5;
+    from = low / pad, to = high * pad;
+  } else if (high > low) {
+    const double pad = 0.06 * (high - low);
+    from = low - pad, to = high + pad;
+  }
+  return fmt::format("set xrange [{:.9g}:{:.9g}]\nset xtics ({})\n", from, to, tics);
+}
+
+// Bottom margin (character heights) for the x label and a key below the plot:
+// gnuplot's multiplot does not reserve it. Room for one entry per row, as gnuplot
+// stacks entries whose titles are long.
+int key_margin(size_t entries) {
+  return 4 + static_cast<int>(std::max<size_t>(1, entries));
 }
 
 std::string panel_title(const FigureSpec& figure, const std::string& value) {
@@ -125,12 +145,12 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
   FigureFiles files;
   fs::create_directories(out_dir);
   // The plotted numbers, for readers who want them without the database.
-  std::string csv = fmt::format("{},{},{},seeds,mean,std,min,median\n",
+  std::string csv = fmt::format("{},{},{},metric,seeds,mean,std,min,median\n",
                                 figure.panel.empty() ? "panel" : figure.panel,
                                 figure.line.empty() ? "line" : figure.line, figure.x);
   for (const CurvePoint& p : points)
-    csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", p.panel, p.line, p.x, p.seeds,
-                       p.mean, p.std, p.min, p.median);
+    csv += fmt::format("{},{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", p.panel, p.line, p.x,
+                       figure.metric, p.seeds, p.mean, p.std, p.min, p.median);
   write_file(fs::path(out_dir) / (name + ".csv"), csv, files);
 
   const auto panels = distinct(points, &CurvePoint::panel);
@@ -166,13 +186,14 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
   std::string body = fmt::format(
       "set multiplot layout 1,{} title {}\n"
       "set logscale y\n{}"
-      "set grid\nset key top right font ',9'\n"
-      "set xlabel {}\nset ylabel 'test MSE'\n{}",
+      "set grid\nset key below horizontal font ',9'\nset bmargin {}\n"
+      "set xlabel {}\nset ylabel {}\n{}",
       std::max<size_t>(1, panels.size()),
       gnuplot_string(title + "\nlines: mean over seeds (band: ± std); dashed: min over seeds"),
-      figure.log_x ? "set logscale x 2\n" : "",
+      figure.log_x ? "set logscale x 2\n" : "", key_margin(lines.size() + 1),
       gnuplot_string(figure.x_label.empty() ? symbol(figure.x) : figure.x_label),
-      xtics(std::vector<double>(xs.begin(), xs.end())));
+      gnuplot_string(figure.metric_label()),
+      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x));
   for (const auto& panel : panels) {
     body += fmt::format("set title {}\nplot ", gnuplot_string(panel_title(figure, panel)));
     std::string plots;
@@ -187,11 +208,13 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
           plots.empty() ? "" : ", \\\n  ", source, l + 1, source, l + 1,
           gnuplot_string(line_title(figure, lines[l])), source, l + 1);
     }
-    body += plots + "\n";
+    if (!plots.empty())
+      plots += ", \\\n  NaN with lines lc rgb 'gray30' lw 1.5 dt 2 title 'min over seeds'";
+    body += (plots.empty() ? std::string("NaN notitle") : plots) + "\n";
   }
   body += "unset multiplot\n";
   const int width = std::max(640, 460 * static_cast<int>(std::max<size_t>(1, panels.size())));
-  FigureFiles rendered = render_plot(out_dir, name, body, width, 520);
+  FigureFiles rendered = render_plot(out_dir, name, body, width, 560);
   files.written.insert(files.written.end(), rendered.written.begin(), rendered.written.end());
   files.message = rendered.message;
   files.rendered = rendered.rendered;
@@ -202,13 +225,12 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
                                const std::string& out_dir, const std::string& name) {
   FigureFiles files;
   fs::create_directories(out_dir);
-  std::string csv = fmt::format(
-      "run_id,{},{},layer,module,head,angle_to_identity_deg,frobenius,"
-      "test_mse\n",
-      figure.line.empty() ? "line" : figure.line, figure.x);
+  std::string csv =
+      fmt::format("run_id,{},{},layer,module,head,angle_to_identity_deg,frobenius,{}\n",
+                  figure.line.empty() ? "line" : figure.line, figure.x, figure.metric);
   for (const HeadPoint& p : points)
     csv += fmt::format("{},{},{},{},{},{},{:.9g},{:.9g},{:.9g}\n", p.run_id, p.line, p.x, p.layer,
-                       p.module, p.head, p.angle_to_identity, p.frobenius, p.test_mse);
+                       p.module, p.head, p.angle_to_identity, p.frobenius, p.metric);
   write_file(fs::path(out_dir) / (name + ".csv"), csv, files);
 
   const auto lines = distinct(points, &HeadPoint::line);
@@ -225,26 +247,36 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
   write_file(fs::path(out_dir) / (name + ".dat"), data, files);
 
   const std::string title = figure.title.empty() ? name : figure.title;
+  // Lines side by side around each x (a small shift, multiplicative on a log axis),
+  // so one line's points do not hide another's.
+  double spacing = 0.04;
+  if (xs.size() > 1 && (!figure.log_x || *xs.begin() > 0))
+    spacing *= figure.log_x ? std::log(*xs.rbegin() / *xs.begin()) : *xs.rbegin() - *xs.begin();
+  auto shifted_x = [&](size_t l) {
+    const double offset = (static_cast<double>(l) - 0.5 * (lines.size() - 1.0)) * spacing;
+    return figure.log_x ? fmt::format("($1*{:.9g})", std::exp(offset))
+                        : fmt::format("($1+{:.9g})", offset);
+  };
   auto series = [&](int column) {
     std::string plots;
     for (size_t l = 0; l < lines.size(); ++l)
-      plots += fmt::format("{}'{}.dat' index {} using 1:{} with points lt {} pt 7 ps 0.8 title {}",
-                           plots.empty() ? "" : ", \\\n  ", name, l, column, l + 1,
+      plots += fmt::format("{}'{}.dat' index {} using {}:{} with points lt {} pt 7 ps 0.8 title {}",
+                           plots.empty() ? "" : ", \\\n  ", name, l, shifted_x(l), column, l + 1,
                            gnuplot_string(line_title(figure, lines[l])));
     return plots.empty() ? std::string("NaN notitle") : plots;
   };
   const std::string x_label = figure.x_label.empty() ? symbol(figure.x) : figure.x_label;
   const std::string body = fmt::format(
       "set multiplot layout 1,2 title {}\n"
-      "{}set grid\nset key bottom right font ',9'\nset xlabel {}\n{}"
+      "{}set grid\nset key below horizontal font ',9'\nset bmargin {}\nset xlabel {}\n{}"
       "set title 'angle between K Q^T and the identity'\nset ylabel 'degrees'\n"
-      "set yrange [0:180]\nset ytics 0,30,180\nplot {}\n"
+      "set yrange [0:186]\nset ytics 0,30,180\nplot {}\n"
       "set title 'Frobenius norm of K Q^T'\nset ylabel '||K Q^T||_F'\n"
       "set autoscale y\nset ytics autofreq\nset logscale y\nplot {}\n"
       "unset multiplot\n",
       gnuplot_string(title + "\none point per head; 180° is -β I"),
-      figure.log_x ? "set logscale x 2\n" : "", gnuplot_string(x_label),
-      xtics(std::vector<double>(xs.begin(), xs.end())), series(2), series(3));
+      figure.log_x ? "set logscale x 2\n" : "", key_margin(lines.size()), gnuplot_string(x_label),
+      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x), series(2), series(3));
   FigureFiles rendered = render_plot(out_dir, name, body, 1000, 480);
   files.written.insert(files.written.end(), rendered.written.begin(), rendered.written.end());
   files.message = rendered.message;

@@ -40,7 +40,7 @@ std::string curves_table(const FigureSpec& figure, const std::vector<CurvePoint>
   std::string header = "|", rule = "|";
   for (const auto* key : {&figure.panel, &figure.line, &figure.x})
     if (!key->empty()) header += cell(column_name(*key)), rule += " ---: |";
-  header += " seeds | mean ± std | min | median |\n";
+  header += fmt::format(" seeds | {0} mean ± std | min | median |\n", figure.metric_label());
   rule += " ---: | ---: | ---: | ---: |\n";
   std::string table = header + rule;
   for (const CurvePoint& p : points) {
@@ -60,8 +60,8 @@ std::string heads_table(const FigureSpec& figure, const std::vector<HeadPoint>& 
   std::string table = "|";
   if (!figure.line.empty()) table += cell(column_name(figure.line));
   table += fmt::format(" {}", column_name(figure.x)) +
-           " | runs | heads | angle to I (mean, min..max) | ‖K Q^T‖_F (mean, min..max) | test MSE "
-           "(mean) |\n|";
+           " | runs | heads | angle to I (mean, min..max) | ‖K Q^T‖_F (mean, min..max) | " +
+           figure.metric_label() + " (mean) |\n|";
   if (!figure.line.empty()) table += " ---: |";
   table += " ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& [key, members] : groups) {
@@ -72,7 +72,7 @@ std::string heads_table(const FigureSpec& figure, const std::vector<HeadPoint>& 
       norms.push_back(p->frobenius);
       if (std::find(runs.begin(), runs.end(), p->run_id) == runs.end()) {
         runs.push_back(p->run_id);
-        mse.push_back(p->test_mse);
+        mse.push_back(p->metric);
       }
     }
     const SampleStats a = sample_stats(angles), n = sample_stats(norms), m = sample_stats(mse);
@@ -115,9 +115,9 @@ std::vector<std::string> separation_lines(const FigureSpec& figure,
       continue;
     }
     lines.push_back(
-        fmt::format("- {}{} = {}: mean test MSE {}; best {} ≤ {}: {} ({} = {}); ratio {:.1f}x",
-                    where, x, number_text(top->x), format_number(top->mean), x,
-                    number_text(top->x / 2), format_number(best->mean), x, number_text(best->x),
+        fmt::format("- {}{} = {}: mean {} {}; lowest mean at {} ≤ {}: {} ({} = {}); ratio {:.1f}x",
+                    where, x, number_text(top->x), figure.metric_label(), format_number(top->mean),
+                    x, number_text(top->x / 2), format_number(best->mean), x, number_text(best->x),
                     top->mean > 0 ? best->mean / top->mean : INFINITY));
   }
   return lines;
@@ -157,11 +157,15 @@ std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoin
   else
     md += figure.message + "\n\n";
   if (spec.kind == "curves") {
-    md +=
-        "Lines: mean test MSE over seeds, the band ± one standard deviation; dashed: the "
-        "minimum over seeds (what the paper plotted).\n\n";
-    md += "## Separation\n\nAt each setting, the largest " + column_name(spec.x) +
-          " against the best of the others up to half of it:\n\n";
+    const std::string label = spec.metric_label();
+    md += "Lines: mean " + label +
+          " over seeds, the band ± one standard deviation; dashed: the minimum over seeds "
+          "(what the paper plotted).\n\n";
+    md += "## Separation\n\nAt each setting, the mean " + label + " at the largest " +
+          column_name(spec.x) + " against the lowest mean among the " + column_name(spec.x) +
+          " up to half of it. The ratio is the second over the first: it reads " + label +
+          " as a loss (lower is better), so a ratio above 1 means the largest " +
+          column_name(spec.x) + " does better.\n\n";
     for (const auto& line : separation_lines(spec, curves)) md += line + "\n";
     md += "\n## Per configuration\n\n" + curves_table(spec, curves) + "\n";
   } else {

@@ -70,31 +70,34 @@ std::string find_preset(const std::string& figure, const std::string& scale,
 }
 
 std::vector<CurvePoint> curve_points(const FigureSpec& figure, const std::vector<RunRecord>& runs) {
+  check_metric(figure.metric, runs);
   std::vector<RunRecord> done;
   for (const RunRecord& run : runs)
-    if (run.status == "done" && std::isfinite(run.test_mse)) done.push_back(run);
+    if (run.status == "done" && std::isfinite(run.metric(figure.metric))) done.push_back(run);
+  if (done.empty()) return {};
   std::vector<std::string> keys;
   if (!figure.panel.empty()) keys.push_back(figure.panel);
   if (!figure.line.empty()) keys.push_back(figure.line);
   keys.push_back(figure.x);
   std::vector<CurvePoint> points;
-  for (const GroupStats& group : aggregate(done, keys)) {
+  for (const GroupStats& group : aggregate(done, keys, figure.metric)) {
     CurvePoint point;
     size_t k = 0;
     if (!figure.panel.empty()) point.panel = group.key[k++].second;
     if (!figure.line.empty()) point.line = group.key[k++].second;
     point.x = numeric_value(figure.x, group.key[k].second);
-    point.seeds = group.test_mse.count;
-    point.mean = group.test_mse.mean;
-    point.std = std::isfinite(group.test_mse.std) ? group.test_mse.std : 0.0;
-    point.min = group.test_mse.min;
-    point.median = group.test_mse.median;
+    point.seeds = group.stats.count;
+    point.mean = group.stats.mean;
+    point.std = std::isfinite(group.stats.std) ? group.stats.std : 0.0;
+    point.min = group.stats.min;
+    point.median = group.stats.median;
     points.push_back(point);
   }
   return points;
 }
 
 std::vector<HeadPoint> head_points(const FigureSpec& figure, const std::vector<RunRecord>& runs) {
+  check_metric(figure.metric, runs);
   std::vector<HeadPoint> points;
   for (const RunRecord& run : runs) {
     std::error_code error;
@@ -112,7 +115,7 @@ std::vector<HeadPoint> head_points(const FigureSpec& figure, const std::vector<R
       point.head = head.head;
       point.angle_to_identity = head.angle_to_identity;
       point.frobenius = head.frobenius;
-      point.test_mse = run.test_mse;
+      point.metric = run.metric(figure.metric);
       points.push_back(point);
     }
   }

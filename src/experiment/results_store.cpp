@@ -25,7 +25,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kFormat = "attnrank-results";
-constexpr const char* kSchemaVersion = "1";
+// Version 2 added runs.final_metrics; a version 1 database is upgraded when opened
+// for writing and read as it is (final_metrics from test_mse) otherwise.
+constexpr const char* kSchemaVersion = "2";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs(
   threads INTEGER,
   run_dir TEXT,
   sweep TEXT,
-  finished_at TEXT NOT NULL);
+  finished_at TEXT NOT NULL,
+  final_metrics TEXT);
 CREATE TABLE IF NOT EXISTS metrics(
   run_id TEXT NOT NULL,
   step INTEGER NOT NULL,
@@ -59,7 +62,12 @@ CREATE TABLE IF NOT EXISTS metrics(
 constexpr const char* kRunColumns =
     "id, status, error, config_yaml, config_json, test_mse, trivial_mse, final_train_loss, "
     "steps, wall_seconds, ms_per_step, parameters, attention_parameters, threads, run_dir, "
-    "sweep, finished_at";
+    "sweep, finished_at, final_metrics";
+// The same for a version 1 database, which has no final_metrics column.
+constexpr const char* kRunColumnsV1 =
+    "id, status, error, config_yaml, config_json, test_mse, trivial_mse, final_train_loss, "
+    "steps, wall_seconds, ms_per_step, parameters, attention_parameters, threads, run_dir, "
+    "sweep, finished_at, NULL";
 
 bool is_busy(int code) {
   return (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED;
@@ -186,6 +194,18 @@ RunRecord read_run(const Statement& row, const std::string& database) {
   run.run_dir = resolved_run_dir(database, row.text(14));
   run.sweep = row.text(15);
   run.finished_at = row.text(16);
+  if (const std::string text = row.text(17); !text.empty()) {
+    try {
+      const auto metrics = nlohmann::json::parse(text);
+      for (const auto& [name, value] : metrics.items())
+        if (value.is_number()) run.final_metrics[name] = value.get<double>();
+    } catch (const nlohmann::json::exception& error) {
+      throw FormatError(database + ": run " + run.id + ": unreadable final_metrics (" +
+                        error.what() + ")");
+    }
+  } else if (std::isfinite(run.test_mse)) {
+    run.final_metrics["test_mse"] = run.test_mse;  // written before final_metrics existed
+  }
   return run;
 }
 
@@ -195,6 +215,27 @@ std::string RunRecord::value(const std::string& key) const {
   for (const auto& [name, text] : config)
     if (name == key) return text;
   return "";
+}
+
+const std::vector<std::string>& record_metric_names() {
+  static const std::vector<std::string> names = {
+      "test_mse",     "trivial_mse", "final_train_loss", "steps",
+      "wall_seconds", "ms_per_step", "parameters",       "attention_parameters"};
+  return names;
+}
+
+double RunRecord::metric(const std::string& name) const {
+  if (const auto found = final_metrics.find(name); found != final_metrics.end())
+    return found->second;
+  if (name == "test_mse") return test_mse;
+  if (name == "trivial_mse") return trivial_mse;
+  if (name == "final_train_loss") return final_train_loss;
+  if (name == "steps") return static_cast<double>(steps);
+  if (name == "wall_seconds") return wall_seconds;
+  if (name == "ms_per_step") return ms_per_step;
+  if (name == "parameters") return static_cast<double>(parameters);
+  if (name == "attention_parameters") return static_cast<double>(attention_parameters);
+  return NAN;
 }
 
 ResultsStore::ResultsStore(const std::string& path, Mode mode) : path_(path), mode_(mode) {
@@ -243,6 +284,10 @@ ResultsStore::~ResultsStore() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
+const char* ResultsStore::run_columns() const {
+  return version_1_ ? kRunColumnsV1 : kRunColumns;
+}
+
 void ResultsStore::exec(const std::string& sql) const {
   char* message = nullptr;
   const int code = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
@@ -285,9 +330,12 @@ void ResultsStore::create_or_check_schema() {
     }
     if (format != kFormat)
       throw FormatError(path_ + ": an SQLite database, but not an attnrank results database");
-    if (version != kSchemaVersion)
+    if (version == "1") {
+      version_1_ = true;
+    } else if (version != kSchemaVersion) {
       throw FormatError(path_ + ": results database schema version " + version +
-                        ", this attnrank reads version " + kSchemaVersion);
+                        ", this attnrank reads versions 1 and " + kSchemaVersion);
+    }
   }
   if (mode_ == Mode::kRead) {
     if (tables == 0) throw FormatError(path_ + ": empty file, not an attnrank results database");
@@ -302,7 +350,14 @@ void ResultsStore::create_or_check_schema() {
     exec(kSchema);
     exec(fmt::format("INSERT OR IGNORE INTO meta VALUES ('format', '{}'), ('schema_version', '{}')",
                      kFormat, kSchemaVersion));
+    if (version_1_) {
+      // Old rows keep final_metrics NULL, read as {"test_mse": test_mse}.
+      exec("ALTER TABLE runs ADD COLUMN final_metrics TEXT");
+      exec(
+          fmt::format("UPDATE meta SET value = '{}' WHERE key = 'schema_version'", kSchemaVersion));
+    }
     exec("COMMIT");
+    version_1_ = false;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
@@ -319,10 +374,13 @@ void ResultsStore::begin_write() {
 void ResultsStore::write_record(const RunRecord& record) {
   nlohmann::ordered_json config = nlohmann::ordered_json::object();
   for (const auto& [key, value] : record.config) config[key] = value;
+  nlohmann::ordered_json final_metrics = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : record.final_metrics)
+    if (std::isfinite(value)) final_metrics[name] = value;
   {
     Statement insert(db_,
                      fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, "
-                                 "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  kRunColumns),
                      path_);
     insert.bind(1, record.id);
@@ -342,6 +400,7 @@ void ResultsStore::write_record(const RunRecord& record) {
     insert.bind(15, stored_run_dir(path_, record.run_dir));
     insert.bind(16, record.sweep);
     insert.bind(17, record.finished_at.empty() ? utc_now() : record.finished_at);
+    insert.bind(18, final_metrics.dump());
     insert.step("write the database");
   }
   {
@@ -375,7 +434,7 @@ void ResultsStore::record(const RunRecord& record) {
 std::vector<RunRecord> ResultsStore::runs(bool with_metrics) const {
   std::vector<RunRecord> runs;
   {
-    Statement select(db_, fmt::format("SELECT {} FROM runs ORDER BY rowid", kRunColumns), path_);
+    Statement select(db_, fmt::format("SELECT {} FROM runs ORDER BY rowid", run_columns()), path_);
     while (select.step()) runs.push_back(read_run(select, path_));
   }
   if (with_metrics) {
@@ -395,7 +454,7 @@ std::vector<RunRecord> ResultsStore::runs(bool with_metrics) const {
 std::optional<RunRecord> ResultsStore::find(const std::string& id, bool with_metrics) const {
   std::optional<RunRecord> run;
   {
-    Statement select(db_, fmt::format("SELECT {} FROM runs WHERE id = ?", kRunColumns), path_);
+    Statement select(db_, fmt::format("SELECT {} FROM runs WHERE id = ?", run_columns()), path_);
     select.bind(1, id);
     if (select.step()) run = read_run(select, path_);
   }

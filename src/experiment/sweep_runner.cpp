@@ -45,6 +45,10 @@ void fill_summary(RunRecord& record, const TrainSummary& summary) {
   record.parameters = summary.parameters;
   record.attention_parameters = summary.attention_parameters;
   record.threads = summary.threads;
+  record.final_metrics.clear();
+  for (const auto& [name, value] : summary.final_metrics)
+    if (std::isfinite(value)) record.final_metrics[name] = value;
+  if (std::isfinite(summary.test_mse)) record.final_metrics.emplace("test_mse", summary.test_mse);
   if (record.status != "done" && record.status != "diverged") {
     record.error = "train reported status '" + summary.status + "'";
     record.status = "failed";
@@ -74,8 +78,12 @@ std::optional<RunRecord> recover(const PlannedRun& run, const std::string& dir,
 std::string describe(const RunRecord& record, const PlannedRun& run) {
   std::string text = run.id.substr(0, 8) + " " + run.label;
   if (record.status == "failed") return text + ": " + record.error;
-  return text + fmt::format(": test_mse {:.4g}, train loss {:.4g}", record.test_mse,
-                            record.final_train_loss);
+  // Every final metric (test_mse for the point tasks), then the train loss.
+  std::string metrics;
+  for (const auto& [name, value] : record.final_metrics)
+    metrics += fmt::format("{}{} {:.4g}", metrics.empty() ? ": " : ", ", name, value);
+  if (metrics.empty()) metrics = ": no final metrics";
+  return text + metrics + fmt::format(", train loss {:.4g}", record.final_train_loss);
 }
 
 }  // namespace
@@ -117,13 +125,18 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
 
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
+  std::atomic<bool> left_untouched{false};  // runs not started because of a stop
   std::mutex store_mutex;
   std::exception_ptr store_error;
 
   auto worker = [&] {
     for (;;) {
       const size_t index = next++;
-      if (index >= pending.size() || stop) return;
+      if (index >= pending.size()) return;
+      if (stop || sweep_stop_requested()) {
+        left_untouched = true;
+        return;
+      }
       const PlannedRun& run = *pending[index];
       const std::string dir = (fs::path(options.runs_dir) / run.id).string();
       RunConfig config = run.config;
@@ -171,7 +184,7 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   for (int j = 0; j < jobs; ++j) workers.emplace_back(worker);
   for (auto& thread : workers) thread.join();
   if (!pending.empty()) progress.finish();
-  outcome.interrupted = stop && !store_error;
+  outcome.interrupted = (stop || left_untouched) && !store_error;
   if (store_error) std::rethrow_exception(store_error);
   return outcome;
 }

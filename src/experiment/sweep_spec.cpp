@@ -9,6 +9,7 @@
 #include <set>
 
 #include "attnrank/error.h"
+#include "attnrank/results_store.h"
 #include "attnrank/sweep.h"
 
 namespace attnrank {
@@ -17,8 +18,8 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "base",  "base_config",
                                            "grid", "derived",     "figure"};
-const std::vector<std::string> kFigureKeys = {"kind", "title",   "x",     "panel",
-                                              "line", "x_label", "log_x", "description"};
+const std::vector<std::string> kFigureKeys = {
+    "kind", "title", "x", "panel", "line", "x_label", "metric", "y_label", "log_x", "description"};
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -113,6 +114,8 @@ struct SpecReader {
       if (key == "panel") figure.panel = value;
       if (key == "line") figure.line = value;
       if (key == "x_label") figure.x_label = value;
+      if (key == "metric") figure.metric = value;
+      if (key == "y_label") figure.y_label = value;
       if (key == "description") figure.description = value;
       if (key == "log_x") {
         if (value != "true" && value != "false") fail(where, "expected true or false");
@@ -122,6 +125,14 @@ struct SpecReader {
     if (figure.kind != "curves" && figure.kind != "heads")
       fail("figure.kind", "expected curves or heads");
     if (figure.x.empty()) fail("figure.x", "missing: the config key on the x axis");
+    // Final metrics are only known once runs finish; the name's form is checked now.
+    const auto& names = record_metric_names();
+    const bool final_metric =
+        figure.metric.rfind("test_", 0) == 0 || figure.metric.rfind("validation_", 0) == 0;
+    if (std::find(names.begin(), names.end(), figure.metric) == names.end() && !final_metric)
+      fail("figure.metric", "'" + figure.metric +
+                                "': expected a final metric (test_* or validation_*) or one of " +
+                                joined(names) + suggestion(figure.metric, names));
     for (const auto* key : {&figure.x, &figure.panel, &figure.line})
       if (!key->empty()) check_config_key(*key, "figure");
     return figure;
@@ -159,6 +170,11 @@ YAML::Node merged_base(const YAML::Node& file_base, const YAML::Node& inline_bas
 }
 
 }  // namespace
+
+std::string FigureSpec::metric_label() const {
+  if (!y_label.empty()) return y_label;
+  return metric == "test_mse" ? "test MSE" : metric;
+}
 
 SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& source_name) {
   SpecReader reader{source_name};

@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "attnrank/error.h"
 #include "attnrank/sweep.h"
@@ -25,9 +28,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+volatile std::sig_atomic_t stop_requested = 0;
+
 double number_or_nan(const nlohmann::json& json, const char* key) {
   if (!json.contains(key) || !json[key].is_number()) return NAN;
   return json[key].get<double>();
+}
+
+// Integers of summary.json; 0 when missing (a cast of NaN would be undefined).
+int64_t integer_or_zero(const nlohmann::json& json, const char* key) {
+  const double value = number_or_nan(json, key);
+  return std::isfinite(value) ? static_cast<int64_t>(value) : 0;
 }
 
 std::string last_line(const std::string& path) {
@@ -60,13 +71,35 @@ int run_child(const std::vector<std::string>& arguments, const std::string& log_
     execv(argv[0], argv.data());
     _exit(127);
   }
+  // Polled, so that a stop request reaches the child whichever thread the signal hit.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-  return status;
+  bool forwarded = false;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
+    if (!forwarded && sweep_stop_requested()) {
+      kill(pid, SIGTERM);
+      forwarded = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace
+
+void request_sweep_stop() {
+  stop_requested = 1;
+}
+
+bool sweep_stop_requested() {
+  return stop_requested != 0;
+}
+
+void clear_sweep_stop() {
+  stop_requested = 0;
+}
 
 TrainSummary read_summary(const std::string& run_dir) {
   const fs::path path = fs::path(run_dir) / "summary.json";
@@ -85,12 +118,17 @@ TrainSummary read_summary(const std::string& run_dir) {
   summary.test_mse = number_or_nan(json, "test_mse");
   summary.trivial_mse = number_or_nan(json, "trivial_mse");
   summary.final_train_loss = number_or_nan(json, "final_train_loss");
-  summary.steps = static_cast<int64_t>(number_or_nan(json, "steps"));
+  summary.steps = integer_or_zero(json, "steps");
   summary.wall_seconds = number_or_nan(json, "wall_seconds");
   summary.ms_per_step = number_or_nan(json, "ms_per_step");
-  summary.parameters = static_cast<int64_t>(number_or_nan(json, "parameters"));
-  summary.attention_parameters = static_cast<int64_t>(number_or_nan(json, "attention_parameters"));
-  summary.threads = static_cast<int>(number_or_nan(json, "threads"));
+  summary.parameters = integer_or_zero(json, "parameters");
+  summary.attention_parameters = integer_or_zero(json, "attention_parameters");
+  summary.threads = static_cast<int>(integer_or_zero(json, "threads"));
+  for (const auto& [key, value] : json.items()) {
+    const bool named = key.rfind("test_", 0) == 0 || key.rfind("validation_", 0) == 0;
+    if (named && value.is_number() && std::isfinite(value.get<double>()))
+      summary.final_metrics[key] = value.get<double>();
+  }
   return summary;
 }
 

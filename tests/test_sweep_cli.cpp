@@ -1,0 +1,522 @@
+// `attnrank sweep`, `merge` and `results` through the binary: real (tiny) training
+// runs split into shards and merged, a sweep killed with SIGKILL and resumed, and
+// every class of bad input (exit code 2, one line, nothing lost or created).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "attnrank/results_store.h"
+#include "attnrank/sweep.h"
+#include "cli_runner.h"
+#include "sweep_fixtures.h"
+
+using namespace attnrank;
+using attnrank::testing::count_lines;
+using attnrank::testing::fresh_dir;
+using attnrank::testing::run_attnrank;
+using attnrank::testing::slurp;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Six real runs of a tiny model; `steps` sets how long each takes.
+std::string tiny_spec(int steps) {
+  return "name: tiny\n"
+         "base:\n"
+         "  model: {dim: 4, ffn: 16}\n"
+         "  task: {points: 3}\n"
+         "  train: {steps: " +
+         std::to_string(steps) +
+         ", batch: 16, eval_batches: 2, log_every: 50}\n"
+         "grid:\n"
+         "  model.heads: [1, 2, 4]\n"
+         "  train.seed: [0, 1]\n";
+}
+
+fs::path write_spec(const fs::path& dir, const std::string& text) {
+  const fs::path path = dir / "spec.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+// Built by appending: GCC 12 warns falsely (-Wrestrict) on "'" + std::string&&.
+std::string quoted(const fs::path& path) {
+  std::string text(1, '\'');
+  text += path.string();
+  text += '\'';
+  return text;
+}
+
+// Exit code 2, exactly one line on stderr containing `needle`, nothing on stdout.
+void expect_usage_error(const attnrank::testing::CommandResult& result, const std::string& needle) {
+  EXPECT_EQ(result.exit_code, 2) << result.out << result.err;
+  EXPECT_EQ(count_lines(result.err), 1) << result.err;
+  EXPECT_NE(result.err.find(needle), std::string::npos) << result.err;
+  EXPECT_TRUE(result.out.empty()) << result.out;
+}
+
+RunRecord stored_record(const std::string& id) {
+  const RunConfig config = parse_config("model: {dim: 8, heads: 2}", {});
+  RunRecord record;
+  record.id = id;
+  record.status = "done";
+  record.config_yaml = to_yaml(config);
+  record.config = flat_config(config);
+  record.test_mse = 0.5;
+  record.final_metrics = {{"test_mse", 0.5}};
+  record.metrics = {{10, 1.0, 0.01, 0.5}};
+  return record;
+}
+
+// A results database with `runs` records, closed (checkpointed into one file).
+void make_database(const fs::path& path, int runs) {
+  ResultsStore store(path.string(), ResultsStore::Mode::kWrite);
+  for (int i = 0; i < runs; ++i) store.record(stored_record("run" + std::to_string(i)));
+}
+
+size_t run_count(const fs::path& path) {
+  return ResultsStore(path.string(), ResultsStore::Mode::kRead).runs().size();
+}
+
+// `sweep` on a bad database: exit 2, the file byte for byte as it was, no run
+// directories; `results` and `merge` (reading it) refuse it the same way.
+void expect_database_refused(const fs::path& dir, const fs::path& database,
+                             const std::string& needle) {
+  const std::string before = slurp(database);
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database)), needle);
+  EXPECT_EQ(slurp(database), before) << "the database was changed";
+  EXPECT_FALSE(fs::exists(fs::path(database).replace_extension(".runs"))) << "nothing created";
+  expect_usage_error(run_attnrank("results " + quoted(database)), needle);
+  const fs::path merged = dir / "merged.db";
+  expect_usage_error(run_attnrank("merge " + quoted(merged) + " " + quoted(database)), needle);
+  EXPECT_FALSE(fs::exists(merged)) << "merge checks its inputs before creating the output";
+  EXPECT_EQ(slurp(database), before);
+}
+
+// (std::regex is avoided: GCC 12 warns falsely on it in the sanitizer build.)
+
+// The number just before `marker` in `text` ("6 trained now" -> 6); -1 if none.
+int number_before(const std::string& text, const std::string& marker) {
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  size_t begin = at;
+  while (begin > 0 && std::isdigit(static_cast<unsigned char>(text[begin - 1]))) --begin;
+  return begin == at ? -1 : std::stoi(text.substr(begin, at - begin));
+}
+
+// The number just after `marker` in `text` ("(2 done" after "(" -> 2); -1 if none.
+int number_after(const std::string& text, const std::string& marker) {
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  size_t end = at + marker.size();
+  while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+  const size_t begin = at + marker.size();
+  return end == begin ? -1 : std::stoi(text.substr(begin, end - begin));
+}
+
+// Id prefixes of the runs a sweep's progress lines report finished:
+// "[3/6] done     44853f28 model.heads=1 ..." -> 44853f28.
+std::set<std::string> reported_finished(const std::string& log) {
+  std::set<std::string> ids;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '[') continue;
+    const size_t close = line.find("] ");
+    if (close == std::string::npos) continue;
+    std::istringstream words(line.substr(close + 2));
+    std::string status, id;
+    words >> status >> id;
+    if ((status == "done" || status == "diverged") && id.size() == 8 &&
+        id.find_first_not_of("0123456789abcdef") == std::string::npos)
+      ids.insert(id);
+  }
+  return ids;
+}
+
+// Command lines of running processes that contain `text`.
+std::vector<std::string> processes_mentioning(const std::string& text) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string command = slurp(entry.path() / "cmdline");
+    for (char& c : command)
+      if (c == '\0') c = ' ';
+    if (command.find(text) != std::string::npos) found.push_back(name + ": " + command);
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST(SweepCli, ShardsMergeResumeAndResultsThroughTheBinary) {
+  const auto dir = fresh_dir("cli_shards");
+  const fs::path spec = write_spec(dir, tiny_spec(100));
+  int trained = 0;
+  for (int shard = 0; shard < 2; ++shard) {
+    const auto result = run_attnrank("sweep " + quoted(spec) + " --db " +
+                                     quoted(dir / ("shard" + std::to_string(shard) + ".db")) +
+                                     " --shard " + std::to_string(shard) + "/2 --threads 1");
+    ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+    const int now = number_before(result.out, " trained now");
+    ASSERT_GE(now, 0) << result.out;
+    trained += now;
+  }
+  EXPECT_EQ(trained, 6) << "the shards split the sweep";
+
+  const auto merge = run_attnrank("merge " + quoted(dir / "merged.db") + " " +
+                                  quoted(dir / "shard0.db") + " " + quoted(dir / "shard1.db"));
+  ASSERT_EQ(merge.exit_code, 0) << merge.err;
+  EXPECT_NE(merge.out.find("6 runs in total"), std::string::npos) << merge.out;
+  const auto merged = ResultsStore((dir / "merged.db").string(), ResultsStore::Mode::kRead).runs();
+  for (const RunRecord& run : merged) {
+    EXPECT_EQ(run.status, "done");
+    EXPECT_TRUE(std::isfinite(run.metric("test_mse"))) << "the final metrics came through";
+    EXPECT_EQ(run.final_metrics.count("test_mse"), 1u);
+  }
+
+  // The merged database holds the whole sweep: nothing left to train.
+  const auto resume =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "merged.db") + " --threads 1");
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.out.find("6 runs: 6 finished before"), std::string::npos) << resume.out;
+  EXPECT_NE(resume.out.find("0 trained now"), std::string::npos) << resume.out;
+
+  const auto json = run_attnrank("results " + quoted(dir / "merged.db") + " --format json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto groups = nlohmann::json::parse(json.out);
+  ASSERT_EQ(groups.size(), 3u);
+  for (const auto& group : groups) {
+    EXPECT_EQ(group["seeds"], 2);
+    EXPECT_EQ(group["metric"], "test_mse");
+    EXPECT_TRUE(group["test_mse"]["mean"].is_number());
+  }
+  const auto loss = run_attnrank("results " + quoted(dir / "merged.db") +
+                                 " --metric final_train_loss --format csv");
+  ASSERT_EQ(loss.exit_code, 0) << loss.err;
+  EXPECT_NE(loss.out.find(",final_train_loss,2,"), std::string::npos) << loss.out;
+  expect_usage_error(run_attnrank("results " + quoted(dir / "merged.db") + " --metric test_loss"),
+                     "metric 'test_loss': no run has it (available: ");
+}
+
+TEST(SweepCli, KilledWithSigkillLosesNoFinishedRunAndResumes) {
+  const auto dir = fresh_dir("cli_kill");
+  const fs::path spec = write_spec(dir, tiny_spec(2000));
+  const fs::path database = dir / "results.db";
+  const fs::path log = dir / "sweep.out";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, STDOUT_FILENO);
+    dup2(out, STDERR_FILENO);
+    execl(ATTNRANK_BINARY, ATTNRANK_BINARY, "sweep", spec.c_str(), "--db", database.c_str(),
+          "--jobs", "1", "--threads", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // A progress line is printed after its run is committed: kill at the first one.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (reported_finished(slurp(log)).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << slurp(log);
+  // The run in flight (a child `attnrank train`) dies with the sweep.
+  const auto orphan_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!processes_mentioning(dir.string()).empty() &&
+         std::chrono::steady_clock::now() < orphan_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(processes_mentioning(dir.string()), std::vector<std::string>{});
+
+  // Every run the sweep reported finished is in the database, which opens intact.
+  const std::string said = slurp(log);
+  const std::set<std::string> reported = reported_finished(said);
+  ASSERT_GE(reported.size(), 1u) << said;
+  std::map<std::string, std::string> finished_at;  // id -> when it was recorded
+  std::map<std::string, fs::file_time_type> written;
+  {
+    ResultsStore reader(database.string(), ResultsStore::Mode::kRead);
+    for (const RunRecord& run : reader.runs()) {
+      ASSERT_TRUE(run.finished()) << run.id;
+      finished_at[run.id] = run.finished_at;
+      written[run.id] = fs::last_write_time(fs::path(run.run_dir) / "summary.json");
+    }
+  }
+  for (const auto& prefix : reported) {
+    bool found = false;
+    for (const auto& [id, when] : finished_at) found = found || id.rfind(prefix, 0) == 0;
+    EXPECT_TRUE(found) << "reported finished but not recorded: " << prefix;
+  }
+  ASSERT_LT(finished_at.size(), 6u) << "killed too late to test anything:\n" << said;
+
+  // The same command again trains only what is missing.
+  const auto resume =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --jobs 1 --threads 1");
+  ASSERT_EQ(resume.exit_code, 0) << resume.out << resume.err;
+  EXPECT_NE(resume.out.find("6 runs: " + std::to_string(finished_at.size()) + " finished before"),
+            std::string::npos)
+      << resume.out;
+  ResultsStore store(database.string(), ResultsStore::Mode::kRead);
+  EXPECT_EQ(store.finished_ids().size(), 6u);
+  for (const auto& [id, when] : finished_at) {
+    const RunRecord run = *store.find(id, true);
+    EXPECT_EQ(run.finished_at, when) << id << " was recorded again";
+    EXPECT_EQ(fs::last_write_time(fs::path(run.run_dir) / "summary.json"), written[id])
+        << id << " was trained again";
+    EXPECT_FALSE(run.metrics.empty());
+  }
+}
+
+TEST(SweepCli, InterruptStopsTheRunsKeepsTheFinishedAndResumes) {
+  const auto dir = fresh_dir("cli_interrupt");
+  const fs::path spec = write_spec(dir, tiny_spec(2000));
+  const fs::path database = dir / "results.db";
+  const fs::path out = dir / "sweep.out", err = dir / "sweep.err";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    signal(SIGINT, SIG_DFL);  // as on a terminal, whatever ran the tests
+    const int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    execl(ATTNRANK_BINARY, ATTNRANK_BINARY, "sweep", spec.c_str(), "--db", database.c_str(),
+          "--jobs", "1", "--threads", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (reported_finished(slurp(out)).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(child, SIGINT);  // the sweep only: it must stop its running child itself
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(out) << slurp(err);
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(err);
+  EXPECT_NE(slurp(err).find("sweep interrupted; finished runs are recorded"), std::string::npos)
+      << slurp(err);
+  EXPECT_EQ(processes_mentioning(dir.string()), std::vector<std::string>{})
+      << "the running train process was stopped before the sweep exited";
+  const std::string said = slurp(out);
+  const int done = number_after(said, " trained now (");
+  ASSERT_GE(done, 1) << said;
+  const size_t recorded = ResultsStore(database.string(), ResultsStore::Mode::kRead).runs().size();
+  EXPECT_EQ(recorded, static_cast<size_t>(done)) << "exactly the runs reported done are recorded";
+  ASSERT_LT(recorded, 6u);
+
+  const auto resume =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --jobs 1 --threads 1");
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.out.find("6 runs: " + std::to_string(recorded) + " finished before"),
+            std::string::npos)
+      << resume.out;
+  EXPECT_EQ(ResultsStore(database.string(), ResultsStore::Mode::kRead).finished_ids().size(), 6u);
+}
+
+TEST(SweepCli, UnknownKeyInTheSpec) {
+  const auto dir = fresh_dir("cli_unknown_key");
+  const fs::path spec = write_spec(dir, "base: {model: {dim: 8}}\ngrid: {model.rnak: [1, 2]}\n");
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db")),
+                     "grid.model.rnak: unknown config key (did you mean 'model.rank'?)");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+  EXPECT_FALSE(fs::exists(dir / "r.runs"));
+  const fs::path top = write_spec(dir, "grid: {train.seed: [0]}\nfigures: {kind: curves}\n");
+  expect_usage_error(run_attnrank("sweep " + quoted(top) + " --db " + quoted(dir / "r.db")),
+                     "figures: unknown key");
+}
+
+TEST(SweepCli, EmptyGrid) {
+  const auto dir = fresh_dir("cli_empty_grid");
+  for (const char* grid : {"grid: {}", "grid: []", "grid: {model.heads: []}"}) {
+    const fs::path spec = write_spec(dir, std::string("base: {model: {dim: 8}}\n") + grid + "\n");
+    const auto result = run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db"));
+    expect_usage_error(result, "empty");
+    EXPECT_FALSE(fs::exists(dir / "r.db")) << grid;
+  }
+}
+
+TEST(SweepCli, GridKeyClashesWithDerived) {
+  const auto dir = fresh_dir("cli_clash");
+  const fs::path spec = write_spec(
+      dir, "base: {model: {dim: 8}}\ngrid: {model.rank: [8, 4]}\nderived: {model.rank: d/heads}\n");
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db")),
+                     "derived.model.rank: also in the grid");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+}
+
+TEST(SweepCli, CorruptDatabaseOfRandomBytes) {
+  const auto dir = fresh_dir("cli_random_bytes");
+  std::mt19937 random(7);
+  std::string bytes(8192, '\0');
+  for (char& c : bytes) c = static_cast<char>(random() & 0xff);
+  std::ofstream(dir / "results.db", std::ios::binary) << bytes;
+  expect_database_refused(dir, dir / "results.db", "not an intact SQLite database");
+}
+
+TEST(SweepCli, TruncatedDatabase) {
+  const auto dir = fresh_dir("cli_truncated");
+  make_database(dir / "results.db", 60);
+  const auto size = fs::file_size(dir / "results.db");
+  ASSERT_GT(size, 16384u);
+  fs::resize_file(dir / "results.db", size / 2);
+  expect_database_refused(dir, dir / "results.db", "results.db: not an intact SQLite database");
+}
+
+TEST(SweepCli, DatabaseOfAnotherSchema) {
+  const auto dir = fresh_dir("cli_foreign");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "results.db").c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "CREATE TABLE runs(id TEXT, loss REAL); INSERT INTO runs VALUES ('a', 1)",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  expect_database_refused(dir, dir / "results.db", "not an attnrank results database");
+}
+
+TEST(SweepCli, UnwritableDatabasePath) {
+  const auto dir = fresh_dir("cli_unwritable");
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  // /proc takes no new files, even from root.
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db /proc/attnrank-results.db"),
+                     "/proc/attnrank-results.db: not writable");
+  expect_usage_error(
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "missing" / "r.db")),
+      "does not exist");
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir)),
+                     "is a directory");
+  if (geteuid() != 0) {  // permissions bind everyone but root
+    fs::create_directories(dir / "locked");
+    chmod((dir / "locked").c_str(), 0555);
+    expect_usage_error(
+        run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "locked" / "r.db")),
+        "not writable");
+    chmod((dir / "locked").c_str(), 0755);
+  }
+  EXPECT_FALSE(fs::exists(dir / "missing"));
+}
+
+TEST(SweepCli, DatabaseLockedByAnotherSweep) {
+  const auto dir = fresh_dir("cli_locked");
+  const fs::path database = dir / "results.db";
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  ResultsStore writer(database.string(), ResultsStore::Mode::kWrite);
+  writer.record(stored_record("mine"));
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database)),
+                     "database is locked by another writer");
+  expect_usage_error(run_attnrank("merge " + quoted(database) + " " + quoted(dir / "other.db")),
+                     "other.db: no such results database");
+  make_database(dir / "other.db", 2);
+  expect_usage_error(run_attnrank("merge " + quoted(database) + " " + quoted(dir / "other.db")),
+                     "database is locked by another writer");
+  // Readers are never locked out, and the writer's data is intact.
+  const auto read = run_attnrank("results " + quoted(database));
+  EXPECT_EQ(read.exit_code, 0) << read.err;
+  EXPECT_EQ(writer.runs().size(), 1u);
+  EXPECT_FALSE(fs::exists(dir / "results.runs"));
+}
+
+TEST(SweepCli, DatabaseInAnotherProgramsWriteTransaction) {
+  const auto dir = fresh_dir("cli_sqlite_writer");
+  const fs::path database = dir / "results.db";
+  make_database(database, 3);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(database.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database)),
+                     "database is locked by another writer");
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(run_count(database), 3u);
+  EXPECT_FALSE(fs::exists(dir / "results.runs"));
+}
+
+TEST(SweepCli, BadOptionsExitTwoWithOneLine) {
+  const auto dir = fresh_dir("cli_options");
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  const std::string sweep = "sweep " + quoted(spec) + " --db " + quoted(dir / "r.db");
+  expect_usage_error(run_attnrank(sweep + " --shard 2/2"), "--shard '2/2'");
+  expect_usage_error(run_attnrank(sweep + " --shard half"), "--shard 'half'");
+  expect_usage_error(run_attnrank(sweep + " --jobs 0"), "--jobs");
+  expect_usage_error(run_attnrank("sweep " + quoted(dir / "none.yaml") + " --db r.db"),
+                     "none.yaml: sweep spec not found");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+  make_database(dir / "r.db", 1);
+  const std::string results = "results " + quoted(dir / "r.db");
+  expect_usage_error(run_attnrank(results + " --format xml"), "--format 'xml'");
+  expect_usage_error(run_attnrank(results + " --where model.colour=red"), "model.colour");
+  expect_usage_error(run_attnrank(results + " --group-by model.colour"), "model.colour");
+  expect_usage_error(run_attnrank(results + " --status finished"), "--status 'finished'");
+  expect_usage_error(run_attnrank(results + " --metric test_accuracy"), "'test_accuracy'");
+  expect_usage_error(run_attnrank("reproduce fig9 --out " + quoted(dir / "out")), "fig9");
+  expect_usage_error(run_attnrank("reproduce fig1 --scale huge --out " + quoted(dir / "out")),
+                     "--scale 'huge'");
+  expect_usage_error(run_attnrank("reproduce fig1 --no-train --db " + quoted(dir / "none.db") +
+                                  " --out " + quoted(dir / "out")),
+                     "none.db: no such results database");
+  EXPECT_EQ(run_count(dir / "r.db"), 1u);
+}
+
+TEST(SweepCli, ReproduceWritesFiguresCsvAndReportThenResumes) {
+  const auto dir = fresh_dir("cli_reproduce");
+  fs::create_directories(dir / "presets");
+  // Stand-ins for two presets: a curves figure and a heads figure of tiny runs.
+  std::ofstream(dir / "presets" / "fig1-small.yaml")
+      << tiny_spec(100)
+      << "figure: {kind: curves, x: model.rank, line: train.seed, title: tiny curves}\n";
+  std::ofstream(dir / "presets" / "perfect-small.yaml")
+      << "base: {model: {dim: 4, ffn: 16, heads: 1}, task: {points: 3},\n"
+         "       train: {steps: 100, batch: 16, eval_batches: 2}}\n"
+         "grid: {model.width_multiplier: [1, 2], train.seed: [0, 1]}\n"
+         "figure: {kind: heads, x: model.width_multiplier}\n";
+  const bool gnuplot = std::system("command -v gnuplot > /dev/null 2>&1") == 0;
+  for (const std::string figure : {"fig1", "perfect"}) {
+    SCOPED_TRACE(figure);
+    const fs::path out = dir / figure;
+    const std::string command = "reproduce " + figure + " --presets " + quoted(dir / "presets") +
+                                " --out " + quoted(out) + " --threads 1";
+    const auto result = run_attnrank(command);
+    ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+    EXPECT_NE(result.out.find("report: " + (out / "report.md").string()), std::string::npos)
+        << result.out;
+    const std::string csv = slurp(out / (figure + ".csv"));
+    EXPECT_EQ(count_lines(csv), 7) << csv;  // a header and 6 curve points or heads
+    const std::string report = slurp(out / "report.md");
+    EXPECT_NE(report.find("attnrank reproduce " + figure + " --scale small"), std::string::npos);
+    EXPECT_NE(report.find(figure == "fig1" ? "## Separation" : "## Heads"), std::string::npos)
+        << report;
+    if (gnuplot) {
+      EXPECT_GT(fs::file_size(out / (figure + ".png")), 1000u);
+      EXPECT_GT(fs::file_size(out / (figure + ".svg")), 1000u);
+      EXPECT_NE(report.find("![" + figure + "](" + figure + ".png)"), std::string::npos);
+    }
+    const auto again = run_attnrank(command + " --quiet");
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_NE(again.out.find("0 trained now"), std::string::npos) << again.out;
+  }
+  // Curves: one row per (seed, rank); heads: every head of 2 runs with c = 1 and 2
+  // with c = 2.
+  const std::string csv = slurp(dir / "fig1" / "fig1.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "panel,train.seed,model.rank,metric,seeds,mean,std,min,median");
+  const std::string heads = slurp(dir / "perfect" / "perfect.csv");
+  EXPECT_EQ(heads.substr(0, heads.find('\n')),
+            "run_id,line,model.width_multiplier,layer,module,head,angle_to_identity_deg,frobenius,"
+            "test_mse");
+}

@@ -348,3 +348,95 @@ TEST(Figure, EveryPlottedXHasALabelledTicInsideTheRange) {
   EXPECT_GT(high, 16.0);
   EXPECT_LT(high, 32.0);
 }
+
+TEST(Figure, ParameterCountOnTheXAxis) {
+  const auto dir = fresh_dir("figure_size");
+  // Two head-size rules at d in {16, 32}, two seeds: each configuration is one
+  // point at its size, sorted by size within its line whatever the key order.
+  std::vector<RunRecord> runs;
+  const int64_t sizes[2][2] = {{9000, 5000}, {3000, 7000}};  // [rule][d]
+  for (int rule = 0; rule < 2; ++rule)
+    for (int d = 0; d < 2; ++d)
+      for (int seed = 0; seed < 2; ++seed) {
+        RunRecord run = run_with(fmt::format("model.head_size={} model.dim={} train.seed={}",
+                                             rule ? "fixed" : "standard", d ? 32 : 16, seed),
+                                 "done", NAN);
+        run.final_metrics = {{"test_bits_per_char", 3.0 - 0.1 * d - 0.05 * rule + 0.01 * seed}};
+        run.parameters = sizes[rule][d];
+        runs.push_back(run);
+      }
+  FigureSpec figure;
+  figure.kind = "curves";
+  figure.x = "parameters";
+  figure.line = "model.head_size";
+  figure.metric = "test_bits_per_char";
+  figure.log_y = false;
+  const auto points = curve_points(figure, runs);
+  ASSERT_EQ(points.size(), 4u);
+  EXPECT_EQ(points[0].line, "fixed");
+  EXPECT_DOUBLE_EQ(points[0].x, 3000.0);
+  EXPECT_DOUBLE_EQ(points[1].x, 7000.0);
+  EXPECT_EQ(points[2].line, "standard");
+  EXPECT_DOUBLE_EQ(points[2].x, 5000.0) << "d = 32 is the smaller standard model here";
+  EXPECT_DOUBLE_EQ(points[3].x, 9000.0);
+  EXPECT_NEAR(points[3].mean, 3.005, 1e-12);
+  EXPECT_EQ(points[3].seeds, 2);
+
+  write_curves_figure(figure, points, dir.string(), "size");
+  const std::string script = read_text(dir / "size.gp");
+  EXPECT_NE(script.find("set format x '%.0s%c'"), std::string::npos) << script;
+  EXPECT_EQ(script.find("set logscale y"), std::string::npos) << "log_y: false";
+  // The resolved keys that vary, derived ranks included.
+  EXPECT_EQ(points[0].configuration, "model.dim=16 model.rank=16 model.value_rank=16");
+  const std::string csv = read_text(dir / "size.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "panel,model.head_size,configuration,parameters,metric,seeds,mean,std,min,median");
+  EXPECT_NE(
+      csv.find(",fixed,model.dim=16 model.rank=16 model.value_rank=16,3000,test_bits_per_char,2,"),
+      std::string::npos)
+      << csv;
+
+  const SweepSpec spec = parse_sweep_spec(
+      "grid: {model.dim: [16, 32]}\nfigure: {kind: curves, x: parameters, log_y: false}", "s.yaml");
+  EXPECT_TRUE(spec.figure.x_is_size());
+  EXPECT_FALSE(spec.figure.log_y);
+  EXPECT_THROW(
+      parse_sweep_spec("grid: {model.dim: [16]}\nfigure: {kind: heads, x: parameters}", "s.yaml"),
+      ConfigError);
+  EXPECT_THROW(
+      parse_sweep_spec("grid: {model.dim: [16]}\nfigure: {kind: curves, x: parameter}", "s.yaml"),
+      ConfigError);
+  EXPECT_THROW(
+      parse_sweep_spec("grid: {model.dim: [16]}\nfigure: {kind: curves, x: d, log_y: 1}", "s.yaml"),
+      ConfigError);
+}
+
+TEST(Figure, ReportSetsLinesSideBySide) {
+  const auto dir = fresh_dir("figure_lines");
+  FigureSpec figure;
+  figure.kind = "curves";
+  figure.x = "model.rank";
+  figure.line = "model.width_multiplier";
+  const auto runs = sweep_runs();
+  ReportInputs inputs;
+  inputs.figure = "lines";
+  inputs.scale = "small";
+  inputs.spec.figure = figure;
+  inputs.runs = runs;
+  const std::string report =
+      read_text(write_report(inputs, curve_points(figure, runs), {}, {}, dir.string()));
+  EXPECT_NE(report.find("| rank r | c = 1 | c = 4 |"), std::string::npos) << report;
+  EXPECT_NE(report.find("| 4 | 0.6 ± 0.1 | 0.45 ± 0.05 |"), std::string::npos) << report;
+}
+
+TEST(Figure, SeparationRatiosNearOneKeepThreeDecimals) {
+  FigureSpec figure;
+  figure.kind = "curves";
+  figure.x = "model.heads";
+  std::vector<CurvePoint> points(2);
+  points[0].x = 1, points[0].mean = 2.977;
+  points[1].x = 16, points[1].mean = 2.899;
+  const auto lines = separation_lines(figure, points);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("ratio 1.027x"), std::string::npos) << lines[0];
+}

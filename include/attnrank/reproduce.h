@@ -10,6 +10,10 @@
 
 namespace attnrank {
 
+// The papers' symbol for a config key in figures and reports ("model.heads" -> "H";
+// the key itself when it has none).
+std::string key_symbol(const std::string& key);
+
 // The figures `reproduce` knows, in documentation order.
 const std::vector<std::string>& reproduce_figures();
 
@@ -23,6 +27,9 @@ std::string find_preset(const std::string& figure, const std::string& scale,
 // seeds at one x.
 struct CurvePoint {
   std::string panel, line;  // values of the panel and line keys ("" when unused)
+  // x is a size (parameters): the keys telling the configuration apart,
+  // "model.dim=16 model.ffn=64"; empty otherwise.
+  std::string configuration;
   double x = 0.0;
   int seeds = 0;
   double mean = 0.0, std = 0.0, min = 0.0, median = 0.0;

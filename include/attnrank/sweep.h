@@ -21,16 +21,20 @@ class ResultsStore;
 struct FigureSpec {
   // The y axis label: y_label, else "test MSE" for test_mse, else the metric name.
   std::string metric_label() const;
+  // Whether x is a run's size (parameters, attention_parameters) rather than a key.
+  bool x_is_size() const { return x == "parameters" || x == "attention_parameters"; }
 
   std::string kind;                 // "" (no figure) | curves | heads
   std::string title;                // figure title
-  std::string x;                    // key on the x axis (curves, heads)
+  std::string x;                    // key on the x axis (curves, heads), or parameters /
+                                    // attention_parameters (curves)
   std::string panel;                // key with one panel per value ("": one panel)
   std::string line;                 // key with one line per value ("": one line)
   std::string x_label;              // axis label (default: the key's symbol)
   std::string metric = "test_mse";  // the plotted run metric (RunRecord::metric)
   std::string y_label;              // axis label (default: "test MSE" or the metric)
   bool log_x = true;                // log-scaled x axis
+  bool log_y = true;                // log-scaled y axis (errors spanning decades)
   std::string description;          // what the figure shows, for the report
 };
 

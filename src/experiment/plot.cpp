@@ -17,21 +17,25 @@ namespace attnrank {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 // The papers' symbols for the keys figures use.
-std::string symbol(const std::string& key) {
-  static const std::map<std::string, std::string> symbols = {{"model.rank", "rank r"},
-                                                             {"model.layers", "L"},
-                                                             {"model.width_multiplier", "c"},
-                                                             {"model.heads", "H"},
-                                                             {"task.points", "N"},
-                                                             {"model.dim", "d"},
-                                                             {"model.positional", "positional"},
-                                                             {"train.steps", "steps"}};
+std::string key_symbol(const std::string& key) {
+  static const std::map<std::string, std::string> symbols = {
+      {"model.rank", "rank r"},
+      {"model.layers", "L"},
+      {"model.width_multiplier", "c"},
+      {"model.heads", "H"},
+      {"task.points", "N"},
+      {"model.dim", "d"},
+      {"model.positional", "positional"},
+      {"train.steps", "steps"},
+      {"model.head_size", "head size"},
+      {"parameters", "parameters"},
+      {"attention_parameters", "attention parameters"}};
   const auto found = symbols.find(key);
   return found != symbols.end() ? found->second : key;
 }
+
+namespace {
 
 std::string gnuplot_string(const std::string& text) {
   std::string quoted = "\"";
@@ -71,10 +75,13 @@ std::vector<std::string> distinct(const std::vector<Point>& points, std::string 
 // A labelled tic at every plotted x, inside an x range padded on both sides: an
 // autoscaled log axis ends exactly at the largest x, where gnuplot can drop its tic
 // label to rounding.
-std::string x_axis(const std::vector<double>& xs, bool log_x) {
+// Every x labelled, except sizes (parameter counts): too many and too long for
+// one label each, so gnuplot's tics with an SI suffix (160k).
+std::string x_axis(const std::vector<double>& xs, bool log_x, bool size_axis) {
   if (xs.empty()) return "";
   std::string tics;
   for (double x : xs) tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", x, x);
+  if (size_axis) tics.clear();
   const double low = xs.front(), high = xs.back();
   double from = low - 0.5, to = high + 0.5;
   if (log_x && low > 0) {
@@ -84,6 +91,9 @@ std::string x_axis(const std::vector<double>& xs, bool log_x) {
     const double pad = 0.06 * (high - low);
     from = low - pad, to = high + pad;
   }
+  if (size_axis)
+    return fmt::format("set xrange [{:.9g}:{:.9g}]\nset xtics autofreq\nset format x '%.0s%c'\n",
+                       from, to);
   return fmt::format("set xrange [{:.9g}:{:.9g}]\nset xtics ({})\n", from, to, tics);
 }
 
@@ -95,11 +105,11 @@ int key_margin(size_t entries) {
 }
 
 std::string panel_title(const FigureSpec& figure, const std::string& value) {
-  return figure.panel.empty() ? "" : symbol(figure.panel) + " = " + value;
+  return figure.panel.empty() ? "" : key_symbol(figure.panel) + " = " + value;
 }
 
 std::string line_title(const FigureSpec& figure, const std::string& value) {
-  return figure.line.empty() ? "mean" : symbol(figure.line) + " = " + value;
+  return figure.line.empty() ? "mean" : key_symbol(figure.line) + " = " + value;
 }
 
 }  // namespace
@@ -145,12 +155,16 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
   FigureFiles files;
   fs::create_directories(out_dir);
   // The plotted numbers, for readers who want them without the database.
-  std::string csv = fmt::format("{},{},{},metric,seeds,mean,std,min,median\n",
+  // A size axis adds the configuration the size belongs to ("model.dim=16").
+  const bool sized = figure.x_is_size();
+  std::string csv = fmt::format("{},{},{}{},metric,seeds,mean,std,min,median\n",
                                 figure.panel.empty() ? "panel" : figure.panel,
-                                figure.line.empty() ? "line" : figure.line, figure.x);
+                                figure.line.empty() ? "line" : figure.line,
+                                sized ? "configuration," : "", figure.x);
   for (const CurvePoint& p : points)
-    csv += fmt::format("{},{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", p.panel, p.line, p.x,
-                       figure.metric, p.seeds, p.mean, p.std, p.min, p.median);
+    csv += fmt::format("{},{},{}{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", p.panel, p.line,
+                       sized ? p.configuration + "," : "", p.x, figure.metric, p.seeds, p.mean,
+                       p.std, p.min, p.median);
   write_file(fs::path(out_dir) / (name + ".csv"), csv, files);
 
   const auto panels = distinct(points, &CurvePoint::panel);
@@ -162,6 +176,7 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
     xs.insert(p.x);
   }
   if (!std::isfinite(floor)) floor = 1e-12;
+  if (!figure.log_y) floor = -INFINITY;  // a band may go below zero on a linear axis
 
   // One gnuplot data block per (panel, line): x mean std min median low high.
   std::string data;
@@ -185,15 +200,16 @@ FigureFiles write_curves_figure(const FigureSpec& figure, const std::vector<Curv
   const std::string title = figure.title.empty() ? name : figure.title;
   std::string body = fmt::format(
       "set multiplot layout 1,{} title {}\n"
-      "set logscale y\n{}"
+      "{}{}"
       "set grid\nset key below horizontal font ',9'\nset bmargin {}\n"
       "set xlabel {}\nset ylabel {}\n{}",
       std::max<size_t>(1, panels.size()),
       gnuplot_string(title + "\nlines: mean over seeds (band: ± std); dashed: min over seeds"),
-      figure.log_x ? "set logscale x 2\n" : "", key_margin(lines.size() + 1),
-      gnuplot_string(figure.x_label.empty() ? symbol(figure.x) : figure.x_label),
+      figure.log_y ? "set logscale y\n" : "", figure.log_x ? "set logscale x 2\n" : "",
+      key_margin(lines.size() + 1),
+      gnuplot_string(figure.x_label.empty() ? key_symbol(figure.x) : figure.x_label),
       gnuplot_string(figure.metric_label()),
-      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x));
+      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x, figure.x_is_size()));
   for (const auto& panel : panels) {
     body += fmt::format("set title {}\nplot ", gnuplot_string(panel_title(figure, panel)));
     std::string plots;
@@ -265,7 +281,7 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
                            gnuplot_string(line_title(figure, lines[l])));
     return plots.empty() ? std::string("NaN notitle") : plots;
   };
-  const std::string x_label = figure.x_label.empty() ? symbol(figure.x) : figure.x_label;
+  const std::string x_label = figure.x_label.empty() ? key_symbol(figure.x) : figure.x_label;
   const std::string body = fmt::format(
       "set multiplot layout 1,2 title {}\n"
       "{}set grid\nset key below horizontal font ',9'\nset bmargin {}\nset xlabel {}\n{}"
@@ -276,7 +292,7 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
       "unset multiplot\n",
       gnuplot_string(title + "\none point per head; 180° is -β I"),
       figure.log_x ? "set logscale x 2\n" : "", key_margin(lines.size()), gnuplot_string(x_label),
-      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x), series(2), series(3));
+      x_axis(std::vector<double>(xs.begin(), xs.end()), figure.log_x, false), series(2), series(3));
   FigureFiles rendered = render_plot(out_dir, name, body, 1000, 480);
   files.written.insert(files.written.end(), rendered.written.begin(), rendered.written.end());
   files.message = rendered.message;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include "attnrank/aggregate.h"
 #include "attnrank/reproduce.h"
@@ -16,18 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string column_name(const std::string& key) {
-  static const std::map<std::string, std::string> names = {{"model.rank", "rank r"},
-                                                           {"model.layers", "L"},
-                                                           {"model.width_multiplier", "c"},
-                                                           {"model.heads", "H"},
-                                                           {"task.points", "N"},
-                                                           {"model.dim", "d"},
-                                                           {"model.positional", "positional"}};
-  const auto found = names.find(key);
-  return found != names.end() ? found->second : key;
-}
-
 std::string cell(const std::string& text) {
   return fmt::format(" {} |", text);
 }
@@ -36,10 +25,18 @@ std::string number_text(double x) {
   return fmt::format("{}", x);
 }
 
+// Ratios near 1 (bits per character differ in the second decimal) need more digits
+// than the tenfold separations of the rank figures.
+std::string ratio_text(double ratio) {
+  return ratio < 2 ? fmt::format("{:.3f}", ratio) : fmt::format("{:.1f}", ratio);
+}
+
 std::string curves_table(const FigureSpec& figure, const std::vector<CurvePoint>& points) {
   std::string header = "|", rule = "|";
-  for (const auto* key : {&figure.panel, &figure.line, &figure.x})
-    if (!key->empty()) header += cell(column_name(*key)), rule += " ---: |";
+  for (const auto* key : {&figure.panel, &figure.line})
+    if (!key->empty()) header += cell(key_symbol(*key)), rule += " ---: |";
+  if (figure.x_is_size()) header += cell("configuration"), rule += " --- |";
+  header += cell(key_symbol(figure.x)), rule += " ---: |";
   header += fmt::format(" seeds | {0} mean ± std | min | median |\n", figure.metric_label());
   rule += " ---: | ---: | ---: | ---: |\n";
   std::string table = header + rule;
@@ -47,9 +44,43 @@ std::string curves_table(const FigureSpec& figure, const std::vector<CurvePoint>
     table += "|";
     if (!figure.panel.empty()) table += cell(p.panel);
     if (!figure.line.empty()) table += cell(p.line);
+    if (figure.x_is_size()) table += cell(p.configuration);
     table += fmt::format(" {} | {} | {} ± {} | {} | {} |\n", number_text(p.x), p.seeds,
                          format_number(p.mean), format_number(p.std), format_number(p.min),
                          format_number(p.median));
+  }
+  return table;
+}
+
+// Each x a row, each line a column of mean ± std (seeds): the comparison the
+// lines exist for (standard vs fixed head size at the same H).
+std::string lines_table(const FigureSpec& figure, const std::vector<CurvePoint>& points) {
+  std::vector<std::string> lines;
+  std::vector<std::pair<std::string, double>> rows;
+  std::map<std::tuple<std::string, double, std::string>, const CurvePoint*> cells;
+  for (const CurvePoint& p : points) {
+    if (std::find(lines.begin(), lines.end(), p.line) == lines.end()) lines.push_back(p.line);
+    if (std::find(rows.begin(), rows.end(), std::pair(p.panel, p.x)) == rows.end())
+      rows.emplace_back(p.panel, p.x);
+    cells[{p.panel, p.x, p.line}] = &p;
+  }
+  std::string table = "|", rule = "|";
+  if (!figure.panel.empty()) table += cell(key_symbol(figure.panel)), rule += " ---: |";
+  table += cell(key_symbol(figure.x)), rule += " ---: |";
+  for (const auto& line : lines)
+    table += cell(key_symbol(figure.line) + " = " + line), rule += " ---: |";
+  table += "\n" + rule + "\n";
+  for (const auto& [panel, x] : rows) {
+    table += "|";
+    if (!figure.panel.empty()) table += cell(panel);
+    table += cell(number_text(x));
+    for (const auto& line : lines) {
+      const auto found = cells.find({panel, x, line});
+      table += cell(found == cells.end() ? "–"
+                                         : format_number(found->second->mean) + " ± " +
+                                               format_number(found->second->std));
+    }
+    table += "\n";
   }
   return table;
 }
@@ -58,8 +89,8 @@ std::string heads_table(const FigureSpec& figure, const std::vector<HeadPoint>& 
   std::map<std::pair<std::string, double>, std::vector<const HeadPoint*>> groups;
   for (const HeadPoint& p : points) groups[{p.line, p.x}].push_back(&p);
   std::string table = "|";
-  if (!figure.line.empty()) table += cell(column_name(figure.line));
-  table += fmt::format(" {}", column_name(figure.x)) +
+  if (!figure.line.empty()) table += cell(key_symbol(figure.line));
+  table += fmt::format(" {}", key_symbol(figure.x)) +
            " | runs | heads | angle to I (mean, min..max) | ‖K Q^T‖_F (mean, min..max) | " +
            figure.metric_label() + " (mean) |\n|";
   if (!figure.line.empty()) table += " ---: |";
@@ -97,7 +128,7 @@ std::vector<std::string> separation_lines(const FigureSpec& figure,
     if (!curves.contains({p.panel, p.line})) order.emplace_back(p.panel, p.line);
     curves[{p.panel, p.line}].push_back(&p);
   }
-  const std::string x = column_name(figure.x);
+  const std::string x = key_symbol(figure.x);
   for (const auto& key : order) {
     const auto& curve = curves[key];
     const CurvePoint* top = *std::max_element(
@@ -106,19 +137,19 @@ std::vector<std::string> separation_lines(const FigureSpec& figure,
     for (const CurvePoint* p : curve)
       if (p->x <= top->x / 2 && (!best || p->mean < best->mean)) best = p;
     std::string where;
-    if (!figure.panel.empty()) where += column_name(figure.panel) + " = " + key.first;
+    if (!figure.panel.empty()) where += key_symbol(figure.panel) + " = " + key.first;
     if (!figure.line.empty())
-      where += (where.empty() ? "" : ", ") + column_name(figure.line) + " = " + key.second;
+      where += (where.empty() ? "" : ", ") + key_symbol(figure.line) + " = " + key.second;
     if (!where.empty()) where += ": ";
     if (!best) {
       lines.push_back(fmt::format("- {}only {} = {} ran", where, x, number_text(top->x)));
       continue;
     }
     lines.push_back(
-        fmt::format("- {}{} = {}: mean {} {}; lowest mean at {} ≤ {}: {} ({} = {}); ratio {:.1f}x",
+        fmt::format("- {}{} = {}: mean {} {}; lowest mean at {} ≤ {}: {} ({} = {}); ratio {}x",
                     where, x, number_text(top->x), figure.metric_label(), format_number(top->mean),
                     x, number_text(top->x / 2), format_number(best->mean), x, number_text(best->x),
-                    top->mean > 0 ? best->mean / top->mean : INFINITY));
+                    ratio_text(top->mean > 0 ? best->mean / top->mean : INFINITY)));
   }
   return lines;
 }
@@ -162,11 +193,14 @@ std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoin
           " over seeds, the band ± one standard deviation; dashed: the minimum over seeds "
           "(what the paper plotted).\n\n";
     md += "## Separation\n\nAt each setting, the mean " + label + " at the largest " +
-          column_name(spec.x) + " against the lowest mean among the " + column_name(spec.x) +
+          key_symbol(spec.x) + " against the lowest mean among the " + key_symbol(spec.x) +
           " up to half of it. The ratio is the second over the first: it reads " + label +
           " as a loss (lower is better), so a ratio above 1 means the largest " +
-          column_name(spec.x) + " does better.\n\n";
+          key_symbol(spec.x) + " does better.\n\n";
     for (const auto& line : separation_lines(spec, curves)) md += line + "\n";
+    if (!spec.line.empty() && !spec.x_is_size())
+      md += "\n## Lines side by side\n\nMean " + label + " ± std over seeds.\n\n" +
+            lines_table(spec, curves);
     md += "\n## Per configuration\n\n" + curves_table(spec, curves) + "\n";
   } else {
     md +=

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -44,7 +45,8 @@ std::vector<std::string> preset_directories(const std::string& presets_dir) {
 }  // namespace
 
 const std::vector<std::string>& reproduce_figures() {
-  static const std::vector<std::string> figures = {"fig1", "posn", "points", "dims", "perfect"};
+  static const std::vector<std::string> figures = {"fig1",    "posn",     "points",   "dims",
+                                                   "perfect", "heads-lm", "width-lm", "heads-icl"};
   return figures;
 }
 
@@ -78,20 +80,47 @@ std::vector<CurvePoint> curve_points(const FigureSpec& figure, const std::vector
   std::vector<std::string> keys;
   if (!figure.panel.empty()) keys.push_back(figure.panel);
   if (!figure.line.empty()) keys.push_back(figure.line);
-  keys.push_back(figure.x);
+  // A size on the x axis is not a key: each configuration (all varying keys but the
+  // seed) is one point, at its runs' mean size.
+  if (figure.x_is_size()) {
+    for (const auto& key : varying_keys(done))
+      if (key != figure.panel && key != figure.line) keys.push_back(key);
+  } else {
+    keys.push_back(figure.x);
+  }
   std::vector<CurvePoint> points;
   for (const GroupStats& group : aggregate(done, keys, figure.metric)) {
     CurvePoint point;
     size_t k = 0;
     if (!figure.panel.empty()) point.panel = group.key[k++].second;
     if (!figure.line.empty()) point.line = group.key[k++].second;
-    point.x = numeric_value(figure.x, group.key[k].second);
+    if (figure.x_is_size()) {
+      std::vector<double> sizes;
+      for (const RunRecord& run : done)
+        if (std::all_of(group.key.begin(), group.key.end(),
+                        [&](const auto& entry) { return run.value(entry.first) == entry.second; }))
+          sizes.push_back(run.metric(figure.x));
+      point.x = sample_stats(sizes).mean;
+      for (size_t i = k; i < group.key.size(); ++i)
+        point.configuration += (i > k ? " " : "") + group.key[i].first + "=" + group.key[i].second;
+    } else {
+      point.x = numeric_value(figure.x, group.key[k].second);
+    }
     point.seeds = group.stats.count;
     point.mean = group.stats.mean;
     point.std = std::isfinite(group.stats.std) ? group.stats.std : 0.0;
     point.min = group.stats.min;
     point.median = group.stats.median;
     points.push_back(point);
+  }
+  // Groups of one panel and line are contiguous; sizes need not rise with the keys.
+  for (auto begin = points.begin(); begin != points.end();) {
+    const auto end = std::find_if(begin, points.end(), [&](const CurvePoint& p) {
+      return p.panel != begin->panel || p.line != begin->line;
+    });
+    std::stable_sort(begin, end,
+                     [](const CurvePoint& a, const CurvePoint& b) { return a.x < b.x; });
+    begin = end;
   }
   return points;
 }

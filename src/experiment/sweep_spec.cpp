@@ -18,8 +18,9 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "base",  "base_config",
                                            "grid", "derived",     "figure"};
-const std::vector<std::string> kFigureKeys = {
-    "kind", "title", "x", "panel", "line", "x_label", "metric", "y_label", "log_x", "description"};
+const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",          "panel",
+                                              "line",  "x_label", "metric",     "y_label",
+                                              "log_x", "log_y",   "description"};
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -117,14 +118,16 @@ struct SpecReader {
       if (key == "metric") figure.metric = value;
       if (key == "y_label") figure.y_label = value;
       if (key == "description") figure.description = value;
-      if (key == "log_x") {
+      if (key == "log_x" || key == "log_y") {
         if (value != "true" && value != "false") fail(where, "expected true or false");
-        figure.log_x = value == "true";
+        (key == "log_x" ? figure.log_x : figure.log_y) = value == "true";
       }
     }
     if (figure.kind != "curves" && figure.kind != "heads")
       fail("figure.kind", "expected curves or heads");
-    if (figure.x.empty()) fail("figure.x", "missing: the config key on the x axis");
+    if (figure.x.empty())
+      fail("figure.x",
+           "missing: the config key (or parameters, attention_parameters) on the x axis");
     // Final metrics are only known once runs finish; the name's form is checked now.
     const auto& names = record_metric_names();
     const bool final_metric =
@@ -133,7 +136,12 @@ struct SpecReader {
       fail("figure.metric", "'" + figure.metric +
                                 "': expected a final metric (test_* or validation_*) or one of " +
                                 joined(names) + suggestion(figure.metric, names));
-    for (const auto* key : {&figure.x, &figure.panel, &figure.line})
+    // A curves figure may put a run's size on the x axis (width-lm: loss against
+    // parameter count); every other figure key is a config key.
+    if (figure.x_is_size() && figure.kind != "curves")
+      fail("figure.x", "'" + figure.x + "' is only an x axis of curves figures");
+    if (!figure.x_is_size()) check_config_key(figure.x, "figure");
+    for (const auto* key : {&figure.panel, &figure.line})
       if (!key->empty()) check_config_key(*key, "figure");
     return figure;
   }

@@ -520,3 +520,35 @@ TEST(SweepCli, ReproduceWritesFiguresCsvAndReportThenResumes) {
             "run_id,line,model.width_multiplier,layer,module,head,angle_to_identity_deg,frobenius,"
             "test_mse");
 }
+
+TEST(SweepCli, ReproduceTextPresetOnTheParameterAxis) {
+  if (!fs::exists("/usr/share/games/fortunes")) GTEST_SKIP() << "package fortunes not installed";
+  const auto dir = fresh_dir("cli_reproduce_text");
+  fs::create_directories(dir / "presets");
+  // A stand-in for width-lm: tiny causal LMs, head size rule x width, loss
+  // against parameter count.
+  std::ofstream(dir / "presets" / "width-lm-small.yaml")
+      << "base: {model: {heads: 2, ffn: 16, norm: layer, norm_first: true},\n"
+         "       task: {name: lm, length: 8}, train: {steps: 30, batch: 4}}\n"
+         "grid: {model.head_size: [standard, fixed], model.dim: [4, 8], train.seed: [0, 1]}\n"
+         "figure: {kind: curves, x: parameters, line: model.head_size,\n"
+         "         metric: test_bits_per_char, log_y: false}\n";
+  const fs::path out = dir / "out";
+  const auto result = run_attnrank("reproduce width-lm --presets " + quoted(dir / "presets") +
+                                   " --out " + quoted(out) + " --threads 1 --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const std::string csv = slurp(out / "width-lm.csv");
+  EXPECT_EQ(count_lines(csv), 5) << csv;  // a header and 2 rules x 2 widths
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "panel,model.head_size,configuration,parameters,metric,seeds,mean,std,min,median");
+  EXPECT_NE(csv.find(",test_bits_per_char,2,"), std::string::npos) << csv;
+  const std::string report = slurp(out / "report.md");
+  EXPECT_NE(report.find("| head size | configuration | parameters |"), std::string::npos) << report;
+  // The printed follow-up command groups by the grid's keys, not by the size.
+  EXPECT_NE(report.find("--group-by model.head_size,model.dim"), std::string::npos) << report;
+  const auto table =
+      run_attnrank("results " + quoted(out / "results.db") +
+                   " --group-by model.head_size,model.dim --metric test_bits_per_char");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("test_bits_per_char"), std::string::npos) << table.out;
+}

@@ -33,15 +33,25 @@ struct ReproduceArgs {
 
 std::vector<std::string> command_lines(const ReproduceArgs& args, const std::string& preset,
                                        const std::string& database, const std::string& out_dir,
-                                       int jobs, const FigureSpec& figure) {
+                                       int jobs, const SweepSpec& spec) {
+  const FigureSpec& figure = spec.figure;
   std::vector<std::string> lines = {
       fmt::format("attnrank reproduce {} --scale {} --db {} --out {} --jobs {}", args.figure,
                   args.scale, database, out_dir, jobs),
       "# the same in steps: the sweep (resumable), then the table behind the figure",
       fmt::format("attnrank sweep {} --db {} --jobs {}", preset, database, jobs)};
-  std::string keys;
+  std::vector<std::string> group_by;
   for (const auto* key : {&figure.panel, &figure.line, &figure.x})
-    if (!key->empty()) keys += (keys.empty() ? "" : ",") + *key;
+    if (!key->empty() && !(key == &figure.x && figure.x_is_size())) group_by.push_back(*key);
+  // A size axis is no key: the configurations are told apart by the grid's keys.
+  if (figure.x_is_size())
+    for (const Grid& grid : spec.grids)
+      for (const auto& entry : grid)
+        if (entry.first != "train.seed" &&
+            std::find(group_by.begin(), group_by.end(), entry.first) == group_by.end())
+          group_by.push_back(entry.first);
+  std::string keys;
+  for (const auto& key : group_by) keys += (keys.empty() ? "" : ",") + key;
   lines.push_back(fmt::format("attnrank results {} --group-by {}", database, keys));
   return lines;
 }
@@ -52,7 +62,9 @@ void add_reproduce_command(CLI::App& app) {
   auto args = std::make_shared<ReproduceArgs>();
   CLI::App* cmd = app.add_subcommand(
       "reproduce", "Run a published experiment's sweep and write its figure, CSV and report");
-  cmd->add_option("figure", args->figure, "fig1, posn, points, dims or perfect")->required();
+  std::string figures;
+  for (const auto& name : reproduce_figures()) figures += (figures.empty() ? "" : ", ") + name;
+  cmd->add_option("figure", args->figure, figures)->required();
   cmd->add_option("--scale", args->scale,
                   "small (minutes on 2 cores) or paper (the published hyperparameters)")
       ->capture_default_str();
@@ -109,7 +121,7 @@ void add_reproduce_command(CLI::App& app) {
                         args->scale,
                         preset,
                         database,
-                        command_lines(*args, preset, database, out_dir, jobs, spec.figure),
+                        command_lines(*args, preset, database, out_dir, jobs, spec),
                         spec,
                         runs,
                         static_cast<int>(planned.size())};

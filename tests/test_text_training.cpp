@@ -14,23 +14,17 @@
 #include "attnrank/error.h"
 #include "attnrank/objective.h"
 #include "attnrank/train.h"
+#include "test_files.h"
 
 using namespace attnrank;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using attnrank::testing::read_file;
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("attnrank_text_" + name);
-  fs::remove_all(dir);
-  return dir;
+  return attnrank::testing::fresh_run_dir("text", name);
 }
 
 // A small pre-norm byte model: d 32, 2 layers, sequences of 32 bytes.

@@ -21,7 +21,7 @@ using config_schema::fail;
 using config_schema::KeySpec;
 using config_schema::Origins;
 
-namespace {
+namespace config_schema {
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -48,6 +48,12 @@ std::string did_you_mean(std::string_view wrong, const std::vector<std::string>&
   }
   return best ? " (did you mean '" + *best + "'?)" : "";
 }
+
+}  // namespace config_schema
+
+namespace {
+
+using config_schema::did_you_mean;
 
 std::string unknown_key_hint(std::string_view section, std::string_view name) {
   // The right name in the wrong section ("model.lr") is the likeliest slip.

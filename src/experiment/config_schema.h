@@ -17,6 +17,11 @@
 
 namespace attnrank::config_schema {
 
+// Levenshtein distance, for suggestions.
+size_t edit_distance(std::string_view a, std::string_view b);
+// " (did you mean 'x'?)" for the closest candidate, or "" when none is close.
+std::string did_you_mean(std::string_view wrong, const std::vector<std::string>& candidates);
+
 // A bad value for a known key. The message names neither key nor source; the
 // caller adds both, so every path reports the same one-line format.
 struct ValueError : std::runtime_error {

@@ -11,6 +11,7 @@
 #include "attnrank/error.h"
 #include "attnrank/results_store.h"
 #include "attnrank/sweep.h"
+#include "experiment/config_schema.h"
 
 namespace attnrank {
 
@@ -22,29 +23,8 @@ const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",          
                                               "line",  "x_label", "metric",     "y_label",
                                               "log_x", "log_y",   "description"};
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string suggestion(const std::string& wrong, const std::vector<std::string>& candidates) {
-  const std::string* best = nullptr;
-  size_t best_distance = std::max<size_t>(2, wrong.size() / 3) + 1;
-  for (const auto& candidate : candidates) {
-    const size_t distance = edit_distance(wrong, candidate);
-    if (distance < best_distance) best = &candidate, best_distance = distance;
-  }
-  return best ? " (did you mean '" + *best + "'?)" : "";
+  return config_schema::did_you_mean(wrong, candidates);
 }
 
 std::string joined(const std::vector<std::string>& words) {

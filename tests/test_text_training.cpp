@@ -113,3 +113,20 @@ TEST(TextConfig, FixedHeadSizeIsTheSequenceLength) {
               "head_size standard");
   }
 }
+
+TEST(TextTraining, EmbeddingScaleSetsTheUntrainedLoss) {
+  // Tied read-out: the untrained logits have a standard deviation of about
+  // embed_std * sqrt(d). At 0.02 they are near 0 and the loss near uniform
+  // (ln 256); at PyTorch's 1 and d = 64, about 8 per logit, far above it.
+  auto untrained_loss = [](const std::string& embed_std) {
+    const fs::path dir = fresh_dir("embed_std_" + embed_std);
+    const RunConfig config = parse_config(
+        "", {"task.name=lm", "task.length=16", "model.dim=64", "model.heads=4", "model.layers=1",
+             "model.ffn=0", "model.norm=layer", "model.norm_first=true", "train.batch=4",
+             "train.steps=1", "train.lr=1e-9", "train.threads=1", "model.embed_std=" + embed_std});
+    return train(config, dir.string(), quiet()).final_metrics.at("test_loss");
+  };
+  EXPECT_NEAR(untrained_loss("0.02"), std::log(256.0), 0.1);
+  EXPECT_GT(untrained_loss("1"), 2 * std::log(256.0));
+  EXPECT_THROW(parse_config("", {"model.embed_std=0"}), ConfigError);
+}

@@ -25,6 +25,7 @@ struct ModelConfig {
   bool residual = true;
   std::string head_size = "standard";  // auto rank: standard (width / H) | fixed (sequence length)
   bool tie_embeddings = true;          // text tasks: output layer = token embedding (transposed)
+  double embed_std = 1.0;              // text tasks: token embedding init N(0, s^2) (1: PyTorch)
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
   int width() const { return dim + (positional == "concat" ? positional_dim : 0); }

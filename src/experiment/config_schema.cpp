@@ -80,6 +80,10 @@ std::vector<KeySpec> build_specs() {
     {"model", "tie_embeddings",
      BoolValue{[](RunConfig& c) -> bool& { return c.model.tie_embeddings; }},
      kUnbounded, "lm, mlm: the output layer's weight is the token embedding (transposed)"},
+    {"model", "embed_std", FloatValue{[](RunConfig& c) -> double& { return c.model.embed_std; }},
+     kPositive,
+     "lm, mlm: standard deviation of the token embedding's normal initialisation (1: "
+     "PyTorch's nn.Embedding; 0.02: GPT-2/BERT)"},
 
     // task
     {"task", "name",

@@ -120,7 +120,7 @@ void Transformer<T>::initialize(uint64_t seed) {
   // in_proj per module, zero in_proj and out_proj biases, out_proj weight
   // U(+-1/sqrt(fan_in))), nn.Linear for the MLP (weight and bias U(+-1/sqrt(fan_in))),
   // norms at identity. Learned positional encodings ~ N(0, 1/width) so each has
-  // about unit norm, like the tokens. Token embeddings N(0, 1) (nn.Embedding);
+  // about unit norm, like the tokens. Token embeddings N(0, embed_std^2) (nn.Embedding at 1);
   // read-in and read-out as nn.Linear.
   std::fill(parameters_.begin(), parameters_.end(), T(0));
   const auto& tensors = layout_.tensors();
@@ -150,7 +150,10 @@ void Transformer<T>::initialize(uint64_t seed) {
                ends_with("final_norm.weight")) {
       std::fill(data, data + tensor.size, T(1));
     } else if (name == "embed.weight") {
-      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(rng.normal());  // nn.Embedding
+      // nn.Embedding at embed_std = 1. Tied, the initial logits have a standard
+      // deviation of about embed_std * sqrt(d): 16 at d = 256, which
+      // model.embed_std = 0.02 (GPT-2, BERT) avoids.
+      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(config_.embed_std * rng.normal());
     } else if (name == "read_in.weight" || name == "read_in.bias") {
       uniform(1.0 / std::sqrt(double(sequence_.input_width)));  // nn.Linear(m, d)
     } else if (name == "read_out.weight" || name == "read_out.bias") {

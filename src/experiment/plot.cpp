@@ -29,7 +29,6 @@ std::string key_symbol(const std::string& key) {
       {"model.positional", "positional"},
       {"train.steps", "steps"},
       {"model.head_size", "head size"},
-      {"parameters", "parameters"},
       {"attention_parameters", "attention parameters"}};
   const auto found = symbols.find(key);
   return found != symbols.end() ? found->second : key;
@@ -79,9 +78,6 @@ std::vector<std::string> distinct(const std::vector<Point>& points, std::string 
 // one label each, so gnuplot's tics with an SI suffix (160k).
 std::string x_axis(const std::vector<double>& xs, bool log_x, bool size_axis) {
   if (xs.empty()) return "";
-  std::string tics;
-  for (double x : xs) tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", x, x);
-  if (size_axis) tics.clear();
   const double low = xs.front(), high = xs.back();
   double from = low - 0.5, to = high + 0.5;
   if (log_x && low > 0) {
@@ -91,10 +87,11 @@ std::string x_axis(const std::vector<double>& xs, bool log_x, bool size_axis) {
     const double pad = 0.06 * (high - low);
     from = low - pad, to = high + pad;
   }
-  if (size_axis)
-    return fmt::format("set xrange [{:.9g}:{:.9g}]\nset xtics autofreq\nset format x '%.0s%c'\n",
-                       from, to);
-  return fmt::format("set xrange [{:.9g}:{:.9g}]\nset xtics ({})\n", from, to, tics);
+  const std::string range = fmt::format("set xrange [{:.9g}:{:.9g}]\n", from, to);
+  if (size_axis) return range + "set xtics autofreq\nset format x '%.0s%c'\n";
+  std::string tics;
+  for (double x : xs) tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", x, x);
+  return range + fmt::format("set xtics ({})\n", tics);
 }
 
 // Bottom margin (character heights) for the x label and a key below the plot:

@@ -6,8 +6,12 @@
 
 namespace attnrank {
 
+// A constant, not a function, so the per-ISA kernels can use it without sharing an
+// inline symbol with the rest of the library (src/kernels/variant/variant.h).
+constexpr size_t kParallelWork = size_t{1} << 16;
+
 inline bool worth_parallel(size_t work) {
-  return work >= (size_t{1} << 16);
+  return work >= kParallelWork;
 }
 
 }  // namespace attnrank

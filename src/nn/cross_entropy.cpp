@@ -7,7 +7,7 @@
 
 #include "attnrank/layers.h"
 #include "core/parallel.h"
-#include "nn/fast_math.h"
+#include "kernels/kernels.h"
 
 namespace attnrank {
 
@@ -23,6 +23,7 @@ CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int
   }
   const double scale = result.scored > 0 ? 1.0 / static_cast<double>(result.scored) : 0.0;
   std::vector<double> row_loss(rows, 0.0);
+  const kernels::KernelTable<T>& kernel = kernels::active<T>();
 #pragma omp parallel if (worth_parallel(static_cast <size_t>(rows) * classes))
   {
     std::vector<T> scratch(d_logits == nullptr ? classes : 0);
@@ -39,7 +40,7 @@ CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int
       // in double.
       const T top = *std::max_element(z, z + classes);
       T* exps = dz != nullptr ? dz : scratch.data();  // exp once; normalised below
-      for (int k = 0; k < classes; ++k) exps[k] = exp_fast(static_cast<T>(z[k] - top));
+      kernel.exp_shifted(z, top, exps, classes);
       double sum = 0.0;
       for (int k = 0; k < classes; ++k) sum += static_cast<double>(exps[k]);
       row_loss[row] = static_cast<double>(top) + std::log(sum) - static_cast<double>(z[label]);

@@ -5,6 +5,7 @@
 
 #include "attnrank/blas.h"
 #include "attnrank/layers.h"
+#include "kernels/kernels.h"
 
 namespace attnrank {
 
@@ -39,6 +40,7 @@ template <typename T>
 void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, T* hidden, T* y,
                  int rows, int width, int ffn) {
   const int threads = mlp_threads(rows);
+  const kernels::KernelTable<T>& kernel = kernels::active<T>();
 #pragma omp parallel num_threads(threads)
   {
     const RowRange range = thread_rows(rows, omp_get_thread_num(), omp_get_num_threads());
@@ -48,13 +50,7 @@ void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2,
       T* out = y + static_cast<size_t>(begin) * width;
       gemm(false, true, count, ffn, width, T(1), x + static_cast<size_t>(begin) * width, width, w1,
            width, T(0), h, ffn);
-      for (int row = 0; row < count; ++row) {  // bias and ReLU while the block is in cache
-        T* line = h + static_cast<size_t>(row) * ffn;
-        for (int i = 0; i < ffn; ++i) {
-          const T value = b1 != nullptr ? line[i] + b1[i] : line[i];
-          line[i] = value > T(0) ? value : T(0);
-        }
-      }
+      kernel.bias_relu(h, b1, count, ffn);  // while the block is in cache
       for (int row = 0; row < count; ++row)
         for (int i = 0; i < width; ++i)
           out[static_cast<size_t>(row) * width + i] = b2 ? b2[i] : T(0);
@@ -73,6 +69,7 @@ void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T
   const size_t block = std::min(rows, kBlockRows);
   const size_t per_thread = block * ffn + 2 * static_cast<size_t>(width) * ffn + ffn;
   const size_t weights = static_cast<size_t>(width) * ffn;
+  const kernels::KernelTable<T>& kernel = kernels::active<T>();
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
@@ -91,14 +88,7 @@ void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T
       gemm(true, false, width, ffn, count, T(1), dy_block, width, h, ffn, beta, part_dw2, ffn);
       gemm(false, false, count, ffn, width, T(1), dy_block, width, w2, ffn, T(0), d_hidden, ffn);
       // ReLU mask and the fc1 bias gradient in one pass.
-      for (int row = 0; row < count; ++row) {
-        T* g = d_hidden + static_cast<size_t>(row) * ffn;
-        const T* hv = h + static_cast<size_t>(row) * ffn;
-        for (int i = 0; i < ffn; ++i) {
-          g[i] = hv[i] > T(0) ? g[i] : T(0);
-          part_db1[i] += g[i];
-        }
-      }
+      kernel.relu_backward(d_hidden, h, part_db1, count, ffn);
       // fc1: dW1 += dh^T x; dx = dh W1
       gemm(true, false, ffn, width, count, T(1), d_hidden, ffn,
            x + static_cast<size_t>(begin) * width, width, beta, part_dw1, width);

@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "core/parallel.h"
+#include "kernels/kernels.h"
 
 namespace attnrank {
 
@@ -45,20 +46,9 @@ void AdamW<T>::step(std::vector<T>& parameters, const std::vector<T>& gradients,
   const T b1 = static_cast<T>(beta1_), b2 = static_cast<T>(beta2_);
   const T inv_bias2_sqrt = static_cast<T>(1.0 / bias2_sqrt);
   const T eps = static_cast<T>(eps_);
-  const size_t n = parameters.size();
-  T* p = parameters.data();
-  const T* g = gradients.data();
-  T* m = m_.data();
-  T* v = v_.data();
-  const unsigned char* decay = decay_mask_.data();
-#pragma omp parallel for schedule(static) if (worth_parallel(n * 8))
-  for (size_t i = 0; i < n; ++i) {
-    if (decay[i]) p[i] *= decay_factor;
-    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
-    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
-    const T denom = std::sqrt(v[i]) * inv_bias2_sqrt + eps;
-    p[i] -= step_size * m[i] / denom;
-  }
+  kernels::active<T>().adamw_update(parameters.size(), parameters.data(), gradients.data(),
+                                    m_.data(), v_.data(), decay_mask_.data(),
+                                    {step_size, decay_factor, b1, b2, inv_bias2_sqrt, eps});
 }
 
 template <typename T>

@@ -1,38 +1,11 @@
 // Register-tiled GEMM for the tiny per-head products of attention (N x r times
 // r x N and the like), where a BLAS call per head would cost more than the maths.
-// Written with GCC vector extensions: one Vector<T> is 64 bytes (a zmm register
-// with AVX-512, two ymm otherwise), so the accumulators stay in registers.
+// Written with GCC vector extensions of the variant's width, so the accumulators
+// stay in registers.
 #pragma once
-#include <cstring>
+#include "kernels/variant/variant.h"
 
-namespace attnrank {
-
-template <typename T>
-struct VectorOf {
-  typedef T type __attribute__((vector_size(64)));
-};
-template <typename T>
-using Vector = typename VectorOf<T>::type;
-
-// Values of T in one Vector<T>.
-template <typename T>
-constexpr int kLanes = static_cast<int>(64 / sizeof(T));
-
-constexpr int round_up(int value, int multiple) {
-  return (value + multiple - 1) / multiple * multiple;
-}
-
-template <typename T>
-inline Vector<T> load_vector(const T* from) {
-  Vector<T> v;
-  std::memcpy(&v, from, sizeof v);
-  return v;
-}
-
-template <typename T>
-inline void store_vector(T* to, const Vector<T>& v) {
-  std::memcpy(to, &v, sizeof v);
-}
+namespace attnrank::kernels::ATTNRANK_VARIANT {
 
 // C (m, n_padded) = A (m, k) * B (k, n_padded); n_padded is a multiple of
 // kLanes<T>; row strides lda, ldb, ldc. Blocks of 4 rows x 1 vector of C are
@@ -66,4 +39,4 @@ inline void small_gemm(int m, int k, int n_padded, const T* a, int lda, const T*
   }
 }
 
-}  // namespace attnrank
+}  // namespace attnrank::kernels::ATTNRANK_VARIANT

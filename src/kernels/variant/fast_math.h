@@ -4,13 +4,15 @@
 #include <cstdint>
 #include <cstring>
 
-namespace attnrank {
+#include "kernels/variant/variant.h"
+
+namespace attnrank::kernels::ATTNRANK_VARIANT {
 
 // exp(x) for float with Cephes' expf polynomial (about 2 ulp); plain code the
 // compiler vectorises, unlike a call to expf. Inputs below -87 give ~1e-38, not 0.
 inline float exp_fast(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   const float r2 = r * r;
@@ -28,7 +30,7 @@ inline float exp_fast(float x) {
 }
 
 inline double exp_fast(double x) {
-  return std::exp(x);
+  return __builtin_exp(x);
 }
 
-}  // namespace attnrank
+}  // namespace attnrank::kernels::ATTNRANK_VARIANT

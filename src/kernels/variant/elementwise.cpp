@@ -1,0 +1,196 @@
+// Row-wise and elementwise kernels: exp, norms, ReLU, column sums, AdamW. Plain
+// loops that the compiler vectorises at the variant's width; every sum runs in a
+// fixed order, so results do not depend on the thread count.
+#include <cmath>
+
+#include "core/parallel.h"
+#include "kernels/variant/fast_math.h"
+#include "kernels/variant/variant_kernels.h"
+
+namespace attnrank::kernels::ATTNRANK_VARIANT {
+
+namespace {
+
+bool parallel_for(size_t work) {
+  return work >= kParallelWork;
+}
+
+}  // namespace
+
+template <typename T>
+void exp_shifted(const T* in, T shift, T* out, int count) {
+  for (int i = 0; i < count; ++i) out[i] = exp_fast(static_cast<T>(in[i] - shift));
+}
+
+template <typename T>
+void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row) {
+    const T* in = x + static_cast<size_t>(row) * width;
+    T* out = y + static_cast<size_t>(row) * width;
+    T squares = 0;
+    for (int i = 0; i < width; ++i) squares += in[i] * in[i];
+    const T inv = T(1) / std::sqrt(squares);
+    inv_norm[row] = inv;
+    const T factor = scale * inv;
+    for (int i = 0; i < width; ++i) out[i] = in[i] * factor;
+  }
+}
+
+template <typename T>
+void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T* dx, T* row_dots,
+                          int rows, int width) {
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row) {
+    const T* g = dy + static_cast<size_t>(row) * width;
+    const T* in = x + static_cast<size_t>(row) * width;
+    T* out = dx + static_cast<size_t>(row) * width;
+    const T inv = inv_norm[row];
+    T dot = 0;
+    for (int i = 0; i < width; ++i) dot += g[i] * in[i];
+    dot *= inv;  // u.dy
+    row_dots[row] = dot;
+    const T factor = scale * inv;
+    const T u_factor = dot * inv;
+    for (int i = 0; i < width; ++i) out[i] = factor * (g[i] - in[i] * u_factor);
+  }
+}
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
+                        int rows, int width) {
+  constexpr T kEps = T(1e-5);
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row) {
+    const T* in = x + static_cast<size_t>(row) * width;
+    T* out = y + static_cast<size_t>(row) * width;
+    T sum = 0;
+    for (int i = 0; i < width; ++i) sum += in[i];
+    const T mu = sum / width;
+    T var = 0;
+    for (int i = 0; i < width; ++i) var += (in[i] - mu) * (in[i] - mu);
+    var /= width;
+    const T rs = T(1) / std::sqrt(var + kEps);
+    mean[row] = mu;
+    rstd[row] = rs;
+    for (int i = 0; i < width; ++i) out[i] = (in[i] - mu) * rs * weight[i] + bias[i];
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
+                         T* dx, int rows, int width) {
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row) {
+    const T* g = dy + static_cast<size_t>(row) * width;
+    const T* in = x + static_cast<size_t>(row) * width;
+    T* out = dx + static_cast<size_t>(row) * width;
+    const T mu = mean[row];
+    const T rs = rstd[row];
+    T mean_g = 0;       // mean of dy*weight
+    T mean_g_xhat = 0;  // mean of dy*weight*xhat
+    for (int i = 0; i < width; ++i) {
+      const T gw = g[i] * weight[i];
+      mean_g += gw;
+      mean_g_xhat += gw * (in[i] - mu) * rs;
+    }
+    mean_g /= width;
+    mean_g_xhat /= width;
+    for (int i = 0; i < width; ++i) {
+      const T xhat = (in[i] - mu) * rs;
+      out[i] = rs * (g[i] * weight[i] - mean_g - xhat * mean_g_xhat);
+    }
+  }
+}
+
+template <typename T>
+void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, const T* rstd,
+                                    T* dweight, T* dbias, int rows, int width) {
+  // Column sums of dy*xhat and dy, one column per iteration (deterministic).
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+  for (int i = 0; i < width; ++i) {
+    T gw = 0;
+    T gb = 0;
+    for (int row = 0; row < rows; ++row) {
+      const size_t at = static_cast<size_t>(row) * width + i;
+      gw += dy[at] * (x[at] - mean[row]) * rstd[row];
+      gb += dy[at];
+    }
+    dweight[i] = gw;
+    dbias[i] = gb;
+  }
+}
+
+// Each iteration owns a block of columns and walks the rows in order, so the result
+// does not depend on the thread count.
+template <typename T>
+void column_sums(const T* matrix, int rows, int cols, T* out) {
+  constexpr int kBlock = 64;
+  const int blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * cols))
+  for (int block = 0; block < blocks; ++block) {
+    const int begin = block * kBlock;
+    const int end = min_of(begin + kBlock, cols);
+    T sums[kBlock] = {};
+    for (int row = 0; row < rows; ++row) {
+      const T* line = matrix + static_cast<size_t>(row) * cols;
+      for (int col = begin; col < end; ++col) sums[col - begin] += line[col];
+    }
+    for (int col = begin; col < end; ++col) out[col] = sums[col - begin];
+  }
+}
+
+template <typename T>
+void bias_relu(T* h, const T* bias, int rows, int cols) {
+  for (int row = 0; row < rows; ++row) {
+    T* line = h + static_cast<size_t>(row) * cols;
+    for (int i = 0; i < cols; ++i) {
+      const T value = bias != nullptr ? line[i] + bias[i] : line[i];
+      line[i] = value > T(0) ? value : T(0);  // NaN -> 0, as before
+    }
+  }
+}
+
+template <typename T>
+void relu_backward(T* g, const T* h, T* bias_gradient, int rows, int cols) {
+  for (int row = 0; row < rows; ++row) {
+    T* line = g + static_cast<size_t>(row) * cols;
+    const T* hv = h + static_cast<size_t>(row) * cols;
+    for (int i = 0; i < cols; ++i) {
+      line[i] = hv[i] > T(0) ? line[i] : T(0);
+      bias_gradient[i] += line[i];
+    }
+  }
+}
+
+template <typename T>
+void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned char* decay,
+                  const AdamWStep<T>& c) {
+#pragma omp parallel for schedule(static) if (parallel_for(count * 8))
+  for (size_t i = 0; i < count; ++i) {
+    if (decay[i]) p[i] *= c.decay_factor;
+    m[i] = c.beta1 * m[i] + (T(1) - c.beta1) * g[i];
+    v[i] = c.beta2 * v[i] + (T(1) - c.beta2) * g[i] * g[i];
+    const T denom = std::sqrt(v[i]) * c.inv_bias2_sqrt + c.eps;
+    p[i] -= c.step_size * m[i] / denom;
+  }
+}
+
+#define ATTNRANK_INSTANTIATE_ELEMENTWISE(T)                                                      \
+  template void exp_shifted<T>(const T*, T, T*, int);                                            \
+  template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                           \
+  template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);      \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);       \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, int, \
+                                       int);                                                     \
+  template void layer_norm_parameter_gradients<T>(const T*, const T*, const T*, const T*, T*, T*, \
+                                                  int, int);                                     \
+  template void column_sums<T>(const T*, int, int, T*);                                          \
+  template void bias_relu<T>(T*, const T*, int, int);                                            \
+  template void relu_backward<T>(T*, const T*, T*, int, int);                                    \
+  template void adamw_update<T>(size_t, T*, const T*, T*, T*, const unsigned char*,              \
+                                const AdamWStep<T>&);
+ATTNRANK_INSTANTIATE_ELEMENTWISE(float)
+ATTNRANK_INSTANTIATE_ELEMENTWISE(double)
+
+}  // namespace attnrank::kernels::ATTNRANK_VARIANT

@@ -1,0 +1,35 @@
+# ctest -R KernelSymbols: every global symbol that a per-ISA kernel object defines
+# must live in that variant's namespace (attnrank::kernels::<isa>::). An inline
+# function or template instantiation outside it (std::vector<float>::..., say)
+# would be a weak symbol that the linker may take from the AVX-512 object for every
+# caller, and an AVX2 machine would then die of an illegal instruction.
+# Run as: cmake -DNM=... -DVARIANTS=avx2,sse2 -DOBJECTS_<isa>="a.o;b.o" -P this file
+set(failures "")
+set(checked 0)
+string(REPLACE "," ";" VARIANTS "${VARIANTS}")
+foreach(isa ${VARIANTS})
+  foreach(object ${OBJECTS_${isa}})
+    execute_process(COMMAND ${NM} -C --defined-only --extern-only ${object}
+                    OUTPUT_VARIABLE symbols RESULT_VARIABLE status)
+    if(NOT status EQUAL 0)
+      message(FATAL_ERROR "nm failed on ${object}")
+    endif()
+    string(REPLACE "\n" ";" lines "${symbols}")
+    foreach(line ${lines})
+      if(line STREQUAL "")
+        continue()
+      endif()
+      math(EXPR checked "${checked} + 1")
+      if(NOT line MATCHES "attnrank::kernels::${isa}::")
+        string(APPEND failures "  ${object}: ${line}\n")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(checked EQUAL 0)
+  message(FATAL_ERROR "no symbols read: the object list is empty")
+endif()
+if(failures)
+  message(FATAL_ERROR "kernel objects define symbols outside their variant namespace:\n${failures}")
+endif()
+message(STATUS "${checked} kernel symbols, all inside their variant namespace")

@@ -1,0 +1,317 @@
+// Every kernel variant this CPU can run (avx512, avx2, sse2 on x86-64; neon on
+// arm64) against plain scalar references written here, in float and double, on
+// shapes whose widths are not multiples of any vector width.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+using namespace attnrank;
+using attnrank::kernels::KernelTable;
+
+namespace {
+
+template <typename T>
+std::vector<T> random_values(size_t count, unsigned seed, double low = -1.0, double high = 1.0) {
+  std::mt19937 engine(seed);
+  std::uniform_real_distribution<double> uniform(low, high);
+  std::vector<T> values(count);
+  for (T& value : values) value = static_cast<T>(uniform(engine));
+  return values;
+}
+
+template <typename T>
+double tolerance() {
+  return std::is_same_v<T, float> ? 2e-5 : 1e-12;
+}
+
+// Largest |a - b| / max(1, |b|).
+template <typename T>
+double max_relative_error(const std::vector<T>& a, const std::vector<double>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(1.0, std::abs(b[i])));
+  return worst;
+}
+
+int visible(const AttentionShape& s, int query) {
+  if (s.mask == AttentionMask::kPrefix) return s.key_limit;
+  if (s.mask == AttentionMask::kCausal) return query + 1;
+  return s.tokens;
+}
+
+// Reference attention heads of one sample, in double, straight from the formulas.
+struct ReferenceHeads {
+  std::vector<double> probs, context, d_qkv;
+};
+
+template <typename T>
+ReferenceHeads reference_heads(const AttentionShape& s, const std::vector<T>& qkv,
+                               const std::vector<T>& d_context) {
+  const int n = s.tokens, r = s.rank, rv = s.value_rank, width = s.qkv_width();
+  const int context_width = s.context_width();
+  const double scale = 1.0 / std::sqrt(double(r));
+  ReferenceHeads out{std::vector<double>(size_t(s.modules) * s.heads * n * n, 0.0),
+                     std::vector<double>(size_t(n) * context_width, 0.0),
+                     std::vector<double>(size_t(n) * width, 0.0)};
+  for (int m = 0; m < s.modules; ++m)
+    for (int h = 0; h < s.heads; ++h) {
+      const int base = m * s.heads * s.head_block();
+      const int q0 = base + h * r, k0 = base + s.heads * r + h * r;
+      const int v0 = base + 2 * s.heads * r + h * rv, c0 = (m * s.heads + h) * rv;
+      double* p = out.probs.data() + size_t(m * s.heads + h) * n * n;
+      auto at = [&](int token, int column) { return double(qkv[size_t(token) * width + column]); };
+      for (int i = 0; i < n; ++i) {
+        const int keys = visible(s, i);
+        std::vector<double> scores(keys);
+        for (int j = 0; j < keys; ++j) {
+          double dot = 0;
+          for (int e = 0; e < r; ++e) dot += at(i, q0 + e) * at(j, k0 + e);
+          scores[j] = dot * scale;
+        }
+        if (s.kind == AttentionKind::kHardmax) {
+          const int best = int(std::max_element(scores.begin(), scores.end()) - scores.begin());
+          p[i * n + best] = 1.0;
+        } else {
+          const double top = *std::max_element(scores.begin(), scores.end());
+          double sum = 0;
+          for (int j = 0; j < keys; ++j) sum += std::exp(scores[j] - top);
+          for (int j = 0; j < keys; ++j) p[i * n + j] = std::exp(scores[j] - top) / sum;
+        }
+        for (int e = 0; e < rv; ++e) {
+          double value = 0;
+          for (int j = 0; j < n; ++j) value += p[i * n + j] * at(j, v0 + e);
+          out.context[size_t(i) * context_width + c0 + e] = value;
+        }
+      }
+      if (s.kind == AttentionKind::kHardmax) continue;
+      // dP = dC V^T; dS = P (dP - rowsum(P dP)); dQ = dS K s; dK = dS^T Q s; dV = P^T dC.
+      for (int i = 0; i < n; ++i) {
+        std::vector<double> d_p(n, 0.0);
+        double weighted = 0;
+        for (int j = 0; j < n; ++j) {
+          for (int e = 0; e < rv; ++e)
+            d_p[j] += double(d_context[size_t(i) * context_width + c0 + e]) * at(j, v0 + e);
+          weighted += p[i * n + j] * d_p[j];
+        }
+        for (int j = 0; j < n; ++j) {
+          const double d_s = p[i * n + j] * (d_p[j] - weighted) * scale;
+          for (int e = 0; e < r; ++e) {
+            out.d_qkv[size_t(i) * width + q0 + e] += d_s * at(j, k0 + e);
+            out.d_qkv[size_t(j) * width + k0 + e] += d_s * at(i, q0 + e);
+          }
+          for (int e = 0; e < rv; ++e)
+            out.d_qkv[size_t(j) * width + v0 + e] +=
+                p[i * n + j] * double(d_context[size_t(i) * context_width + c0 + e]);
+        }
+      }
+    }
+  return out;
+}
+
+template <typename T>
+void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned seed) {
+  SCOPED_TRACE(std::string(kernel.isa) + " N=" + std::to_string(s.tokens) +
+               " H=" + std::to_string(s.heads) + " r=" + std::to_string(s.rank) +
+               " rv=" + std::to_string(s.value_rank) + " c=" + std::to_string(s.modules) +
+               " mask=" + std::to_string(int(s.mask)));
+  const int n = s.tokens;
+  const auto qkv = random_values<T>(size_t(n) * s.qkv_width(), seed, -2.0, 2.0);
+  const auto d_context = random_values<T>(size_t(n) * s.context_width(), seed + 1);
+  const ReferenceHeads want = reference_heads(s, qkv, d_context);
+  std::vector<T> probs(want.probs.size(), T(7)), context(want.context.size(), T(7));
+  std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
+  kernel.heads_forward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(), context.data(),
+                       scratch.data());
+  EXPECT_LT(max_relative_error(probs, want.probs), tolerance<T>());
+  EXPECT_LT(max_relative_error(context, want.context), tolerance<T>());
+  if (s.kind == AttentionKind::kHardmax) return;
+  std::vector<T> d_qkv(want.d_qkv.size(), T(7));
+  std::fill(scratch.begin(), scratch.end(), T(0));
+  kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(),
+                        d_context.data(), d_qkv.data(), scratch.data());
+  EXPECT_LT(max_relative_error(d_qkv, want.d_qkv), tolerance<T>() * 4);
+}
+
+template <typename T>
+void check_all_heads(const KernelTable<T>& kernel) {
+  unsigned seed = 10;
+  for (int tokens : {1, 3, 8, 17})
+    for (int heads : {1, 3})
+      for (int rank : {1, 5, 16})
+        for (int value_rank : {2, 9}) {
+          AttentionShape s;
+          s.tokens = tokens;
+          s.heads = heads;
+          s.rank = rank;
+          s.value_rank = value_rank;
+          s.modules = heads == 3 ? 2 : 1;
+          check_heads(kernel, s, ++seed);
+          s.mask = AttentionMask::kCausal;
+          check_heads(kernel, s, ++seed);
+          s.mask = AttentionMask::kPrefix;
+          s.key_limit = std::max(1, tokens / 2);
+          check_heads(kernel, s, ++seed);
+          s.mask = AttentionMask::kFull;
+          s.kind = AttentionKind::kHardmax;
+          check_heads(kernel, s, ++seed);
+        }
+}
+
+template <typename T>
+void check_elementwise(const KernelTable<T>& kernel) {
+  SCOPED_TRACE(kernel.isa);
+  const int rows = 7, width = 37;
+  const size_t count = size_t(rows) * width;
+  const auto x = random_values<T>(count, 1), dy = random_values<T>(count, 2);
+  const auto weight = random_values<T>(width, 3), bias = random_values<T>(width, 4);
+
+  {  // exp_shifted, over the range softmax feeds it
+    const auto in = random_values<T>(1000, 5, -80.0, 0.5);
+    std::vector<T> out(in.size());
+    kernel.exp_shifted(in.data(), T(0.25), out.data(), int(in.size()));
+    for (size_t i = 0; i < in.size(); ++i)
+      EXPECT_NEAR(double(out[i]) / std::exp(double(in[i]) - 0.25), 1.0, tolerance<T>()) << in[i];
+  }
+  {  // sphere norm forward and backward
+    const T scale = T(1.3);
+    std::vector<T> y(count), inv(rows), dx(count), dots(rows);
+    kernel.sphere_norm_forward(x.data(), scale, y.data(), inv.data(), rows, width);
+    kernel.sphere_norm_backward(dy.data(), x.data(), scale, inv.data(), dx.data(), dots.data(),
+                                rows, width);
+    std::vector<double> want_y(count), want_dx(count), want_dots(rows);
+    for (int row = 0; row < rows; ++row) {
+      double squares = 0, dot = 0;
+      for (int i = 0; i < width; ++i) squares += double(x[row * width + i]) * x[row * width + i];
+      const double norm = std::sqrt(squares);
+      for (int i = 0; i < width; ++i) dot += double(dy[row * width + i]) * x[row * width + i] / norm;
+      want_dots[row] = dot;
+      for (int i = 0; i < width; ++i) {
+        const double u = x[row * width + i] / norm;
+        want_y[row * width + i] = scale * u;
+        want_dx[row * width + i] = scale / norm * (dy[row * width + i] - u * dot);
+      }
+    }
+    EXPECT_LT(max_relative_error(y, want_y), tolerance<T>());
+    EXPECT_LT(max_relative_error(dx, want_dx), tolerance<T>());
+    EXPECT_LT(max_relative_error(dots, want_dots), tolerance<T>());
+  }
+  {  // layer norm forward, backward and parameter gradients
+    std::vector<T> y(count), mean(rows), rstd(rows), dx(count), dweight(width), dbias(width);
+    kernel.layer_norm_forward(x.data(), weight.data(), bias.data(), y.data(), mean.data(),
+                              rstd.data(), rows, width);
+    kernel.layer_norm_backward(dy.data(), x.data(), weight.data(), mean.data(), rstd.data(),
+                               dx.data(), rows, width);
+    kernel.layer_norm_parameter_gradients(dy.data(), x.data(), mean.data(), rstd.data(),
+                                          dweight.data(), dbias.data(), rows, width);
+    std::vector<double> want_y(count), want_dx(count), want_dw(width, 0.0), want_db(width, 0.0);
+    for (int row = 0; row < rows; ++row) {
+      double mu = 0, var = 0;
+      for (int i = 0; i < width; ++i) mu += x[row * width + i];
+      mu /= width;
+      for (int i = 0; i < width; ++i) var += std::pow(x[row * width + i] - mu, 2);
+      const double rs = 1.0 / std::sqrt(var / width + 1e-5);
+      double mean_g = 0, mean_gx = 0;
+      for (int i = 0; i < width; ++i) {
+        const double xhat = (x[row * width + i] - mu) * rs, g = dy[row * width + i];
+        want_y[row * width + i] = xhat * weight[i] + bias[i];
+        mean_g += g * weight[i] / width;
+        mean_gx += g * weight[i] * xhat / width;
+        want_dw[i] += g * xhat;
+        want_db[i] += g;
+      }
+      for (int i = 0; i < width; ++i) {
+        const double xhat = (x[row * width + i] - mu) * rs;
+        want_dx[row * width + i] = rs * (dy[row * width + i] * weight[i] - mean_g - xhat * mean_gx);
+      }
+    }
+    EXPECT_LT(max_relative_error(y, want_y), tolerance<T>());
+    EXPECT_LT(max_relative_error(dx, want_dx), tolerance<T>() * 4);
+    EXPECT_LT(max_relative_error(dweight, want_dw), tolerance<T>());
+    EXPECT_LT(max_relative_error(dbias, want_db), tolerance<T>());
+  }
+  {  // column sums, ReLU and its backward
+    const int cols = 150;  // more than one block of 64 columns
+    const auto matrix = random_values<T>(size_t(rows) * cols, 6);
+    std::vector<T> sums(cols);
+    kernel.column_sums(matrix.data(), rows, cols, sums.data());
+    std::vector<double> want_sums(cols, 0.0);
+    for (int row = 0; row < rows; ++row)
+      for (int col = 0; col < cols; ++col) want_sums[col] += matrix[row * cols + col];
+    EXPECT_LT(max_relative_error(sums, want_sums), tolerance<T>());
+
+    std::vector<T> h = x;
+    kernel.bias_relu(h.data(), bias.data(), rows, width);
+    std::vector<T> g = dy, bias_gradient(width, T(0.5));
+    kernel.relu_backward(g.data(), h.data(), bias_gradient.data(), rows, width);
+    std::vector<double> want_h(count), want_g(count), want_bg(width, 0.5);
+    for (int row = 0; row < rows; ++row)
+      for (int i = 0; i < width; ++i) {
+        const double value = double(x[row * width + i]) + double(bias[i]);
+        want_h[row * width + i] = value > 0 ? value : 0;
+        want_g[row * width + i] = value > 0 ? double(dy[row * width + i]) : 0.0;
+        want_bg[i] += want_g[row * width + i];
+      }
+    EXPECT_LT(max_relative_error(h, want_h), tolerance<T>());
+    EXPECT_LT(max_relative_error(g, want_g), tolerance<T>());
+    EXPECT_LT(max_relative_error(bias_gradient, want_bg), tolerance<T>());
+  }
+  {  // AdamW
+    const size_t n = 1001;
+    auto p = random_values<T>(n, 7), m = random_values<T>(n, 8), v = random_values<T>(n, 9, 0, 1);
+    const auto grad = random_values<T>(n, 10);
+    std::vector<unsigned char> decay(n);
+    for (size_t i = 0; i < n; ++i) decay[i] = i % 3 == 0;
+    const kernels::AdamWStep<T> c{T(0.01), T(0.999), T(0.9), T(0.95), T(1.3), T(1e-8)};
+    std::vector<double> want_p(n), want_m(n), want_v(n);
+    for (size_t i = 0; i < n; ++i) {
+      double param = decay[i] ? double(p[i]) * double(c.decay_factor) : double(p[i]);
+      want_m[i] = double(c.beta1) * m[i] + (1 - double(c.beta1)) * grad[i];
+      want_v[i] = double(c.beta2) * v[i] + (1 - double(c.beta2)) * double(grad[i]) * grad[i];
+      param -= double(c.step_size) * want_m[i] /
+               (std::sqrt(want_v[i]) * double(c.inv_bias2_sqrt) + double(c.eps));
+      want_p[i] = param;
+    }
+    kernel.adamw_update(n, p.data(), grad.data(), m.data(), v.data(), decay.data(), c);
+    EXPECT_LT(max_relative_error(p, want_p), tolerance<T>());
+    EXPECT_LT(max_relative_error(m, want_m), tolerance<T>());
+    EXPECT_LT(max_relative_error(v, want_v), tolerance<T>());
+  }
+}
+
+}  // namespace
+
+TEST(KernelVariants, TheBaselineAndTheActiveOneRunHere) {
+  const auto variants = kernels::runnable_variants<float>();
+  ASSERT_FALSE(variants.empty());
+  const std::string active = kernels::active_isa();
+  EXPECT_TRUE(std::any_of(variants.begin(), variants.end(),
+                          [&](const auto* table) { return table->isa == active; }));
+  const auto doubles = kernels::runnable_variants<double>();
+  ASSERT_EQ(doubles.size(), variants.size());
+  for (size_t i = 0; i < variants.size(); ++i) {  // one register: twice as many floats
+    EXPECT_EQ(std::string(variants[i]->isa), doubles[i]->isa);
+    EXPECT_EQ(variants[i]->lanes, 2 * doubles[i]->lanes) << variants[i]->isa;
+  }
+}
+
+TEST(KernelVariants, AttentionHeadsMatchTheScalarReferenceFloat) {
+  for (const auto* table : kernels::runnable_variants<float>()) check_all_heads(*table);
+}
+
+TEST(KernelVariants, AttentionHeadsMatchTheScalarReferenceDouble) {
+  for (const auto* table : kernels::runnable_variants<double>()) check_all_heads(*table);
+}
+
+TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceFloat) {
+  for (const auto* table : kernels::runnable_variants<float>()) check_elementwise(*table);
+}
+
+TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceDouble) {
+  for (const auto* table : kernels::runnable_variants<double>()) check_elementwise(*table);
+}

@@ -4,7 +4,8 @@
 
 namespace attnrank {
 
-// Number of cores available to this process.
+// CPUs this process may use: its affinity mask (taskset, Slurm), capped by a
+// cgroup CPU quota where one is set; not the machine's core count.
 int hardware_threads();
 // Sets the thread count for OpenMP and OpenBLAS; 0 means hardware_threads().
 void set_threads(int threads);

@@ -3,13 +3,26 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 
+#include "attnrank/build_info.h"
 #include "attnrank/error.h"
 #include "cli/commands.h"
+#include "kernels/kernels.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"attnrank: train, measure and reason about attention layers of free rank"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "attnrank 0.1.0");
+  // An unusable ATTNRANK_ISA is reported here, before any work, with exit code 2.
+  try {
+    attnrank::kernels::active_isa();
+  } catch (const attnrank::ConfigError& e) {
+    fmt::print(stderr, "attnrank: error: {}\n", e.what());
+    return 2;
+  }
+  app.set_version_flag("--version", [] {
+    std::string text = attnrank::version_line();
+    for (const auto& line : attnrank::build_info_lines()) text += "\n" + line;
+    return text;
+  });
   attnrank::cli::add_train_command(app);
   attnrank::cli::add_eval_command(app);
   attnrank::cli::add_theory_command(app);
@@ -18,6 +31,7 @@ int main(int argc, char** argv) {
   attnrank::cli::add_merge_command(app);
   attnrank::cli::add_results_command(app);
   attnrank::cli::add_reproduce_command(app);
+  attnrank::cli::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -18,6 +18,7 @@
 #include "attnrank/optimizer.h"
 #include "attnrank/progress.h"
 #include "attnrank/threading.h"
+#include "kernels/kernels.h"
 
 namespace attnrank {
 
@@ -201,6 +202,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       {"parameters", summary.parameters},
       {"attention_parameters", summary.attention_parameters},
       {"threads", summary.threads},
+      {"kernel_isa", kernels::active_isa()},
       {"gflop_per_step", flops / 1e9},
       {"gflops_per_second", summary.ms_per_step > 0 ? flops / 1e6 / summary.ms_per_step : 0.0},
       {"peak_rss_mb", peak_rss_mb()},

@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""One command for the throughput comparison of issue "Training throughput":
-runs every reference configuration through `attnrank train` and through the
-PyTorch peer (bench/torch_peer.py) on this machine, in this run, and prints a
-Markdown table: attnrank ms/step, PyTorch ms/step, speed-up, GFLOP/s, % of the
-SGEMM peak (measured here by build/release/sgemm_peak), peak RSS and what the run
-needs (parameters, gradients, AdamW moments, activations).
+"""One command for the throughput comparison: runs every reference configuration
+through `attnrank train` (one or more builds side by side, e.g. the native and the
+generic build) and through the PyTorch peer (bench/torch_peer.py) on this machine,
+in this run, and prints a Markdown table: ms/step of each build, PyTorch ms/step,
+speed-ups, GFLOP/s, % of the SGEMM peak (measured here by sgemm_peak), peak RSS
+and what the run needs (parameters, gradients, AdamW moments, activations).
 
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--repeats 3]
-                                     [--write docs/performance.md]
+      [--builds release generic] [--family reference|small] [--isa avx2]
+      [--write docs/performance.md --section NAME]
+
+--isa caps every engine at one instruction set on a CPU that has more: attnrank's
+kernels (ATTNRANK_ISA), OpenBLAS (OPENBLAS_CORETYPE) and PyTorch's ATen kernels
+(ATEN_CPU_CAPABILITY); `--isa avx2` on an AVX-512 machine measures what an AVX2
+machine of the same core would do, apart from clock and cache differences.
 
 The machine this project runs on is shared, and a single measurement can be off
 by 50% when a neighbour is busy: each configuration is measured --repeats times,
-alternating attnrank and PyTorch, and the fastest run of each is reported (the
-same rule for both).
+alternating the engines, and the fastest run of each is reported (the same rule
+for all).
 """
 import argparse
 import datetime
@@ -25,12 +31,11 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "build", "release", "attnrank")
-PEAK = os.path.join(ROOT, "build", "release", "bench", "sgemm_peak")
 
-# (layers, heads, rank, width multiplier): d = 64, N = 16, farthest, ffn 2048,
-# batch 256, post-norm sphere norm, biases, AdamW.
-CONFIGS = [
+# The published model: d = 64, N = 16, farthest, ffn 2048, batch 256, post-norm
+# sphere norm, biases, AdamW. Rows: (layers, heads, rank, width multiplier).
+REFERENCE = dict(dim=64, points=16, ffn=2048, batch=256)
+REFERENCE_CONFIGS = [
     (1, 1, 64, 1),
     (1, 8, 8, 1),
     (1, 1, 64, 8),
@@ -38,25 +43,44 @@ CONFIGS = [
     (1, 2, 32, 64),
     (3, 4, 16, 8),
 ]
+# The fig1-small preset: d = 16, N = 8, ffn 64, batch 128, L = 2, c = 4, r = d/H.
+SMALL = dict(dim=16, points=8, ffn=64, batch=128)
+SMALL_CONFIGS = [(2, 1, 16, 4), (2, 4, 4, 4), (2, 16, 1, 4)]
+FAMILIES = {"reference": (REFERENCE, REFERENCE_CONFIGS), "small": (SMALL, SMALL_CONFIGS)}
+
+# Environment variables that cap each engine at one instruction set.
+ISA_CAPS = {
+    "avx2": {"ATTNRANK_ISA": "avx2", "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2"},
+    "sse2": {"ATTNRANK_ISA": "sse2", "OPENBLAS_CORETYPE": "Prescott", "ATEN_CPU_CAPABILITY": "default"},
+}
 
 
-def run_attnrank(layers, heads, rank, modules, threads, steps):
+def run_attnrank(binary, shape, layers, heads, rank, modules, threads, steps, env):
     with tempfile.TemporaryDirectory() as out:
-        command = [BINARY, "train", "--quiet", f"model.layers={layers}", f"model.heads={heads}",
-                   f"model.rank={rank}", f"model.width_multiplier={modules}",
-                   f"train.threads={threads}", f"train.steps={steps}", "train.log_every=1000",
-                   "train.eval_batches=1", "--out", out]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        command = [binary, "train", "--quiet", f"model.dim={shape['dim']}",
+                   f"task.points={shape['points']}", f"model.ffn={shape['ffn']}",
+                   f"train.batch={shape['batch']}", f"model.layers={layers}",
+                   f"model.heads={heads}", f"model.rank={rank}",
+                   f"model.width_multiplier={modules}", f"train.threads={threads}",
+                   f"train.steps={steps}", "train.log_every=1000", "train.eval_batches=1",
+                   "--out", out]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         with open(os.path.join(out, "summary.json")) as f:
             return json.load(f)
 
 
-def run_torch(layers, heads, modules, threads, steps):
+def run_torch(shape, layers, heads, modules, threads, steps, env):
     command = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_peer.py"),
                f"--layers={layers}", f"--heads={heads}", f"--width-multiplier={modules}",
-               f"--threads={threads}", f"--steps={steps}"]
-    result = subprocess.run(command, check=True, capture_output=True, text=True)
+               f"--dim={shape['dim']}", f"--points={shape['points']}", f"--ffn={shape['ffn']}",
+               f"--batch={shape['batch']}", f"--threads={threads}", f"--steps={steps}"]
+    result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def isa_flags():
+    flags = open("/proc/cpuinfo").read().split()
+    return "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
 
 
 def cpu_name():
@@ -76,40 +100,70 @@ def main():
     parser.add_argument("--torch-steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3,
                         help="measurements per configuration and engine; the fastest counts")
+    parser.add_argument("--builds", nargs="+", default=["release"],
+                        help="build directories under build/ to compare (first is the base)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="reference")
+    parser.add_argument("--isa", choices=sorted(ISA_CAPS), help="cap every engine at this ISA")
     parser.add_argument("--write", help="also write this Markdown file (docs/performance.md)")
+    parser.add_argument("--section", default="reference table",
+                        help="the marked section of --write that the table replaces")
     args = parser.parse_args()
-    for path in (BINARY, PEAK):
+    binaries = [os.path.join(ROOT, "build", build, "attnrank") for build in args.builds]
+    peak_binary = os.path.join(ROOT, "build", args.builds[0], "bench", "sgemm_peak")
+    for path in binaries + [peak_binary]:
         if not os.path.exists(path):
-            sys.exit(f"missing {path}: build with `cmake --preset release && cmake --build --preset release`")
+            sys.exit(f"missing {path}: build with `cmake --preset NAME && cmake --build --preset NAME`")
+    env = dict(os.environ)
+    if args.isa:
+        env.update(ISA_CAPS[args.isa])
+    shape, configs = FAMILIES[args.family]
 
-    peak = json.loads(subprocess.run([PEAK, str(args.threads)], check=True, capture_output=True,
-                                     text=True).stdout)["sgemm_peak_gflops"]
-    header = ("| # | L | H | r | c | attnrank ms/step | PyTorch ms/step | speed-up | GFLOP/step "
-              "| GFLOP/s | % SGEMM peak | peak RSS MB | needed MB | PyTorch RSS MB |")
-    lines = [header, "|" + "---|" * 14]
-    for index, (layers, heads, rank, modules) in enumerate(CONFIGS, 1):
-        ours_runs, theirs_runs = [], []
+    peak = json.loads(subprocess.run([peak_binary, str(args.threads)], check=True,
+                                     capture_output=True, text=True, env=env).stdout)["sgemm_peak_gflops"]
+    base = args.builds[0]
+    columns = ["#", "L", "H", "r", "c"] + [f"{build} ms/step" for build in args.builds]
+    columns += [f"{build}/{base}" for build in args.builds[1:]]
+    columns += ["PyTorch ms/step"] + [f"speed-up {build}" for build in args.builds]
+    columns += ["GFLOP/step", "GFLOP/s", "% SGEMM peak", "peak RSS MB", "needed MB",
+                "PyTorch RSS MB"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    isas = set()
+    for index, (layers, heads, rank, modules) in enumerate(configs, 1):
+        runs = [[] for _ in binaries]
+        theirs_runs = []
         for _ in range(max(1, args.repeats)):
-            ours_runs.append(run_attnrank(layers, heads, rank, modules, args.threads, args.steps))
-            theirs_runs.append(run_torch(layers, heads, modules, args.threads, args.torch_steps))
-        ours = min(ours_runs, key=lambda run: run["ms_per_step"])
+            for build_runs, binary in zip(runs, binaries):
+                build_runs.append(run_attnrank(binary, shape, layers, heads, rank, modules,
+                                               args.threads, args.steps, env))
+            theirs_runs.append(run_torch(shape, layers, heads, modules, args.threads,
+                                         args.torch_steps, env))
+        best = [min(build_runs, key=lambda run: run["ms_per_step"]) for build_runs in runs]
+        isas.update(run.get("kernel_isa", "?") for run in best)
         theirs = min(theirs_runs, key=lambda run: run["ms_per_step"])
+        ours = best[0]
         gflops = ours["gflops_per_second"]
-        row = (f"| {index} | {layers} | {heads} | {rank} | {modules} | {ours['ms_per_step']:.1f} "
-               f"| {theirs['ms_per_step']:.1f} | {theirs['ms_per_step'] / ours['ms_per_step']:.2f}x "
-               f"| {ours['gflop_per_step']:.2f} | {gflops:.1f} | {100 * gflops / peak:.0f}% "
-               f"| {ours['peak_rss_mb']:.0f} | {ours['model_memory_mb']:.0f} "
-               f"| {theirs['peak_rss_mb']:.0f} |")
+        cells = [str(index), str(layers), str(heads), str(rank), str(modules)]
+        cells += [f"{run['ms_per_step']:.1f}" for run in best]
+        cells += [f"{run['ms_per_step'] / ours['ms_per_step']:.2f}" for run in best[1:]]
+        cells += [f"{theirs['ms_per_step']:.1f}"]
+        cells += [f"{theirs['ms_per_step'] / run['ms_per_step']:.2f}x" for run in best]
+        cells += [f"{ours['gflop_per_step']:.3f}", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%",
+                  f"{ours['peak_rss_mb']:.0f}", f"{ours['model_memory_mb']:.0f}",
+                  f"{theirs['peak_rss_mb']:.0f}"]
+        row = "| " + " | ".join(cells) + " |"
         lines.append(row)
         print(row if index > 1 else "\n".join(lines), flush=True)
-    machine = (f"{cpu_name()}, {os.cpu_count()} cores visible, {args.threads} threads; "
+    cap = f"every engine capped at {args.isa} ({', '.join(f'{k}={v}' for k, v in ISA_CAPS[args.isa].items())})" if args.isa else "no ISA cap"
+    machine = (f"{cpu_name()} ({isa_flags()}), {os.cpu_count()} cores visible, {args.threads} threads; "
+               f"attnrank kernels {', '.join(sorted(isas))}; {cap}; builds {', '.join(args.builds)}; "
+               f"{args.family} configurations ({', '.join(f'{k} {v}' for k, v in shape.items())}); "
                f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s; "
                f"fastest of {max(1, args.repeats)} measurements per engine and configuration; "
                f"{datetime.date.today().isoformat()}")
     print(f"\nmachine: {machine}")
     if args.write:
         table = (f"Machine: {machine}.\n\n" + "\n".join(lines) + "\n")
-        begin, end = "<!-- reference table -->\n", "<!-- end of reference table -->\n"
+        begin, end = f"<!-- {args.section} -->\n", f"<!-- end of {args.section} -->\n"
         text = open(args.write).read() if os.path.exists(args.write) else ""
         if begin in text and end in text:
             text = text[:text.index(begin) + len(begin)] + table + text[text.index(end):]
@@ -117,6 +171,7 @@ def main():
             text += "\n" + begin + table + end
         with open(args.write, "w") as f:
             f.write(text)
+
 
 if __name__ == "__main__":
     main()

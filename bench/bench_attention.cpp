@@ -1,5 +1,7 @@
 // Micro-benchmarks of the attention kernels (forward and backward) across heads H,
-// rank r, width multiplier c and sequence length N, at d = 64, batch 256.
+// rank r, width multiplier c, sequence length N and width d: the published model
+// (d = 64, batch 256) and the small presets' regime (d = 16, N = 8, batch 128), where
+// many heads of rank 1 must cost what one head of rank 16 costs.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -44,8 +46,8 @@ struct AttentionBuffers {
 
 AttentionShape shape_of(const benchmark::State& state) {
   AttentionShape s;
-  s.batch = 256;
-  s.width = 64;
+  s.width = static_cast<int>(state.range(4));
+  s.batch = s.width >= 64 ? 256 : 128;
   s.heads = static_cast<int>(state.range(0));
   s.rank = static_cast<int>(state.range(1));
   s.value_rank = s.rank;
@@ -91,8 +93,8 @@ void BM_AttentionBackward(benchmark::State& state) {
   set_counters(state, s, 2);
 }
 
-// {H, r, c, N}: the reference configurations, the published rank sweep at c = 1
-// (r = 64/H) and a sequence-length sweep.
+// {H, r, c, N, d}: the reference configurations, the published rank sweep at c = 1
+// (r = 64/H), a sequence-length sweep, and the small presets (d = 16, c = 4, N = 8).
 void arguments(benchmark::internal::Benchmark* b) {
   for (auto args : std::vector<std::vector<int64_t>>{{1, 64, 1, 16},
                                                      {8, 8, 1, 16},
@@ -104,9 +106,12 @@ void arguments(benchmark::internal::Benchmark* b) {
                                                      {16, 4, 1, 16},
                                                      {1, 64, 1, 64},
                                                      {8, 8, 1, 64},
-                                                     {1, 64, 1, 4}})
+                                                     {1, 64, 1, 4}}) {
+    args.push_back(64);
     b->Args(args);
-  b->ArgNames({"H", "r", "c", "N"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+  for (int heads : {1, 4, 16}) b->Args({heads, 16 / heads, 4, 8, 16});
+  b->ArgNames({"H", "r", "c", "N", "d"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 }  // namespace

@@ -141,6 +141,7 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
 template <typename T>
 void check_all_heads(const KernelTable<T>& kernel) {
   unsigned seed = 10;
+  int in_lanes = 0, one_by_one = 0;
   for (int tokens : {1, 3, 8, 17})
     for (int heads : {1, 3})
       for (int rank : {1, 5, 16})
@@ -151,6 +152,7 @@ void check_all_heads(const KernelTable<T>& kernel) {
           s.rank = rank;
           s.value_rank = value_rank;
           s.modules = heads == 3 ? 2 : 1;
+          (kernel.heads_in_lanes(s) ? in_lanes : one_by_one) += 1;
           check_heads(kernel, s, ++seed);
           s.mask = AttentionMask::kCausal;
           check_heads(kernel, s, ++seed);
@@ -161,6 +163,28 @@ void check_all_heads(const KernelTable<T>& kernel) {
           s.kind = AttentionKind::kHardmax;
           check_heads(kernel, s, ++seed);
         }
+  // Many small heads of one sample, across several lane groups (the last one partly
+  // filled), and the published shape.
+  for (int heads : {16, 40}) {
+    AttentionShape s;
+    s.tokens = 8;
+    s.heads = heads;
+    s.rank = 1;
+    s.value_rank = 1;
+    s.modules = 4;
+    EXPECT_TRUE(kernel.heads_in_lanes(s)) << kernel.isa;
+    check_heads(kernel, s, ++seed);
+    s.mask = AttentionMask::kCausal;
+    check_heads(kernel, s, ++seed);
+  }
+  AttentionShape published;
+  published.tokens = 16;
+  published.rank = published.value_rank = 64;
+  EXPECT_FALSE(kernel.heads_in_lanes(published)) << kernel.isa;
+  check_heads(kernel, published, ++seed);
+  // Both layouts were exercised.
+  EXPECT_GT(in_lanes, 0) << kernel.isa;
+  EXPECT_GT(one_by_one, 0) << kernel.isa;
 }
 
 template <typename T>

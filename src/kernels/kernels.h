@@ -32,6 +32,9 @@ struct KernelTable {
 
   // Scratch (elements of T) one thread needs for heads_forward/heads_backward.
   size_t (*head_scratch_size)(const AttentionShape& shape);
+  // Whether heads_forward/backward lay `lanes` heads side by side, one per vector
+  // lane (small r or N), rather than one head at a time padded to whole registers.
+  bool (*heads_in_lanes)(const AttentionShape& shape);
   // All c*H heads of one sample. qkv: (N, qkv_width) -> probs: (c*H, N, N),
   // context: (N, context_width). scale = 1/sqrt(rank).
   void (*heads_forward)(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,

@@ -97,11 +97,9 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
     if (s.kind == AttentionKind::kHardmax) {
       for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
     } else {
+      exp_shifted_array(row, max_score, row, keys);
       T sum = 0;
-      for (int j = 0; j < keys; ++j) {
-        row[j] = exp_fast(row[j] - max_score);
-        sum += row[j];
-      }
+      for (int j = 0; j < keys; ++j) sum += row[j];
       const T inv = T(1) / sum;
       for (int j = 0; j < keys; ++j) row[j] *= inv;
     }
@@ -161,12 +159,219 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   }
 }
 
+// ---- Heads across the lanes ---------------------------------------------------
+// With small heads (r or N below the vector width), padding each head to whole
+// registers wastes most of every product, and the per-row softmax loops are a few
+// elements long. Instead, kLanes<T> heads are laid side by side, one per lane:
+// Q[j][e][lane] and the like, so every score, exp, sum and product runs on all of
+// them at once and costs what its FLOPs cost. The sums run in the same order as in
+// the per-head kernel (over e, then over j, then over i).
+
+template <typename T>
+struct LaneBuffers {
+  T *q, *k, *v, *p, *d_context, *d_p, *d_q, *d_k, *d_v;
+  size_t used = 0;
+
+  LaneBuffers(const AttentionShape& s, T* scratch) {
+    const size_t lanes = kLanes<T>, n = s.tokens, r = s.rank, rv = s.value_rank;
+    T* next = scratch;
+    auto take = [&next](size_t count) {
+      T* start = next;
+      next += count;
+      return start;
+    };
+    q = take(n * r * lanes);
+    k = take(n * r * lanes);
+    v = take(n * rv * lanes);
+    p = take(n * n * lanes);  // P[i][j][lane], zero where masked
+    d_context = take(n * rv * lanes);
+    d_p = take(n * lanes);
+    d_q = take(r * lanes);
+    d_k = take(n * r * lanes);
+    d_v = take(n * rv * lanes);
+    used = static_cast<size_t>(next - scratch);
+  }
+};
+
+// Where each lane's head starts in a qkv row and in a context row; count heads
+// from `first`, the lanes beyond count repeat the last head (their results are
+// never written out).
+struct LaneOffsets {
+  int query[64], key[64], value[64], context[64];
+};
+
+template <typename T>
+LaneOffsets lane_offsets(const AttentionShape& s, int first, int count) {
+  LaneOffsets at;
+  for (int lane = 0; lane < kLanes<T>; ++lane) {
+    const int head = first + min_of(lane, count - 1);
+    const HeadOffsets offsets = head_offsets(s, head / s.heads, head % s.heads);
+    at.query[lane] = offsets.query;
+    at.key[lane] = offsets.key;
+    at.value[lane] = offsets.value;
+    at.context[lane] = offsets.context;
+  }
+  return at;
+}
+
+// to[(row * width + e) * lanes + lane] = scale * from[row * stride + offset[lane] + e]
+template <typename T>
+void gather_columns(const T* from, size_t stride, const int* offset, int rows, int width, T scale,
+                    T* to) {
+  constexpr int kL = kLanes<T>;
+  for (int row = 0; row < rows; ++row) {
+    const T* line = from + row * stride;
+    for (int e = 0; e < width; ++e) {
+      T* out = to + (row * width + e) * kL;
+      for (int lane = 0; lane < kL; ++lane) out[lane] = line[offset[lane] + e] * scale;
+    }
+  }
+}
+
+template <typename T>
+void lanes_forward(const AttentionShape& s, int first, int count, T scale, const T* rows_qkv,
+                   T* probs, T* rows_context, LaneBuffers<T>& w) {
+  constexpr int kL = kLanes<T>;
+  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+  const size_t stride = s.qkv_width(), context_stride = s.context_width();
+  const LaneOffsets at = lane_offsets<T>(s, first, count);
+  gather_columns(rows_qkv, stride, at.query, n, r, scale, w.q);
+  gather_columns(rows_qkv, stride, at.key, n, r, T(1), w.k);
+  gather_columns(rows_qkv, stride, at.value, n, rv, T(1), w.v);
+  for (int i = 0; i < n; ++i) {
+    const int keys = visible_keys(s, i);
+    T* p_row = w.p + i * n * kL;
+    // Scores of query i against every visible key, all lanes at once.
+    Vector<T> top = {};
+    for (int j = 0; j < keys; ++j) {
+      Vector<T> dot = {};
+      for (int e = 0; e < r; ++e)
+        dot += load_vector(w.q + (i * r + e) * kL) * load_vector(w.k + (j * r + e) * kL);
+      store_vector(p_row + j * kL, dot);
+      top = j == 0 || dot > top ? dot : top;
+    }
+    if (s.kind == AttentionKind::kHardmax) {
+      Vector<T> found = {};  // one-hot on the first maximum of each lane
+      for (int j = 0; j < keys; ++j) {
+        const Vector<T> hit =
+            ((load_vector(p_row + j * kL) == top) & (found == T(0))) ? Vector<T>{} + T(1)
+                                                                      : Vector<T>{};
+        found += hit;
+        store_vector(p_row + j * kL, hit);
+      }
+    } else {
+      Vector<T> sum = {};
+      for (int j = 0; j < keys; ++j) {
+        const Vector<T> e = exp_fast(load_vector(p_row + j * kL) - top);
+        store_vector(p_row + j * kL, e);
+        sum += e;
+      }
+      const Vector<T> inv = T(1) / sum;
+      for (int j = 0; j < keys; ++j) store_vector(p_row + j * kL, load_vector(p_row + j * kL) * inv);
+    }
+    for (int j = keys; j < n; ++j) store_vector(p_row + j * kL, Vector<T>{});
+    // Context of query i: sum_j P[j] V[j][e].
+    T* context_row = rows_context + i * context_stride;
+    for (int e = 0; e < rv; ++e) {
+      Vector<T> value = {};
+      for (int j = 0; j < keys; ++j)
+        value += load_vector(p_row + j * kL) * load_vector(w.v + (j * rv + e) * kL);
+      for (int lane = 0; lane < count; ++lane) context_row[at.context[lane] + e] = value[lane];
+    }
+  }
+  // probs: (heads, N, N), one contiguous block per lane.
+  const int block = n * n;
+  for (int lane = 0; lane < count; ++lane) {
+    T* out = probs + static_cast<size_t>(first + lane) * block;
+    for (int index = 0; index < block; ++index) out[index] = w.p[index * kL + lane];
+  }
+}
+
+template <typename T>
+void lanes_backward(const AttentionShape& s, int first, int count, T scale, const T* rows_qkv,
+                    const T* probs, const T* rows_d_context, T* rows_d_qkv, LaneBuffers<T>& w) {
+  constexpr int kL = kLanes<T>;
+  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+  const size_t stride = s.qkv_width(), context_stride = s.context_width();
+  const LaneOffsets at = lane_offsets<T>(s, first, count);
+  gather_columns(rows_qkv, stride, at.query, n, r, T(1), w.q);  // unscaled: scale is in dS
+  gather_columns(rows_qkv, stride, at.key, n, r, T(1), w.k);
+  gather_columns(rows_qkv, stride, at.value, n, rv, T(1), w.v);
+  gather_columns(rows_d_context, context_stride, at.context, n, rv, T(1), w.d_context);
+  const int block = n * n;
+  for (int lane = 0; lane < kL; ++lane) {
+    const T* in = probs + static_cast<size_t>(first + min_of(lane, count - 1)) * block;
+    for (int index = 0; index < block; ++index) w.p[index * kL + lane] = in[index];
+  }
+  for (int index = 0; index < n * r * kL; ++index) w.d_k[index] = T(0);
+  for (int index = 0; index < n * rv * kL; ++index) w.d_v[index] = T(0);
+  for (int i = 0; i < n; ++i) {
+    const int keys = visible_keys(s, i);
+    const T* p_row = w.p + i * n * kL;
+    const T* dc = w.d_context + i * rv * kL;
+    // dP[j] = dC[i] . V[j]; weighted = sum_j P[j] dP[j].
+    for (int j = 0; j < keys; ++j) {
+      Vector<T> d_p = {};
+      for (int e = 0; e < rv; ++e)
+        d_p += load_vector(dc + e * kL) * load_vector(w.v + (j * rv + e) * kL);
+      store_vector(w.d_p + j * kL, d_p);
+    }
+    Vector<T> weighted = {};
+    for (int j = 0; j < keys; ++j)
+      weighted += load_vector(p_row + j * kL) * load_vector(w.d_p + j * kL);
+    for (int e = 0; e < r; ++e) store_vector(w.d_q + e * kL, Vector<T>{});
+    for (int j = 0; j < keys; ++j) {
+      const Vector<T> p = load_vector(p_row + j * kL);
+      const Vector<T> d_s = p * (load_vector(w.d_p + j * kL) - weighted) * scale;
+      // dQ[i] += dS[j] K[j]; dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i].
+      for (int e = 0; e < r; ++e) {
+        store_vector(w.d_q + e * kL,
+                     load_vector(w.d_q + e * kL) + d_s * load_vector(w.k + (j * r + e) * kL));
+        store_vector(w.d_k + (j * r + e) * kL, load_vector(w.d_k + (j * r + e) * kL) +
+                                                   d_s * load_vector(w.q + (i * r + e) * kL));
+      }
+      for (int e = 0; e < rv; ++e)
+        store_vector(w.d_v + (j * rv + e) * kL,
+                     load_vector(w.d_v + (j * rv + e) * kL) + p * load_vector(dc + e * kL));
+    }
+    T* row = rows_d_qkv + i * stride;
+    for (int lane = 0; lane < count; ++lane)
+      for (int e = 0; e < r; ++e) row[at.query[lane] + e] = w.d_q[e * kL + lane];
+  }
+  for (int j = 0; j < n; ++j) {
+    T* row = rows_d_qkv + j * stride;
+    for (int lane = 0; lane < count; ++lane) {
+      for (int e = 0; e < r; ++e) row[at.key[lane] + e] = w.d_k[(j * r + e) * kL + lane];
+      for (int e = 0; e < rv; ++e) row[at.value[lane] + e] = w.d_v[(j * rv + e) * kL + lane];
+    }
+  }
+}
+
+// Share of the multiply-adds that do useful work in each layout: the per-head
+// kernel pads N, r and r_v to whole registers; the lane layout pads the head count.
+template <typename T>
+bool use_lanes(const AttentionShape& s) {
+  const int heads_total = s.modules * s.heads;
+  const double n = s.tokens, r = s.rank, rv = s.value_rank;
+  const double n_p = round_up(s.tokens, kLanes<T>), r_p = round_up(s.rank, kLanes<T>),
+               rv_p = round_up(s.value_rank, kLanes<T>);
+  // Forward S, C and backward dP, dQ, dK, dV, per head and query row.
+  const double useful = n * (3 * r + 3 * rv);
+  const double per_head = n_p * (r + rv) + n * (2 * r_p + 2 * rv_p);
+  const double lanes = double(heads_total) / round_up(heads_total, kLanes<T>);
+  return lanes > useful / per_head;
+}
+
 }  // namespace
 
 template <typename T>
 size_t head_scratch_size(const AttentionShape& s) {
-  HeadBuffers<T> layout(s, nullptr);
-  return layout.used;
+  return max_of(HeadBuffers<T>(s, nullptr).used, LaneBuffers<T>(s, nullptr).used);
+}
+
+template <typename T>
+bool heads_in_lanes(const AttentionShape& s) {
+  return use_lanes<T>(s);
 }
 
 // The padding columns of the buffers must be zero before the first head (the
@@ -174,9 +379,16 @@ size_t head_scratch_size(const AttentionShape& s) {
 template <typename T>
 void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* context,
                    T* scratch) {
-  HeadBuffers<T> w(s, scratch);
   const int n = s.tokens;
   const int heads_total = s.modules * s.heads;
+  if (use_lanes<T>(s)) {
+    LaneBuffers<T> lanes(s, scratch);
+    for (int first = 0; first < heads_total; first += kLanes<T>)
+      lanes_forward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs, context,
+                    lanes);
+    return;
+  }
+  HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh)
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
@@ -185,9 +397,16 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
 template <typename T>
 void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* probs,
                     const T* d_context, T* d_qkv, T* scratch) {
-  HeadBuffers<T> w(s, scratch);
   const int n = s.tokens;
   const int heads_total = s.modules * s.heads;
+  if (use_lanes<T>(s)) {
+    LaneBuffers<T> lanes(s, scratch);
+    for (int first = 0; first < heads_total; first += kLanes<T>)
+      lanes_backward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs,
+                     d_context, d_qkv, lanes);
+    return;
+  }
+  HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh)
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
@@ -195,6 +414,8 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
 
 template size_t head_scratch_size<float>(const AttentionShape&);
 template size_t head_scratch_size<double>(const AttentionShape&);
+template bool heads_in_lanes<float>(const AttentionShape&);
+template bool heads_in_lanes<double>(const AttentionShape&);
 template void heads_forward<float>(const AttentionShape&, float, const float*, float*, float*,
                                    float*);
 template void heads_forward<double>(const AttentionShape&, double, const double*, double*, double*,

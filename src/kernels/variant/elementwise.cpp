@@ -19,7 +19,7 @@ bool parallel_for(size_t work) {
 
 template <typename T>
 void exp_shifted(const T* in, T shift, T* out, int count) {
-  for (int i = 0; i < count; ++i) out[i] = exp_fast(static_cast<T>(in[i] - shift));
+  exp_shifted_array(in, shift, out, count);
 }
 
 template <typename T>

@@ -33,4 +33,42 @@ inline double exp_fast(double x) {
   return __builtin_exp(x);
 }
 
+// exp_fast on a whole register, operation for operation the scalar one (GCC does
+// not vectorise the scalar function's float-to-int bit trick by itself).
+inline Vector<float> exp_fast(Vector<float> x) {
+  typedef int32_t Integers __attribute__((vector_size(ATTNRANK_VECTOR_BYTES)));
+  x = x < -87.0f ? Vector<float>{} - 87.0f : x;
+  x = x > 88.0f ? Vector<float>{} + 88.0f : x;
+  const Vector<float> y = x * 1.44269504088896341f + 0.5f;
+  Vector<float> n = __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
+  n = n > y ? n - 1.0f : n;  // floor: truncation rounds negative values up
+  Vector<float> r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const Vector<float> r2 = r * r;
+  Vector<float> p = Vector<float>{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const Integers bits = (__builtin_convertvector(n, Integers) + 127) << 23;
+  return p * (Vector<float>)bits;  // a vector cast reinterprets the bits
+}
+
+inline Vector<double> exp_fast(Vector<double> x) {
+  for (int i = 0; i < kLanes<double>; ++i) x[i] = __builtin_exp(x[i]);
+  return x;
+}
+
+// out[i] = exp_fast(in[i] - shift), whole registers then a scalar tail (in may
+// equal out).
+template <typename T>
+inline void exp_shifted_array(const T* in, T shift, T* out, int count) {
+  constexpr int kL = kLanes<T>;
+  int i = 0;
+  for (; i + kL <= count; i += kL) store_vector(out + i, exp_fast(load_vector(in + i) - shift));
+  for (; i < count; ++i) out[i] = exp_fast(static_cast<T>(in[i] - shift));
+}
+
 }  // namespace attnrank::kernels::ATTNRANK_VARIANT

@@ -12,6 +12,7 @@ const KernelTable<T>& table() {
       ATTNRANK_STRINGIFY(ATTNRANK_VARIANT),
       kLanes<T>,
       &head_scratch_size<T>,
+      &heads_in_lanes<T>,
       &heads_forward<T>,
       &heads_backward<T>,
       &exp_shifted<T>,

@@ -12,6 +12,8 @@ namespace attnrank::kernels::ATTNRANK_VARIANT {
 template <typename T>
 size_t head_scratch_size(const AttentionShape& shape);
 template <typename T>
+bool heads_in_lanes(const AttentionShape& shape);
+template <typename T>
 void heads_forward(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,
                    T* scratch);
 template <typename T>

@@ -145,7 +145,8 @@ std::vector<KeySpec> build_specs() {
      IntegerValue<uint64_t>{[](RunConfig& c) -> uint64_t& { return c.train.seed; }},
      kUnbounded, "seed of initialisation and data (non-negative 64-bit integer)"},
     {"train", "threads", IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.threads; }},
-     kNonNegative, "worker threads; 0: all cores (one for steps under 20 MFLOP)"},
+     kNonNegative, "worker threads; 0: every CPU this process may use (its affinity mask, capped by a "
+     "cgroup CPU quota; one thread for steps under 20 MFLOP)"},
     {"train", "eval_batches",
      IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.eval_batches; }},
      kAtLeastOne, "test batches for the final test MSE"},

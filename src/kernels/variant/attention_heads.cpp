@@ -22,18 +22,6 @@ HeadOffsets head_offsets(const AttentionShape& s, int module, int head) {
           (module * s.heads + head) * s.value_rank};
 }
 
-int visible_keys(const AttentionShape& s, int query) {
-  switch (s.mask) {
-    case AttentionMask::kFull:
-      return s.tokens;
-    case AttentionMask::kPrefix:
-      return s.key_limit;
-    case AttentionMask::kCausal:
-      return query + 1;
-  }
-  return s.tokens;
-}
-
 // One thread's buffers for one head, carved out of its scratch block.
 template <typename T>
 struct HeadBuffers {
@@ -85,7 +73,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
   // Scores S = (Q/sqrt(r)) K^T, then row softmax over the visible keys.
   small_gemm(n, r, w.n_p, w.q, r, w.k_t, w.n_p, w.p, w.n_p);
   for (int i = 0; i < n; ++i) {
-    const int keys = visible_keys(s, i);
+    const int keys = s.visible_keys(i);
     T* row = w.p + i * w.n_p;
     T max_score = row[0];
     int argmax = 0;
@@ -138,7 +126,7 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   // dP = dC V^T, then dS = P (dP - rowsum(P dP)) / sqrt(r).
   small_gemm(n, rv, w.n_p, w.d_context, w.rv_p, w.v_t, w.n_p, w.d_s, w.n_p);
   for (int i = 0; i < n; ++i) {
-    const int keys = visible_keys(s, i);
+    const int keys = s.visible_keys(i);
     const T* p_row = w.p + i * w.n_p;
     T* ds = w.d_s + i * w.n_p;
     T weighted = 0;
@@ -239,7 +227,7 @@ void lanes_forward(const AttentionShape& s, int first, int count, T scale, const
   gather_columns(rows_qkv, stride, at.key, n, r, T(1), w.k);
   gather_columns(rows_qkv, stride, at.value, n, rv, T(1), w.v);
   for (int i = 0; i < n; ++i) {
-    const int keys = visible_keys(s, i);
+    const int keys = s.visible_keys(i);
     T* p_row = w.p + i * n * kL;
     // Scores of query i against every visible key, all lanes at once.
     Vector<T> top = {};
@@ -306,7 +294,7 @@ void lanes_backward(const AttentionShape& s, int first, int count, T scale, cons
   for (int index = 0; index < n * r * kL; ++index) w.d_k[index] = T(0);
   for (int index = 0; index < n * rv * kL; ++index) w.d_v[index] = T(0);
   for (int i = 0; i < n; ++i) {
-    const int keys = visible_keys(s, i);
+    const int keys = s.visible_keys(i);
     const T* p_row = w.p + i * n * kL;
     const T* dc = w.d_context + i * rv * kL;
     // dP[j] = dC[i] . V[j]; weighted = sum_j P[j] dP[j].

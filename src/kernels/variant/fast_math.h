@@ -8,25 +8,29 @@
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
-// exp(x) for float with Cephes' expf polynomial (about 2 ulp); plain code the
-// compiler vectorises, unlike a call to expf. Inputs below -87 give ~1e-38, not 0.
-inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
+// Cephes' expf polynomial: e^r for |r| <= ln(2)/2, on a float or a whole register.
+template <typename V>
+inline V exp_reduced(V r) {
+  const V r2 = r * r;
+  V p = V{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
+  return p * r2 + r + 1.0f;
+}
+
+// exp(x) for float (about 2 ulp): x = n ln 2 + r, e^x = 2^n e^r, with 2^n built
+// from its bits. Inputs below -87 give ~1e-38, not 0.
+inline float exp_fast(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return exp_reduced(r) * scale;
 }
 
 inline double exp_fast(double x) {
@@ -42,18 +46,9 @@ inline Vector<float> exp_fast(Vector<float> x) {
   const Vector<float> y = x * 1.44269504088896341f + 0.5f;
   Vector<float> n = __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
   n = n > y ? n - 1.0f : n;  // floor: truncation rounds negative values up
-  Vector<float> r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const Vector<float> r2 = r * r;
-  Vector<float> p = Vector<float>{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
+  const Vector<float> r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   const Integers bits = (__builtin_convertvector(n, Integers) + 127) << 23;
-  return p * (Vector<float>)bits;  // a vector cast reinterprets the bits
+  return exp_reduced(r) * (Vector<float>)bits;  // a vector cast reinterprets the bits
 }
 
 inline Vector<double> exp_fast(Vector<double> x) {

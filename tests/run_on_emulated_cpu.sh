@@ -14,6 +14,10 @@ info=$(run "$binary" info)
 grep -qx "kernels: $expected" <<<"$info" || { echo "expected kernels: $expected, got:"; echo "$info"; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# The test programs write fixed names under the temporary directory: a directory
+# of this run's own keeps them apart from the same programs run natively (or on
+# the other CPU model) at the same time.
+export TMPDIR=$out
 run "$binary" train --config "$config" train.threads=1 --quiet --out "$out/run"
 grep -q "\"kernel_isa\": \"$expected\"" "$out/run/summary.json" || { cat "$out/run/summary.json"; exit 1; }
 for program in "$@"; do

@@ -37,7 +37,8 @@ TEST(BuildInfoCli, InfoNamesEveryField) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   for (const char* key : {"version: ", "commit: ", "compiler: ", "build: ", "cpu: ", "kernels: ",
                           "kernel variants: ", "blas: OpenBLAS", "blas threads: ", "threads: "})
-    EXPECT_NE(("\n" + result.out).find(std::string("\n") + key), std::string::npos) << key << result.out;
+    EXPECT_NE(("\n" + result.out).find(std::string("\n") + key), std::string::npos)
+        << key << result.out;
   EXPECT_NE(result.out.find("kernels: " + attnrank::kernels::active_isa() + "\n"),
             std::string::npos)
       << result.out;
@@ -96,8 +97,9 @@ TEST(BuildInfoCli, EveryVariantTrainsReproduciblyAndAgreesToRounding) {
         // 200 steps of float training: rounding differences grow, but stay small.
         EXPECT_NEAR(mse, reference_mse, 1e-3 * std::max(1.0, reference_mse)) << isa;
       } else {
-        EXPECT_EQ(metrics, first_metrics) << isa << ": same ISA, seed and threads must be "
-                                                    "bit-identical";
+        EXPECT_EQ(metrics, first_metrics) << isa
+                                          << ": same ISA, seed and threads must be "
+                                             "bit-identical";
       }
       fs::remove_all(dir);
     }

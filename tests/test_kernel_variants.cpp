@@ -133,8 +133,8 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
   if (s.kind == AttentionKind::kHardmax) return;
   std::vector<T> d_qkv(want.d_qkv.size(), T(7));
   std::fill(scratch.begin(), scratch.end(), T(0));
-  kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(),
-                        d_context.data(), d_qkv.data(), scratch.data());
+  kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(), d_context.data(),
+                        d_qkv.data(), scratch.data());
   EXPECT_LT(max_relative_error(d_qkv, want.d_qkv), tolerance<T>() * 4);
 }
 
@@ -213,7 +213,8 @@ void check_elementwise(const KernelTable<T>& kernel) {
       double squares = 0, dot = 0;
       for (int i = 0; i < width; ++i) squares += double(x[row * width + i]) * x[row * width + i];
       const double norm = std::sqrt(squares);
-      for (int i = 0; i < width; ++i) dot += double(dy[row * width + i]) * x[row * width + i] / norm;
+      for (int i = 0; i < width; ++i)
+        dot += double(dy[row * width + i]) * x[row * width + i] / norm;
       want_dots[row] = dot;
       for (int i = 0; i < width; ++i) {
         const double u = x[row * width + i] / norm;
@@ -259,7 +260,7 @@ void check_elementwise(const KernelTable<T>& kernel) {
     EXPECT_LT(max_relative_error(dweight, want_dw), tolerance<T>());
     EXPECT_LT(max_relative_error(dbias, want_db), tolerance<T>());
   }
-  {  // column sums, ReLU and its backward
+  {                        // column sums, ReLU and its backward
     const int cols = 150;  // more than one block of 64 columns
     const auto matrix = random_values<T>(size_t(rows) * cols, 6);
     std::vector<T> sums(cols);

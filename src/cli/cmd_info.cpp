@@ -19,12 +19,16 @@ void add_info_command(CLI::App& app) {
   cmd->callback([json] {
     if (*json) {
       const BuildInfo info = build_info();
-      const nlohmann::ordered_json object = {
-          {"version", info.version},   {"commit", info.commit},
-          {"compiler", info.compiler}, {"build", info.build},
-          {"cpu", info.cpu},           {"kernels", info.isa},
-          {"kernel_variants", info.variants}, {"blas", info.blas},
-          {"blas_threads", info.blas_threads}, {"threads", info.threads}};
+      const nlohmann::ordered_json object = {{"version", info.version},
+                                             {"commit", info.commit},
+                                             {"compiler", info.compiler},
+                                             {"build", info.build},
+                                             {"cpu", info.cpu},
+                                             {"kernels", info.isa},
+                                             {"kernel_variants", info.variants},
+                                             {"blas", info.blas},
+                                             {"blas_threads", info.blas_threads},
+                                             {"threads", info.threads}};
       fmt::print("{}\n", object.dump(2));
     } else {
       for (const auto& line : build_info_lines()) fmt::print("{}\n", line);

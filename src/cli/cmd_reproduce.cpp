@@ -72,7 +72,8 @@ void add_reproduce_command(CLI::App& app) {
   cmd->add_option("--db", args->database, "Results database (default: OUT/results.db)");
   cmd->add_option("--jobs,-j", args->jobs,
                   "Runs at a time (default: one per core at small scale, 1 at paper scale)");
-  cmd->add_option("--threads", args->threads, "Threads shared by the jobs (0: every CPU this process may use)");
+  cmd->add_option("--threads", args->threads,
+                  "Threads shared by the jobs (0: every CPU this process may use)");
   cmd->add_flag("--no-train", args->no_train,
                 "Only draw from the database (e.g. merged cluster shards); train nothing");
   cmd->add_option("--presets", args->presets_dir, "Directory of the presets (configs/reproduce)");

@@ -56,7 +56,8 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--jobs,-j", args->run.jobs, "Runs at a time, each in its own process")
       ->capture_default_str();
   cmd->add_option("--threads", args->run.threads,
-                  "Threads shared by the jobs (0: every CPU this process may use); each run gets threads/jobs")
+                  "Threads shared by the jobs (0: every CPU this process may use); each run gets "
+                  "threads/jobs")
       ->capture_default_str();
   cmd->add_option("--shard", args->run.shard,
                   "Run only slice i of n (0-based i/n, e.g. $SLURM_ARRAY_TASK_ID/16)")

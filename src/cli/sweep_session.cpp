@@ -83,7 +83,8 @@ std::string self_executable() {
 SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,
                                const std::string& database, const SweepRunArgs& args) {
   if (args.jobs < 1) throw ConfigError("--jobs: must be at least 1");
-  if (args.threads < 0) throw ConfigError("--threads: must be at least 0 (0: every CPU this process may use)");
+  if (args.threads < 0)
+    throw ConfigError("--threads: must be at least 0 (0: every CPU this process may use)");
   SweepOptions options;
   options.jobs = args.jobs;
   options.threads = args.threads;

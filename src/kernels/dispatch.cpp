@@ -8,10 +8,10 @@
 #include "kernels/kernels.h"
 
 // The variants CMake compiled into this library (ATTNRANK_KERNEL_<ISA> defined).
-#define ATTNRANK_DECLARE_VARIANT(name)       \
-  namespace attnrank::kernels::name {        \
-  template <typename T>                      \
-  const KernelTable<T>& table();             \
+#define ATTNRANK_DECLARE_VARIANT(name) \
+  namespace attnrank::kernels::name {  \
+  template <typename T>                \
+  const KernelTable<T>& table();       \
   }
 #ifdef ATTNRANK_KERNEL_AVX512
 ATTNRANK_DECLARE_VARIANT(avx512)
@@ -49,23 +49,20 @@ std::vector<Variant<T>> all_variants() {
 #ifdef ATTNRANK_KERNEL_AVX512
   // x86-64-v4: AVX-512 F, BW, CD, DQ and VL (libgcc also checks that the OS saves
   // the zmm state).
-  variants.push_back({&avx512::table<T>(), __builtin_cpu_supports("avx512f") &&
-                                               __builtin_cpu_supports("avx512bw") &&
-                                               __builtin_cpu_supports("avx512cd") &&
-                                               __builtin_cpu_supports("avx512dq") &&
-                                               __builtin_cpu_supports("avx512vl") &&
-                                               __builtin_cpu_supports("avx2") &&
-                                               __builtin_cpu_supports("fma")});
+  variants.push_back({&avx512::table<T>(),
+                      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512cd") &&
+                          __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+                          __builtin_cpu_supports("fma")});
 #endif
 #ifdef ATTNRANK_KERNEL_AVX2
   // x86-64-v3: AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE.
-  variants.push_back({&avx2::table<T>(), __builtin_cpu_supports("avx2") &&
-                                             __builtin_cpu_supports("fma") &&
-                                             __builtin_cpu_supports("bmi") &&
-                                             __builtin_cpu_supports("bmi2") &&
-                                             __builtin_cpu_supports("f16c") &&
-                                             __builtin_cpu_supports("abm") &&
-                                             __builtin_cpu_supports("movbe")});
+  variants.push_back(
+      {&avx2::table<T>(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                              __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                              __builtin_cpu_supports("f16c") && __builtin_cpu_supports("abm") &&
+                              __builtin_cpu_supports("movbe")});
 #endif
 #ifdef ATTNRANK_KERNEL_SSE2
   variants.push_back({&sse2::table<T>(), true});  // the x86-64 baseline
@@ -129,7 +126,8 @@ std::vector<const KernelTable<T>*> runnable_variants() {
 
 std::vector<VariantInfo> built_variants() {
   std::vector<VariantInfo> info;
-  for (const auto& variant : all_variants<float>()) info.push_back({variant.table->isa, variant.runnable});
+  for (const auto& variant : all_variants<float>())
+    info.push_back({variant.table->isa, variant.runnable});
   return info;
 }
 

@@ -23,7 +23,8 @@ std::string cpu_model() {
     for (const char* key : {"model name", "Model name", "Hardware"})
       if (line.rfind(key, 0) == 0) {
         const auto colon = line.find(':');
-        if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+        if (colon != std::string::npos)
+          return line.substr(line.find_first_not_of(" \t", colon + 1));
       }
   return "unknown";
 }

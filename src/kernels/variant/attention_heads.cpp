@@ -1,10 +1,9 @@
 // The per-head products of attention for one sample: scores, softmax, context and
 // their gradients, with every buffer padded to whole vector registers (columns
 // beyond the real width are zero), so every product is a small_gemm.
-#include "kernels/variant/variant_kernels.h"
-
 #include "kernels/variant/fast_math.h"
 #include "kernels/variant/small_gemm.h"
+#include "kernels/variant/variant_kernels.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
@@ -241,9 +240,9 @@ void lanes_forward(const AttentionShape& s, int first, int count, T scale, const
     if (s.kind == AttentionKind::kHardmax) {
       Vector<T> found = {};  // one-hot on the first maximum of each lane
       for (int j = 0; j < keys; ++j) {
-        const Vector<T> hit =
-            ((load_vector(p_row + j * kL) == top) & (found == T(0))) ? Vector<T>{} + T(1)
-                                                                      : Vector<T>{};
+        const Vector<T> hit = ((load_vector(p_row + j * kL) == top) & (found == T(0)))
+                                  ? Vector<T>{} + T(1)
+                                  : Vector<T>{};
         found += hit;
         store_vector(p_row + j * kL, hit);
       }
@@ -255,7 +254,8 @@ void lanes_forward(const AttentionShape& s, int first, int count, T scale, const
         sum += e;
       }
       const Vector<T> inv = T(1) / sum;
-      for (int j = 0; j < keys; ++j) store_vector(p_row + j * kL, load_vector(p_row + j * kL) * inv);
+      for (int j = 0; j < keys; ++j)
+        store_vector(p_row + j * kL, load_vector(p_row + j * kL) * inv);
     }
     for (int j = keys; j < n; ++j) store_vector(p_row + j * kL, Vector<T>{});
     // Context of query i: sum_j P[j] V[j][e].
@@ -390,8 +390,8 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   if (use_lanes<T>(s)) {
     LaneBuffers<T> lanes(s, scratch);
     for (int first = 0; first < heads_total; first += kLanes<T>)
-      lanes_backward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs,
-                     d_context, d_qkv, lanes);
+      lanes_backward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs, d_context,
+                     d_qkv, lanes);
     return;
   }
   HeadBuffers<T> w(s, scratch);

@@ -176,19 +176,19 @@ void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned cha
   }
 }
 
-#define ATTNRANK_INSTANTIATE_ELEMENTWISE(T)                                                      \
-  template void exp_shifted<T>(const T*, T, T*, int);                                            \
-  template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                           \
-  template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);      \
-  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);       \
+#define ATTNRANK_INSTANTIATE_ELEMENTWISE(T)                                                       \
+  template void exp_shifted<T>(const T*, T, T*, int);                                             \
+  template void sphere_norm_forward<T>(const T*, T, T*, T*, int, int);                            \
+  template void sphere_norm_backward<T>(const T*, const T*, T, const T*, T*, T*, int, int);       \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int, int);        \
   template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, int, \
-                                       int);                                                     \
+                                       int);                                                      \
   template void layer_norm_parameter_gradients<T>(const T*, const T*, const T*, const T*, T*, T*, \
-                                                  int, int);                                     \
-  template void column_sums<T>(const T*, int, int, T*);                                          \
-  template void bias_relu<T>(T*, const T*, int, int);                                            \
-  template void relu_backward<T>(T*, const T*, T*, int, int);                                    \
-  template void adamw_update<T>(size_t, T*, const T*, T*, T*, const unsigned char*,              \
+                                                  int, int);                                      \
+  template void column_sums<T>(const T*, int, int, T*);                                           \
+  template void bias_relu<T>(T*, const T*, int, int);                                             \
+  template void relu_backward<T>(T*, const T*, T*, int, int);                                     \
+  template void adamw_update<T>(size_t, T*, const T*, T*, T*, const unsigned char*,               \
                                 const AdamWStep<T>&);
 ATTNRANK_INSTANTIATE_ELEMENTWISE(float)
 ATTNRANK_INSTANTIATE_ELEMENTWISE(double)

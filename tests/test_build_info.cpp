@@ -2,6 +2,7 @@
 // the binary; training under every runnable kernel variant (bit-identical reruns
 // per ISA, rounding-level differences across ISAs).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -104,4 +105,28 @@ TEST(BuildInfoCli, EveryVariantTrainsReproduciblyAndAgreesToRounding) {
       fs::remove_all(dir);
     }
   }
+}
+
+TEST(BuildInfoCli, WriteErrorsOnStandardOutputAreErrors) {
+  for (const char* arguments : {"info", "info --json", "--version", "--help"}) {
+    const std::string command =
+        std::string(ATTNRANK_BINARY) + " " + arguments + " >/dev/full 2>/dev/null";
+    const int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << arguments;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << arguments;
+  }
+}
+
+TEST(BuildInfoCli, ThreadsFollowTheAffinityMask) {
+  const auto result = run_attnrank("info --json");
+  ASSERT_EQ(result.exit_code, 0);
+  // taskset is in util-linux (essential on Debian).
+  const auto pinned = std::system(("taskset -c 0 " + std::string(ATTNRANK_BINARY) +
+                                   " info --json > /tmp/attnrank_pinned_info.json")
+                                      .c_str());
+  ASSERT_EQ(pinned, 0);
+  const auto json = nlohmann::json::parse(slurp("/tmp/attnrank_pinned_info.json"));
+  EXPECT_EQ(json["threads"], 1);
+  EXPECT_EQ(json["blas_threads"], 1);
+  fs::remove("/tmp/attnrank_pinned_info.json");
 }

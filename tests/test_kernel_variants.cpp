@@ -114,14 +114,18 @@ ReferenceHeads reference_heads(const AttentionShape& s, const std::vector<T>& qk
   return out;
 }
 
+// tied: qkv entries in {-1, 0, 1}, so hardmax scores tie often (first maximum wins).
 template <typename T>
-void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned seed) {
+void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned seed,
+                 bool tied = false) {
   SCOPED_TRACE(std::string(kernel.isa) + " N=" + std::to_string(s.tokens) +
                " H=" + std::to_string(s.heads) + " r=" + std::to_string(s.rank) +
                " rv=" + std::to_string(s.value_rank) + " c=" + std::to_string(s.modules) +
                " mask=" + std::to_string(int(s.mask)));
   const int n = s.tokens;
-  const auto qkv = random_values<T>(size_t(n) * s.qkv_width(), seed, -2.0, 2.0);
+  auto qkv = random_values<T>(size_t(n) * s.qkv_width(), seed, -2.0, 2.0);
+  if (tied)
+    for (T& value : qkv) value = std::round(value / 2);
   const auto d_context = random_values<T>(size_t(n) * s.context_width(), seed + 1);
   const ReferenceHeads want = reference_heads(s, qkv, d_context);
   std::vector<T> probs(want.probs.size(), T(7)), context(want.context.size(), T(7));
@@ -176,7 +180,16 @@ void check_all_heads(const KernelTable<T>& kernel) {
     check_heads(kernel, s, ++seed);
     s.mask = AttentionMask::kCausal;
     check_heads(kernel, s, ++seed);
+    s.mask = AttentionMask::kFull;
+    s.kind = AttentionKind::kHardmax;
+    check_heads(kernel, s, ++seed, /*tied=*/true);
   }
+  AttentionShape tied_heads;  // one head at a time, tied scores
+  tied_heads.tokens = 9;
+  tied_heads.rank = 4;  // scale 1/2: tied integer dot products stay exactly tied
+  tied_heads.value_rank = 3;
+  tied_heads.kind = AttentionKind::kHardmax;
+  check_heads(kernel, tied_heads, ++seed, /*tied=*/true);
   AttentionShape published;
   published.tokens = 16;
   published.rank = published.value_rank = 64;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "attnrank/build_info.h"
+#include "attnrank/threading.h"
 #include "cli/commands.h"
 
 namespace attnrank::cli {
@@ -17,6 +18,7 @@ void add_info_command(CLI::App& app) {
       "info", "Print the version, commit, compiler, kernel ISA, BLAS and thread count");
   cmd->add_flag("--json", *json, "One JSON object instead of key: value lines");
   cmd->callback([json] {
+    set_threads(0);  // what a run with train.threads: 0 sets, so "blas threads" is what it uses
     if (*json) {
       const BuildInfo info = build_info();
       const nlohmann::ordered_json object = {{"version", info.version},

@@ -2,11 +2,28 @@
 
 #include <CLI/CLI.hpp>
 #include <exception>
+#include <iostream>
 
 #include "attnrank/build_info.h"
 #include "attnrank/error.h"
+#include "attnrank/threading.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
+
+namespace {
+
+// --help and --version print through std::cout: a failed write (a full disk,
+// /dev/full) is an error, not exit 0.
+int checked_output(int code) {
+  std::cout.flush();
+  if (!std::cout) {
+    fmt::print(stderr, "attnrank: error: writing to standard output failed\n");
+    return 1;
+  }
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"attnrank: train, measure and reason about attention layers of free rank"};
@@ -19,6 +36,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   app.set_version_flag("--version", [] {
+    attnrank::set_threads(0);  // so "blas threads" is what a run uses
     std::string text = attnrank::version_line();
     for (const auto& line : attnrank::build_info_lines()) text += "\n" + line;
     return text;
@@ -35,11 +53,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return checked_output(app.exit(e));
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return checked_output(app.exit(e));
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return checked_output(app.exit(e));
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -23,10 +24,10 @@ int affinity_cpus() {
   return CPU_COUNT(&set);
 }
 
-// A cgroup v2 CPU quota ("200000 100000" in cpu.max: 2 CPUs' worth), rounded up;
-// 0 when there is none (docker --cpus, Kubernetes limits, systemd CPUQuota).
-int cgroup_quota_cpus() {
-  std::ifstream file("/sys/fs/cgroup/cpu.max");
+// CPUs' worth of one cgroup v2 cpu.max file ("200000 100000": 2), rounded up; 0
+// when it sets no quota or cannot be read.
+int quota_cpus(const std::string& path) {
+  std::ifstream file(path);
   std::string quota;
   double period = 0;
   if (!(file >> quota >> period) || quota == "max" || period <= 0) return 0;
@@ -36,6 +37,24 @@ int cgroup_quota_cpus() {
   } catch (const std::exception&) {
     return 0;
   }
+}
+
+// The tightest cgroup v2 CPU quota on this process's cgroup and its ancestors
+// (docker --cpus, Kubernetes limits, systemd CPUQuota), in CPUs; 0 when none.
+// cgroup v1 (cpu.cfs_quota_us) is not read.
+int cgroup_quota_cpus() {
+  std::ifstream self("/proc/self/cgroup");
+  std::string line, path = "/";
+  while (std::getline(self, line))
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  int tightest = 0;
+  for (std::filesystem::path dir = std::filesystem::path("/sys/fs/cgroup") / path.substr(1);;
+       dir = dir.parent_path()) {
+    const int cpus = quota_cpus((dir / "cpu.max").string());
+    if (cpus > 0 && (tightest == 0 || cpus < tightest)) tightest = cpus;
+    if (dir == "/sys/fs/cgroup" || dir == dir.parent_path()) break;
+  }
+  return tightest;
 }
 
 }  // namespace

@@ -39,30 +39,35 @@ struct Variant {
   bool runnable;
 };
 
+#if defined(__x86_64__) || defined(__i386__)
+// x86-64-v3: AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE and the v2 features beneath.
+bool cpu_has_x86_64_v3() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("sse4.2") &&
+         __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
+         __builtin_cpu_supports("abm") && __builtin_cpu_supports("movbe");
+}
+
+// x86-64-v4: v3 plus AVX-512 F, BW, CD, DQ and VL (libgcc also checks that the OS
+// saves the zmm state).
+bool cpu_has_x86_64_v4() {
+  return cpu_has_x86_64_v3() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+#endif
+
 // Best first.
 template <typename T>
 std::vector<Variant<T>> all_variants() {
   std::vector<Variant<T>> variants;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-#endif
 #ifdef ATTNRANK_KERNEL_AVX512
-  // x86-64-v4: AVX-512 F, BW, CD, DQ and VL (libgcc also checks that the OS saves
-  // the zmm state).
-  variants.push_back({&avx512::table<T>(),
-                      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512cd") &&
-                          __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-                          __builtin_cpu_supports("fma")});
+  variants.push_back({&avx512::table<T>(), cpu_has_x86_64_v4()});
 #endif
 #ifdef ATTNRANK_KERNEL_AVX2
-  // x86-64-v3: AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE.
-  variants.push_back(
-      {&avx2::table<T>(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                              __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-                              __builtin_cpu_supports("f16c") && __builtin_cpu_supports("abm") &&
-                              __builtin_cpu_supports("movbe")});
+  variants.push_back({&avx2::table<T>(), cpu_has_x86_64_v3()});
 #endif
 #ifdef ATTNRANK_KERNEL_SSE2
   variants.push_back({&sse2::table<T>(), true});  // the x86-64 baseline

@@ -15,6 +15,14 @@ bool parallel_for(size_t work) {
   return work >= kParallelWork;
 }
 
+// The builtins, not std::sqrt: no inline function from a std header (see variant.h).
+float square_root(float x) {
+  return __builtin_sqrtf(x);
+}
+double square_root(double x) {
+  return __builtin_sqrt(x);
+}
+
 }  // namespace
 
 template <typename T>
@@ -30,7 +38,7 @@ void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int w
     T* out = y + static_cast<size_t>(row) * width;
     T squares = 0;
     for (int i = 0; i < width; ++i) squares += in[i] * in[i];
-    const T inv = T(1) / std::sqrt(squares);
+    const T inv = T(1) / square_root(squares);
     inv_norm[row] = inv;
     const T factor = scale * inv;
     for (int i = 0; i < width; ++i) out[i] = in[i] * factor;
@@ -70,7 +78,7 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
     T var = 0;
     for (int i = 0; i < width; ++i) var += (in[i] - mu) * (in[i] - mu);
     var /= width;
-    const T rs = T(1) / std::sqrt(var + kEps);
+    const T rs = T(1) / square_root(var + kEps);
     mean[row] = mu;
     rstd[row] = rs;
     for (int i = 0; i < width; ++i) out[i] = (in[i] - mu) * rs * weight[i] + bias[i];
@@ -171,7 +179,7 @@ void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned cha
     if (decay[i]) p[i] *= c.decay_factor;
     m[i] = c.beta1 * m[i] + (T(1) - c.beta1) * g[i];
     v[i] = c.beta2 * v[i] + (T(1) - c.beta2) * g[i] * g[i];
-    const T denom = std::sqrt(v[i]) * c.inv_bias2_sqrt + c.eps;
+    const T denom = square_root(v[i]) * c.inv_bias2_sqrt + c.eps;
     p[i] -= c.step_size * m[i] / denom;
   }
 }

@@ -1,6 +1,7 @@
 // Picks the kernel variant once: the best one this CPU runs, or the one that
 // ATTNRANK_ISA names (to compare variants on one machine, or to rule one out).
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

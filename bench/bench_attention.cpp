@@ -6,9 +6,9 @@
 
 #include <vector>
 
-#include "attnrank/attention.h"
-#include "attnrank/rng.h"
-#include "attnrank/threading.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/nn/attention.h"
 
 using namespace attnrank;
 

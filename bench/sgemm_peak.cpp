@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "attnrank/threading.h"
+#include "attnrank/core/threading.h"
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 0;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/rng.h"
+#include "attnrank/core/rng.h"
 
 namespace attnrank::testing {
 

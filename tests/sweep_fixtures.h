@@ -11,7 +11,8 @@
 #include <iomanip>
 #include <string>
 
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank::testing {
 

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "attnrank/kernels/kernels.h"
 #include "cli_runner.h"
-#include "kernels/kernels.h"
 #include "test_files.h"
 
 using attnrank::testing::run_attnrank;

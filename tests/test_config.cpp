@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/config.h"
-#include "attnrank/error.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 namespace {

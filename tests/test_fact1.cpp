@@ -3,7 +3,7 @@
 // lives in the theory module (fact1_mse); here: the error falls monotonically to ~0.
 #include <gtest/gtest.h>
 
-#include "attnrank/theory_fact1.h"
+#include "attnrank/theory/fact1.h"
 
 using namespace attnrank;
 

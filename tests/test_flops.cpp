@@ -1,7 +1,7 @@
 // The FLOP counter against a hand count.
 #include <gtest/gtest.h>
 
-#include "attnrank/model.h"
+#include "attnrank/nn/model.h"
 
 using namespace attnrank;
 

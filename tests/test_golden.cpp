@@ -11,11 +11,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "attnrank/layers.h"
-#include "attnrank/model.h"
-#include "attnrank/optimizer.h"
-#include "attnrank/safetensors.h"
-#include "attnrank/tasks.h"
+#include "attnrank/core/safetensors.h"
+#include "attnrank/nn/layers.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/optimizer.h"
 
 using namespace attnrank;
 namespace fs = std::filesystem;
@@ -87,7 +88,7 @@ GoldenCase read_case(const SafeTensorFile& file) {
   task_config.points = task.at("points");
   task_config.queries = task.value("queries", 1);
   const PointTask point_task(task_config, c.model.dim);
-  c.sequence = point_task.sequence();
+  c.sequence = point_sequence(point_task);
   c.loss = "squared_error";
   c.loss_begin = point_task.loss_begin();
   c.loss_end = point_task.loss_end();

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "attnrank/attention.h"
-#include "attnrank/layers.h"
+#include "attnrank/nn/attention.h"
+#include "attnrank/nn/layers.h"
 #include "gradcheck.h"
 
 using namespace attnrank;

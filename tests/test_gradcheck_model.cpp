@@ -2,7 +2,7 @@
 // (H, r, r_v, c, L, norm, positional, residual, mask) settings, including r != d/H.
 #include <gtest/gtest.h>
 
-#include "attnrank/model.h"
+#include "attnrank/nn/model.h"
 #include "gradcheck.h"
 
 using namespace attnrank;

@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/error.h"
-#include "attnrank/icl_linear.h"
-#include "attnrank/threading.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/tasks/icl_linear.h"
 #include "gradcheck.h"
-#include "theory/eigen_dense.h"
 
 using namespace attnrank;
 

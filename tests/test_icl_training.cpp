@@ -9,20 +9,20 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/config.h"
-#include "attnrank/objective.h"
-#include "attnrank/train.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/train.h"
 
 using namespace attnrank;
 namespace fs = std::filesystem;
 
 TEST(IclTraining, LearnsToUseTheContextAndWritesTheCurve) {
-  const RunConfig config = parse_config(
-      "", {"task.name=icl-linear", "task.features=5", "task.examples=10", "model.dim=32",
-           "model.heads=4", "model.layers=2", "model.ffn=64", "model.norm=layer",
-           "model.norm_first=true", "model.positional=additive", "train.batch=64",
-           "train.steps=800", "train.lr=0.003", "train.warmup=0.1", "train.threads=1",
-           "train.eval_batches=16"});
+  const RunConfig config =
+      parse_config("", {"task.name=icl-linear", "task.features=5", "task.examples=10",
+                        "model.dim=32", "model.heads=4", "model.layers=2", "model.ffn=64",
+                        "model.norm=layer", "model.norm_first=true", "model.positional=additive",
+                        "train.batch=64", "train.steps=800", "train.lr=0.003", "train.warmup=0.1",
+                        "train.threads=1", "train.eval_batches=16"});
   const fs::path dir = fs::temp_directory_path() / "attnrank_icl_training";
   fs::remove_all(dir);
   const TrainSummary summary = train(config, dir.string(), TrainOptions{});

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/kernels.h"
+#include "attnrank/kernels/kernels.h"
 
 using namespace attnrank;
 using attnrank::kernels::KernelTable;

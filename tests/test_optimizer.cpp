@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "attnrank/optimizer.h"
+#include "attnrank/train/optimizer.h"
 
 using namespace attnrank;
 

@@ -3,7 +3,7 @@
 
 #include <sstream>
 
-#include "attnrank/progress.h"
+#include "attnrank/core/progress.h"
 
 using namespace attnrank;
 

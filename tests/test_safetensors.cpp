@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/error.h"
-#include "attnrank/safetensors.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/safetensors.h"
 
 namespace attnrank {
 namespace {

@@ -10,9 +10,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "attnrank/aggregate.h"
-#include "attnrank/error.h"
-#include "attnrank/reproduce.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/aggregate.h"
+#include "attnrank/experiment/reproduce.h"
 #include "sweep_fixtures.h"
 
 using namespace attnrank;

@@ -20,8 +20,9 @@
 #include <sstream>
 #include <thread>
 
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
 #include "cli_runner.h"
 #include "sweep_fixtures.h"
 
@@ -551,4 +552,18 @@ TEST(SweepCli, ReproduceTextPresetOnTheParameterAxis) {
                    " --group-by model.head_size,model.dim --metric test_bits_per_char");
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("test_bits_per_char"), std::string::npos) << table.out;
+}
+
+// A results database written by the engine before the layering refactor (every
+// closed config choice: norms, positions, head sizes, tasks, distributions) resumes
+// today with nothing retrained: run identities and the schema did not move.
+TEST(SweepCli, DatabaseFromBeforeTheRefactorResumes) {
+  const fs::path dir = fresh_dir("layout_v1");
+  const fs::path data = fs::path(ATTNRANK_SOURCE_DIR) / "tests" / "data";
+  fs::copy_file(data / "layout_v1_results.db", dir / "results.db");
+  const auto result = run_attnrank("sweep " + (data / "layout_v1_sweep.yaml").string() + " --db " +
+                                   (dir / "results.db").string() + " --jobs 1");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("72 runs: 72 finished before, 0 trained now"), std::string::npos)
+      << result.out;
 }

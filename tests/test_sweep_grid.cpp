@@ -6,9 +6,10 @@
 #include <filesystem>
 #include <set>
 
-#include "attnrank/error.h"
-#include "attnrank/reproduce.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/reproduce.h"
+#include "attnrank/experiment/sweep.h"
 #include "sweep_fixtures.h"
 
 using namespace attnrank;

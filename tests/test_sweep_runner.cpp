@@ -14,9 +14,9 @@
 #include <set>
 #include <thread>
 
-#include "attnrank/error.h"
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
 #include "experiment/sweep_progress.h"
 #include "sweep_fixtures.h"
 

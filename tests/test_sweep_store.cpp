@@ -9,9 +9,10 @@
 #include <fstream>
 #include <map>
 
-#include "attnrank/error.h"
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
 #include "sweep_fixtures.h"
 
 using namespace attnrank;

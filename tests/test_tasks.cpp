@@ -3,9 +3,10 @@
 
 #include <cmath>
 
-#include "attnrank/error.h"
-#include "attnrank/tasks.h"
-#include "attnrank/threading.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/train/objective.h"
 #include "gradcheck.h"
 
 using namespace attnrank;
@@ -79,7 +80,7 @@ TEST(PointTask, NearestScoresOnlyQueriesAndMasksKeys) {
   EXPECT_EQ(task.tokens(), points + queries);
   EXPECT_EQ(task.loss_begin(), points);
   EXPECT_EQ(task.loss_end(), points + queries);
-  const SequenceSpec spec = task.sequence();
+  const SequenceSpec spec = point_sequence(task);
   EXPECT_EQ(spec.mask, AttentionMask::kPrefix);
   EXPECT_EQ(spec.key_limit, points);
   std::vector<float> in(batch * task.tokens() * d), targets(in.size());

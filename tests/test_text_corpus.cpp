@@ -13,11 +13,11 @@
 #include <set>
 #include <unordered_map>
 
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "attnrank/text_corpus.h"
-#include "attnrank/text_task.h"
-#include "attnrank/threading.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/tasks/text_corpus.h"
+#include "attnrank/tasks/text_task.h"
 
 using namespace attnrank;
 namespace fs = std::filesystem;

@@ -10,10 +10,10 @@
 #include <numbers>
 #include <sstream>
 
-#include "attnrank/config.h"
-#include "attnrank/error.h"
-#include "attnrank/objective.h"
-#include "attnrank/train.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/train.h"
 #include "test_files.h"
 
 using namespace attnrank;

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "attnrank/theory_bottleneck.h"
+#include "attnrank/theory/bottleneck.h"
 
 using namespace attnrank;
 

@@ -1,7 +1,7 @@
 // Fact 1 through the engine: hard attention is exact for beta > 0, softmax error ~ 1/beta.
 #include <gtest/gtest.h>
 
-#include "attnrank/theory_fact1.h"
+#include "attnrank/theory/fact1.h"
 
 using namespace attnrank;
 

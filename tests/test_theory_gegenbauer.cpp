@@ -9,8 +9,8 @@
 #include <numbers>
 #include <vector>
 
-#include "attnrank/rng.h"
-#include "attnrank/theory_gegenbauer.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/theory/gegenbauer.h"
 
 using namespace attnrank;
 

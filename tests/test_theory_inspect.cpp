@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "attnrank/checkpoint.h"
-#include "attnrank/model.h"
-#include "attnrank/rng.h"
-#include "attnrank/tasks.h"
-#include "attnrank/theory_inspect.h"
-#include "theory/eigen_dense.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/theory/inspect.h"
+#include "attnrank/train/checkpoint.h"
+#include "attnrank/train/objective.h"
 
 using namespace attnrank;
 
@@ -44,7 +46,7 @@ size_t key_row(const ModelConfig& c, int module, int head) {
 TEST(Inspect, MatchesBruteForceAndHandBuiltHeads) {
   const RunConfig config = small_config();
   const PointTask task(config.task, config.model.dim);
-  Transformer<float> model(config.model, task.sequence());
+  Transformer<float> model(config.model, point_sequence(task));
   model.initialize(3);
   const ModelConfig& c = model.config();
   const int width = c.width();
@@ -104,7 +106,7 @@ TEST(Inspect, ReadsASavedCheckpoint) {
   RunConfig config = small_config();
   resolve_and_validate(config);
   const PointTask task(config.task, config.model.dim);
-  Transformer<float> model(config.model, task.sequence());
+  Transformer<float> model(config.model, point_sequence(task));
   model.initialize(9);
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("attnrank_inspect_" + std::to_string(::getpid())))

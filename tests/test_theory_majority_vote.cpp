@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "attnrank/rng.h"
-#include "attnrank/theory_majority_vote.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/theory/majority_vote.h"
 
 using namespace attnrank;
 

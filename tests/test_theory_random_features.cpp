@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "attnrank/rng.h"
-#include "attnrank/theory_random_features.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/theory/random_features.h"
 
 using namespace attnrank;
 

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "attnrank/error.h"
-#include "attnrank/theory_reports.h"
+#include "attnrank/core/error.h"
+#include "attnrank/theory/reports.h"
 
 using namespace attnrank;
 

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "attnrank/config.h"
-#include "attnrank/objective.h"
-#include "attnrank/train.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/train.h"
 #include "test_files.h"
 
 using namespace attnrank;

@@ -3,9 +3,9 @@
 
 #include <memory>
 
-#include "attnrank/objective.h"
-#include "attnrank/train.h"
-#include "cli/commands.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/train.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

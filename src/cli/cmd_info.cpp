@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "attnrank/build_info.h"
-#include "attnrank/threading.h"
-#include "cli/commands.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/train/build_info.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <memory>
 
-#include "attnrank/theory_inspect.h"
-#include "cli/commands.h"
+#include "attnrank/theory/inspect.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <memory>
 
-#include "attnrank/error.h"
-#include "cli/commands.h"
-#include "cli/sweep_session.h"
+#include "attnrank/core/error.h"
+#include "commands.h"
+#include "sweep_session.h"
 
 namespace attnrank::cli {
 

@@ -7,11 +7,11 @@
 #include <memory>
 #include <set>
 
-#include "attnrank/error.h"
-#include "attnrank/reproduce.h"
-#include "attnrank/threading.h"
-#include "cli/commands.h"
-#include "cli/sweep_session.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/experiment/reproduce.h"
+#include "commands.h"
+#include "sweep_session.h"
 
 namespace attnrank::cli {
 

@@ -5,10 +5,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "attnrank/aggregate.h"
-#include "attnrank/error.h"
-#include "cli/commands.h"
-#include "cli/sweep_session.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/aggregate.h"
+#include "commands.h"
+#include "sweep_session.h"
 
 namespace attnrank::cli {
 

@@ -7,9 +7,9 @@
 #include <memory>
 #include <set>
 
-#include "attnrank/sweep.h"
-#include "cli/commands.h"
-#include "cli/sweep_session.h"
+#include "attnrank/experiment/sweep.h"
+#include "commands.h"
+#include "sweep_session.h"
 
 namespace attnrank::cli {
 

@@ -2,8 +2,8 @@
 #include <iostream>
 #include <memory>
 
-#include "attnrank/theory_reports.h"
-#include "cli/commands.h"
+#include "attnrank/theory/reports.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

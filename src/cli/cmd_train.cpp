@@ -5,9 +5,10 @@
 #include <iostream>
 #include <memory>
 
-#include "attnrank/progress.h"
-#include "attnrank/train.h"
-#include "cli/commands.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/progress.h"
+#include "attnrank/train/train.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

@@ -4,11 +4,11 @@
 #include <exception>
 #include <iostream>
 
-#include "attnrank/build_info.h"
-#include "attnrank/error.h"
-#include "attnrank/threading.h"
-#include "cli/commands.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/kernels/kernels.h"
+#include "attnrank/train/build_info.h"
+#include "commands.h"
 
 namespace {
 

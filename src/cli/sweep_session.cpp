@@ -1,4 +1,4 @@
-#include "cli/sweep_session.h"
+#include "sweep_session.h"
 
 #include <fmt/core.h>
 #include <signal.h>
@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <iostream>
 
-#include "attnrank/error.h"
-#include "attnrank/progress.h"
-#include "cli/commands.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/progress.h"
+#include "commands.h"
 
 namespace attnrank::cli {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank::cli {
 

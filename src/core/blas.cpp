@@ -1,4 +1,4 @@
-#include "attnrank/blas.h"
+#include "attnrank/core/blas.h"
 
 #include <cblas.h>
 

@@ -1,4 +1,4 @@
-#include "attnrank/parameters.h"
+#include "attnrank/core/parameters.h"
 
 #include <stdexcept>
 

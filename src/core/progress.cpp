@@ -1,4 +1,4 @@
-#include "attnrank/progress.h"
+#include "attnrank/core/progress.h"
 
 #include <fmt/core.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "attnrank/rng.h"
+#include "attnrank/core/rng.h"
 
 #include <cmath>
 

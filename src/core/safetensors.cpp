@@ -1,4 +1,4 @@
-#include "attnrank/safetensors.h"
+#include "attnrank/core/safetensors.h"
 
 #include <unistd.h>
 
@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

@@ -1,4 +1,4 @@
-#include "attnrank/threading.h"
+#include "attnrank/core/threading.h"
 
 #include <omp.h>
 #include <sched.h>

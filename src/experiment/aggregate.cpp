@@ -1,5 +1,5 @@
 // Statistics over seeds per configuration, and their table, CSV and JSON forms.
-#include "attnrank/aggregate.h"
+#include "attnrank/experiment/aggregate.h"
 
 #include <fmt/core.h>
 
@@ -8,8 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "attnrank/error.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank {
 

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <map>
 
-#include "attnrank/error.h"
-#include "attnrank/sweep.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank {
 

@@ -6,8 +6,9 @@
 #include <cmath>
 #include <set>
 
-#include "attnrank/error.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank {
 

@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "attnrank/reproduce.h"
+#include "attnrank/experiment/reproduce.h"
 
 namespace attnrank {
 

@@ -8,8 +8,8 @@
 #include <map>
 #include <tuple>
 
-#include "attnrank/aggregate.h"
-#include "attnrank/reproduce.h"
+#include "attnrank/experiment/aggregate.h"
+#include "attnrank/experiment/reproduce.h"
 
 namespace attnrank {
 

@@ -1,5 +1,5 @@
 // The published experiments as presets, and the numbers their figures plot.
-#include "attnrank/reproduce.h"
+#include "attnrank/experiment/reproduce.h"
 
 #include <fmt/core.h>
 
@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "attnrank/aggregate.h"
-#include "attnrank/error.h"
-#include "attnrank/theory_inspect.h"
+#include "attnrank/core/error.h"
+#include "attnrank/experiment/aggregate.h"
+#include "attnrank/theory/inspect.h"
 
 namespace attnrank {
 

@@ -2,7 +2,7 @@
 // transaction per finished run, so a sweep killed with SIGKILL keeps every run it
 // had committed and leaves a readable file. A lock file (flock, released by the
 // kernel when the process dies) keeps a second writer out without ever going stale.
-#include "attnrank/results_store.h"
+#include "attnrank/experiment/results_store.h"
 
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

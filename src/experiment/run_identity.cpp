@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <set>
 
-#include "attnrank/config.h"
-#include "attnrank/sweep.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank {
 

@@ -1,11 +1,11 @@
-#include "experiment/sweep_progress.h"
+#include "sweep_progress.h"
 
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <ostream>
 
-#include "attnrank/progress.h"
+#include "attnrank/core/progress.h"
 
 namespace attnrank {
 

@@ -11,11 +11,12 @@
 #include <set>
 #include <thread>
 
-#include "attnrank/error.h"
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
-#include "attnrank/threading.h"
-#include "experiment/sweep_progress.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
+#include "sweep_progress.h"
 
 namespace attnrank {
 

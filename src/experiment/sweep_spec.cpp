@@ -8,10 +8,11 @@
 #include <iterator>
 #include <set>
 
-#include "attnrank/error.h"
-#include "attnrank/results_store.h"
-#include "attnrank/sweep.h"
-#include "experiment/config_schema.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/suggest.h"
+#include "attnrank/experiment/results_store.h"
+#include "attnrank/experiment/sweep.h"
 
 namespace attnrank {
 
@@ -24,7 +25,7 @@ const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",          
                                               "log_x", "log_y",   "description"};
 
 std::string suggestion(const std::string& wrong, const std::vector<std::string>& candidates) {
-  return config_schema::did_you_mean(wrong, candidates);
+  return did_you_mean(wrong, candidates);
 }
 
 std::string joined(const std::vector<std::string>& words) {

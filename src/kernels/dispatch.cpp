@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/error.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/error.h"
+#include "attnrank/kernels/kernels.h"
 
 // The variants CMake compiled into this library (ATTNRANK_KERNEL_<ISA> defined).
 #define ATTNRANK_DECLARE_VARIANT(name) \

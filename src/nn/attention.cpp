@@ -1,4 +1,4 @@
-#include "attnrank/attention.h"
+#include "attnrank/nn/attention.h"
 
 #include <omp.h>
 
@@ -9,24 +9,12 @@
 #include <utility>
 #include <vector>
 
-#include "attnrank/blas.h"
-#include "attnrank/layers.h"
-#include "core/parallel.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/blas.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/kernels/kernels.h"
+#include "attnrank/nn/layers.h"
 
 namespace attnrank {
-
-int AttentionShape::visible_keys(int query) const {
-  switch (mask) {
-    case AttentionMask::kFull:
-      return tokens;
-    case AttentionMask::kPrefix:
-      return key_limit;
-    case AttentionMask::kCausal:
-      return query + 1;
-  }
-  return tokens;
-}
 
 namespace {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/layers.h"
-#include "core/parallel.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/kernels/kernels.h"
+#include "attnrank/nn/layers.h"
 
 namespace attnrank {
 

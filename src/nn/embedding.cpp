@@ -2,8 +2,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "attnrank/layers.h"
-#include "core/parallel.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/nn/layers.h"
 
 namespace attnrank {
 

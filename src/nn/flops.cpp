@@ -1,4 +1,4 @@
-#include "attnrank/model.h"
+#include "attnrank/nn/model.h"
 
 namespace attnrank {
 

@@ -1,10 +1,10 @@
-#include "attnrank/layers.h"
+#include "attnrank/nn/layers.h"
 
 #include <vector>
 
-#include "attnrank/blas.h"
-#include "core/parallel.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/blas.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/kernels/kernels.h"
 
 namespace attnrank {
 

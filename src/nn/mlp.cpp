@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "attnrank/blas.h"
-#include "attnrank/layers.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/blas.h"
+#include "attnrank/kernels/kernels.h"
+#include "attnrank/nn/layers.h"
 
 namespace attnrank {
 

@@ -1,12 +1,12 @@
-#include "attnrank/model.h"
+#include "attnrank/nn/model.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
-#include "attnrank/layers.h"
-#include "attnrank/rng.h"
-#include "core/parallel.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/nn/layers.h"
 
 namespace attnrank {
 

@@ -1,4 +1,4 @@
-#include "attnrank/icl_linear.h"
+#include "attnrank/tasks/icl_linear.h"
 
 #include <cmath>
 #include <limits>
@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "core/parallel.h"
-#include "theory/eigen_dense.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/core/rng.h"
 
 namespace attnrank {
 

@@ -1,11 +1,12 @@
+#include "attnrank/tasks/point_task.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "attnrank/tasks.h"
-#include "core/parallel.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/core/rng.h"
 
 namespace attnrank {
 
@@ -83,16 +84,6 @@ int PointTask::loss_begin() const {
 }
 int PointTask::loss_end() const {
   return tokens();
-}
-
-SequenceSpec PointTask::sequence() const {
-  SequenceSpec spec;
-  spec.tokens = tokens();
-  if (config_.name == "nearest") {
-    spec.mask = AttentionMask::kPrefix;
-    spec.key_limit = config_.points;
-  }
-  return spec;
 }
 
 template <typename T>

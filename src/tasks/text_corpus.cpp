@@ -1,4 +1,4 @@
-#include "attnrank/text_corpus.h"
+#include "attnrank/tasks/text_corpus.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +9,7 @@
 #include <system_error>
 #include <utility>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

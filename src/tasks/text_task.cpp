@@ -1,4 +1,4 @@
-#include "attnrank/text_task.h"
+#include "attnrank/tasks/text_task.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,10 +6,10 @@
 #include <string>
 #include <utility>
 
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "attnrank/tasks.h"
-#include "core/parallel.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/tasks/point_task.h"
 
 namespace attnrank {
 

@@ -1,11 +1,12 @@
+#include "attnrank/theory/bottleneck.h"
+
 #include <algorithm>
 #include <cmath>
 
-#include "attnrank/attention.h"
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "attnrank/theory_bottleneck.h"
-#include "theory/eigen_dense.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/nn/attention.h"
 
 namespace attnrank {
 

@@ -1,10 +1,12 @@
+#include "attnrank/theory/fact1.h"
+
 #include <cmath>
 
-#include "attnrank/error.h"
-#include "attnrank/model.h"
-#include "attnrank/tasks.h"
-#include "attnrank/theory_fact1.h"
-#include "theory/task_monte_carlo.h"
+#include "attnrank/core/error.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/train/objective.h"
+#include "task_monte_carlo.h"
 
 namespace attnrank {
 
@@ -24,7 +26,7 @@ MonteCarloEstimate fact1_mse(const std::string& task_name, int dim, int points, 
   model_config.norm = "none";
   model_config.bias = false;
   model_config.residual = false;
-  SequenceSpec sequence = task.sequence();
+  SequenceSpec sequence = point_sequence(task);
   sequence.kind = kind;
   Transformer<double> model(model_config, sequence);
   // in_proj rows [W_Q^T; W_K^T; W_V^T]. Scores are q.k / sqrt(r), so W_Q = s sqrt(r) I and

@@ -1,11 +1,12 @@
+#include "attnrank/theory/gegenbauer.h"
+
 #include <algorithm>
 #include <boost/math/quadrature/gauss.hpp>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
 
-#include "attnrank/error.h"
-#include "attnrank/theory_gegenbauer.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

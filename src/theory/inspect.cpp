@@ -1,12 +1,13 @@
+#include "attnrank/theory/inspect.h"
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numbers>
 
-#include "attnrank/checkpoint.h"
-#include "attnrank/model.h"
-#include "attnrank/theory_inspect.h"
-#include "theory/eigen_dense.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/train/checkpoint.h"
 
 namespace attnrank {
 

@@ -1,14 +1,15 @@
+#include "attnrank/theory/majority_vote.h"
+
 #include <algorithm>
 #include <boost/math/distributions/binomial.hpp>
 #include <boost/math/quadrature/gauss.hpp>
 #include <cmath>
 #include <numbers>
 
-#include "attnrank/error.h"
-#include "attnrank/tasks.h"
-#include "attnrank/theory_gegenbauer.h"
-#include "attnrank/theory_majority_vote.h"
-#include "theory/task_monte_carlo.h"
+#include "attnrank/core/error.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/theory/gegenbauer.h"
+#include "task_monte_carlo.h"
 
 namespace attnrank {
 

@@ -1,9 +1,9 @@
+#include "attnrank/theory/plot.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
-
-#include "attnrank/theory_plot.h"
 
 namespace attnrank {
 

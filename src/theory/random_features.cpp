@@ -1,13 +1,14 @@
 // Closed forms of the random-features experiment: head directions, C and b.
+#include "attnrank/theory/random_features.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
-#include "attnrank/error.h"
-#include "attnrank/rng.h"
-#include "attnrank/theory_gegenbauer.h"
-#include "attnrank/theory_random_features.h"
-#include "theory/eigen_dense.h"
+#include "attnrank/core/eigen_dense.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/rng.h"
+#include "attnrank/theory/gegenbauer.h"
 
 namespace attnrank {
 

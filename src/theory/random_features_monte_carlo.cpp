@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
-#include "attnrank/error.h"
-#include "attnrank/model.h"
-#include "attnrank/tasks.h"
-#include "attnrank/theory_random_features.h"
-#include "theory/task_monte_carlo.h"
+#include "attnrank/core/error.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/theory/random_features.h"
+#include "attnrank/train/objective.h"
+#include "task_monte_carlo.h"
 
 namespace attnrank {
 
@@ -31,7 +32,7 @@ MonteCarloEstimate head_mixture_mse_monte_carlo(const RandomHeads& heads,
   model_config.norm = "none";
   model_config.bias = false;
   model_config.residual = false;
-  SequenceSpec sequence = task.sequence();
+  SequenceSpec sequence = point_sequence(task);
   sequence.kind = AttentionKind::kHardmax;
   Transformer<double> model(model_config, sequence);
 

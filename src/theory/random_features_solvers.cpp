@@ -7,8 +7,8 @@
 #include <memory>
 #include <numbers>
 
-#include "attnrank/error.h"
-#include "attnrank/theory_random_features.h"
+#include "attnrank/core/error.h"
+#include "attnrank/theory/random_features.h"
 
 namespace attnrank {
 

@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "attnrank/error.h"
-#include "attnrank/theory_bottleneck.h"
-#include "attnrank/theory_plot.h"
-#include "attnrank/theory_reports.h"
-#include "theory/report_files.h"
+#include "attnrank/core/error.h"
+#include "attnrank/theory/bottleneck.h"
+#include "attnrank/theory/plot.h"
+#include "attnrank/theory/reports.h"
+#include "report_files.h"
 
 namespace attnrank {
 

@@ -1,4 +1,4 @@
-#include "theory/report_files.h"
+#include "report_files.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "attnrank/error.h"
-#include "attnrank/theory_plot.h"
-#include "attnrank/theory_random_features.h"
-#include "attnrank/theory_reports.h"
-#include "theory/report_files.h"
+#include "attnrank/core/error.h"
+#include "attnrank/theory/plot.h"
+#include "attnrank/theory/random_features.h"
+#include "attnrank/theory/reports.h"
+#include "report_files.h"
 
 namespace attnrank {
 

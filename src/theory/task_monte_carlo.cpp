@@ -1,10 +1,10 @@
-#include "theory/task_monte_carlo.h"
+#include "task_monte_carlo.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 
 namespace attnrank {
 

@@ -3,9 +3,9 @@
 #pragma once
 #include <cstdint>
 
-#include "attnrank/model.h"
-#include "attnrank/tasks.h"
-#include "attnrank/theory_random_features.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/tasks/point_task.h"
+#include "attnrank/theory/random_features.h"
 
 namespace attnrank {
 

@@ -1,11 +1,11 @@
-#include "attnrank/build_info.h"
+#include "attnrank/train/build_info.h"
 
 #include <fstream>
 #include <string>
 
 #include "attnrank/build_commit.h"
-#include "attnrank/threading.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/kernels/kernels.h"
 
 extern "C" char* openblas_get_config(void);
 extern "C" char* openblas_get_corename(void);

@@ -1,10 +1,11 @@
-#include "attnrank/checkpoint.h"
+#include "attnrank/train/checkpoint.h"
 
 #include <filesystem>
 
-#include "attnrank/error.h"
-#include "attnrank/objective.h"
-#include "attnrank/safetensors.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/safetensors.h"
+#include "attnrank/train/objective.h"
 
 namespace attnrank {
 

@@ -1,10 +1,10 @@
 // Objective factory and the pieces every objective shares.
-#include "attnrank/objective.h"
+#include "attnrank/train/objective.h"
 
 #include <cmath>
 
-#include "attnrank/error.h"
-#include "train/objectives.h"
+#include "attnrank/core/error.h"
+#include "objectives.h"
 
 namespace attnrank {
 

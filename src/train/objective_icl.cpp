@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/icl_linear.h"
-#include "train/objectives.h"
+#include "attnrank/tasks/icl_linear.h"
+#include "objectives.h"
 
 namespace attnrank {
 

@@ -2,8 +2,8 @@
 // error, test MSE over test-stream batches.
 #include <vector>
 
-#include "attnrank/tasks.h"
-#include "train/objectives.h"
+#include "attnrank/tasks/point_task.h"
+#include "objectives.h"
 
 namespace attnrank {
 
@@ -13,7 +13,7 @@ class PointObjective final : public Objective {
  public:
   explicit PointObjective(const RunConfig& config) : task_(config.task, config.model.dim) {}
 
-  SequenceSpec sequence() const override { return task_.sequence(); }
+  SequenceSpec sequence() const override { return point_sequence(task_); }
   double trivial_loss() const override { return task_.trivial_mse(); }
   bool squared_error() const override { return true; }
 
@@ -53,6 +53,16 @@ class PointObjective final : public Objective {
 };
 
 }  // namespace
+
+SequenceSpec point_sequence(const PointTask& task) {
+  SequenceSpec spec;
+  spec.tokens = task.tokens();
+  if (task.config().name == "nearest") {
+    spec.mask = AttentionMask::kPrefix;
+    spec.key_limit = task.config().points;
+  }
+  return spec;
+}
 
 std::unique_ptr<Objective> make_point_objective(const RunConfig& config) {
   return std::make_unique<PointObjective>(config);

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/layers.h"
-#include "attnrank/text_task.h"
-#include "train/objectives.h"
+#include "attnrank/nn/layers.h"
+#include "attnrank/tasks/text_task.h"
+#include "objectives.h"
 
 namespace attnrank {
 

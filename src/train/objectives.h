@@ -2,7 +2,7 @@
 #pragma once
 #include <memory>
 
-#include "attnrank/objective.h"
+#include "attnrank/train/objective.h"
 
 namespace attnrank {
 

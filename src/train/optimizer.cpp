@@ -1,11 +1,11 @@
-#include "attnrank/optimizer.h"
+#include "attnrank/train/optimizer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
-#include "core/parallel.h"
-#include "kernels/kernels.h"
+#include "attnrank/core/parallel.h"
+#include "attnrank/kernels/kernels.h"
 
 namespace attnrank {
 

@@ -1,4 +1,4 @@
-#include "attnrank/train.h"
+#include "attnrank/train/train.h"
 
 #include <fmt/core.h>
 #include <sys/resource.h>
@@ -11,14 +11,15 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "attnrank/checkpoint.h"
-#include "attnrank/error.h"
-#include "attnrank/model.h"
-#include "attnrank/objective.h"
-#include "attnrank/optimizer.h"
-#include "attnrank/progress.h"
-#include "attnrank/threading.h"
-#include "kernels/kernels.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/core/error.h"
+#include "attnrank/core/progress.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/kernels/kernels.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/train/checkpoint.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/train/optimizer.h"
 
 namespace attnrank {
 

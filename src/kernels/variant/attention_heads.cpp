@@ -1,9 +1,9 @@
 // The per-head products of attention for one sample: scores, softmax, context and
 // their gradients, with every buffer padded to whole vector registers (columns
 // beyond the real width are zero), so every product is a small_gemm.
-#include "kernels/variant/fast_math.h"
-#include "kernels/variant/small_gemm.h"
-#include "kernels/variant/variant_kernels.h"
+#include "fast_math.h"
+#include "small_gemm.h"
+#include "variant_kernels.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

@@ -3,9 +3,9 @@
 // fixed order, so results do not depend on the thread count.
 #include <cmath>
 
-#include "core/parallel.h"
-#include "kernels/variant/fast_math.h"
-#include "kernels/variant/variant_kernels.h"
+#include "attnrank/core/parallel.h"
+#include "fast_math.h"
+#include "variant_kernels.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/variant/variant.h"
+#include "variant.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

@@ -3,7 +3,7 @@
 // Written with GCC vector extensions of the variant's width, so the accumulators
 // stay in registers.
 #pragma once
-#include "kernels/variant/variant.h"
+#include "variant.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

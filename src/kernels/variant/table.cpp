@@ -1,5 +1,5 @@
 // This variant's kernel table, read by the dispatcher (src/kernels/dispatch.cpp).
-#include "kernels/variant/variant_kernels.h"
+#include "variant_kernels.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

@@ -3,9 +3,9 @@
 #pragma once
 #include <cstddef>
 
-#include "attnrank/attention.h"
-#include "kernels/kernels.h"
-#include "kernels/variant/variant.h"
+#include "attnrank/kernels/attention_shape.h"
+#include "attnrank/kernels/kernels.h"
+#include "variant.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 

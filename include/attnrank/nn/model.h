@@ -1,0 +1,176 @@
+// The transformer of the published experiments, with free rank: a stack of encoder
+// layers (attention, optional MLP, norms, residuals) with optional positional
+// encodings. Parameters, gradients and activations each live in one arena.
+//
+// Tensor names (also the safetensors names of checkpoints; shapes with D = width):
+//   pos.additive                 (N, d)   positional = additive
+//   pos.concat                   (N, p)   positional = concat
+//   layers.{l}.attn.in_proj_weight   (c*H*(2r+r_v), D)  see attention.h
+//   layers.{l}.attn.in_proj_bias     (c*H*(2r+r_v))     bias
+//   layers.{l}.attn.out_proj_weight  (D, c*H*r_v)
+//   layers.{l}.attn.out_proj_bias    (c, D)             bias
+//   layers.{l}.norm1.scale (1) | norm1.weight, norm1.bias (D)   sphere | layer
+//   layers.{l}.mlp.fc1.weight (ffn, D), fc1.bias (ffn), fc2.weight (D, ffn), fc2.bias (D)
+//   layers.{l}.norm2.*           as norm1 (absent when ffn = 0)
+//   final_norm.*                 pre-norm only
+// Input and output stages (set by the task through SequenceSpec):
+//   embed.weight                 (V, d)   token input (V = input_width, the vocabulary)
+//   read_in.weight (d, m), read_in.bias (d)          linear input of m features per token
+//   read_out.weight (K, d), read_out.bias (K)        linear output of K values per token;
+//                                with model.tie_embeddings and token input the weight is
+//                                embed.weight's first K rows and only the bias is stored
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnrank/config/run_config.h"
+#include "attnrank/core/parameters.h"
+#include "attnrank/nn/attention.h"
+
+namespace attnrank {
+
+// What the model reads at each position.
+enum class InputKind {
+  kVectors,  // x: (B, N, d), used as the tokens (the point tasks)
+  kTokens,   // ids: (B, N) in [0, input_width) -> rows of embed.weight
+  kLinear,   // x: (B, N, input_width) -> read_in(x), d wide
+};
+// What the model writes at each position.
+enum class OutputKind {
+  kVectors,  // y: (B, N, d), the first d dims of the last layer (the point tasks)
+  kLinear,   // y: (B, N, output_width) = read_out(first d dims): logits or regression values
+};
+
+// The task's side of the model: sequence length, which keys each position may attend
+// to, the attention function, and the input and output stages.
+struct SequenceSpec {
+  int tokens = 1;
+  AttentionMask mask = AttentionMask::kFull;
+  int key_limit = 0;
+  AttentionKind kind = AttentionKind::kSoftmax;
+  InputKind input = InputKind::kVectors;
+  int input_width = 0;  // kTokens: vocabulary; kLinear: features per token
+  OutputKind output = OutputKind::kVectors;
+  int output_width = 0;  // kLinear: values per token (the number of classes for logits)
+};
+
+// Multiply-add FLOPs (2 per multiply-add) of one training step: forward plus
+// backward (input and weight gradients) of every matrix product; elementwise work
+// is not counted.
+double training_step_flops(const ModelConfig& config, const SequenceSpec& sequence, int batch);
+
+template <typename T>
+class Transformer {
+ public:
+  Transformer(const ModelConfig& config, const SequenceSpec& sequence);
+
+  const ModelConfig& config() const { return config_; }
+  const SequenceSpec& sequence() const { return sequence_; }
+  const ParameterLayout& layout() const { return layout_; }
+  std::vector<T>& parameters() { return parameters_; }
+  const std::vector<T>& parameters() const { return parameters_; }
+  std::vector<T>& gradients() { return gradients_; }
+  T* parameter(const std::string& name) { return parameters_.data() + layout_.find(name).offset; }
+  T* gradient(const std::string& name) { return gradients_.data() + layout_.find(name).offset; }
+
+  // PyTorch's default initialisation for the same modules (see docs).
+  void initialize(uint64_t seed);
+
+  // Vector or linear input. x: (B, N, input width) -> y: (B, N, output width), the
+  // widths of input_width()/output_width(). Keeps the activations for backward.
+  void forward(const T* x, int batch, T* y);
+  // Token input. tokens: (B, N) ids in [0, vocabulary) -> y: (B, N, output width).
+  void forward_tokens(const int32_t* tokens, int batch, T* y);
+  // dy: (B, N, output width) for the batch of the last forward; writes every
+  // parameter gradient, and dx: (B, N, input width) = dLoss/dx when non-null
+  // (vector and linear input only).
+  void backward(const T* dy, T* dx = nullptr);
+
+  // Values per position read by forward() (d, or the linear input's features) and
+  // written to y (d, or the linear output's width).
+  int input_width() const;
+  int output_width() const;
+  // Whether the output layer shares the token embedding.
+  bool tied() const { return tied_; }
+
+  int64_t parameter_count() const { return static_cast<int64_t>(layout_.total()); }
+  int64_t attention_parameter_count() const {
+    return static_cast<int64_t>(layout_.attention_total());
+  }
+  // Bytes of activation and activation-gradient memory held for the current batch.
+  size_t activation_bytes() const { return (activations_.size() + scratch_.size()) * sizeof(T); }
+
+ private:
+  static constexpr size_t kAbsent = static_cast<size_t>(-1);
+  // Offsets of one norm's parameters: sphere uses `a` (scale), layer `a` (weight)
+  // and `b` (bias); none uses neither.
+  struct NormOffsets {
+    size_t a = kAbsent, b = kAbsent;
+  };
+  // Offsets of one encoder layer's parameters in the arena.
+  struct LayerOffsets {
+    size_t in_weight = kAbsent, in_bias = kAbsent, out_weight = kAbsent, out_bias = kAbsent;
+    size_t fc1_weight = kAbsent, fc1_bias = kAbsent, fc2_weight = kAbsent, fc2_bias = kAbsent;
+    NormOffsets norm1, norm2;
+  };
+  // Activations of one encoder layer (see model.cpp for the graph).
+  struct LayerBuffers {
+    T* norm1_out;    // post: norm1(sum1); pre: norm1(input)
+    T* norm1_stats;  // (2, B*N): sphere inv-norm or layer mean/rstd
+    T* qkv;
+    T* probs;
+    T* context;
+    T* attn_out;
+    T* sum1;       // attn_out (+ residual)
+    T* norm2_out;  // post: norm2(sum2); pre: norm2(sum1)
+    T* norm2_stats;
+    T* hidden;  // ReLU(fc1(.)): (B*N, ffn)
+    T* mlp_out;
+    T* sum2;  // mlp_out (+ residual)
+  };
+
+  NormOffsets add_norm(const std::string& prefix);
+  void allocate_activations(int batch);
+  AttentionShape attention_shape(int batch) const;
+  const T* param(size_t offset) const {
+    return offset == kAbsent ? nullptr : parameters_.data() + offset;
+  }
+  T* grad(size_t offset) { return offset == kAbsent ? nullptr : gradients_.data() + offset; }
+  void norm_forward(const NormOffsets& norm, const T* x, T* y, T* stats, int rows);
+  void norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats, T* dx,
+                     int rows);
+  const T* layer_input(int layer) const;
+  const T* layer_output(int layer) const;
+  void add_positional(int batch);
+  void forward_layers(int batch, T* y);
+
+  // Embedding table shared by the input and (tied) output stages.
+  const T* output_weight() const;
+  T* output_weight_gradient();
+
+  ModelConfig config_;
+  SequenceSpec sequence_;
+  ParameterLayout layout_;
+  std::vector<LayerOffsets> offsets_;
+  NormOffsets final_norm_;
+  size_t positional_ = kAbsent;
+  size_t embed_ = kAbsent;  // embed.weight or read_in.weight
+  size_t read_in_bias_ = kAbsent;
+  size_t read_out_weight_ = kAbsent, read_out_bias_ = kAbsent;
+  bool tied_ = false;
+  std::vector<T> parameters_;
+  std::vector<T> gradients_;
+  std::vector<T> activations_;
+  std::vector<T> scratch_;  // gradients of activations, reused across layers
+  std::vector<LayerBuffers> buffers_;
+  T* embedded_ = nullptr;   // (B*N, D): input with positional encodings
+  T* final_out_ = nullptr;  // (B*N, D): final norm output (pre-norm only)
+  T* final_stats_ = nullptr;
+  T* input_copy_ = nullptr;      // (B*N, m): linear input, kept for the weight gradient
+  T* head_input_ = nullptr;      // (B*N, d): first d dims of the last layer (linear output)
+  std::vector<int32_t> tokens_;  // (B*N): token input of the last forward
+  int batch_ = 0;
+};
+
+}  // namespace attnrank

@@ -11,9 +11,21 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_attnrank, module) {
   module.doc() = "attnrank's C++ engine (use the attnrank package, not this module)";
-  // Bad input is a ValueError in Python; the subclasses keep the engine's two kinds apart.
-  py::register_exception<attnrank::ConfigError>(module, "ConfigError", PyExc_ValueError);
-  py::register_exception<attnrank::FormatError>(module, "FormatError", PyExc_ValueError);
+  // The engine's two kinds of bad input raise the package's ValueError subclasses
+  // (python/attnrank/errors.py), the same classes its pure-Python parts raise.
+  const py::module_ errors = py::module_::import("attnrank.errors");
+  // Kept for the interpreter's lifetime: translators may run until it exits.
+  static PyObject* config_error = py::object(errors.attr("ConfigError")).release().ptr();
+  static PyObject* format_error = py::object(errors.attr("FormatError")).release().ptr();
+  py::register_exception_translator([](std::exception_ptr raised) {
+    try {
+      if (raised) std::rethrow_exception(raised);
+    } catch (const attnrank::ConfigError& error) {
+      PyErr_SetString(config_error, error.what());
+    } catch (const attnrank::FormatError& error) {
+      PyErr_SetString(format_error, error.what());
+    }
+  });
 
   module.def("build_info", [] {
     const attnrank::BuildInfo info = attnrank::build_info();

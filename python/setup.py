@@ -5,7 +5,8 @@ The native module links the whole C++ engine (the static library attnrank_lib),
 which only the project's CMakeLists.txt knows how to build. So build_ext builds the
 CMake target attnrank_python in a build directory of this checkout and copies the
 module into the package: $ATTNRANK_BUILD_DIR, or build/release (configured with
-`cmake --preset release` when it does not exist yet). An up-to-date build costs
+`cmake --preset release` when it does not exist yet). With ATTNRANK_BUILD_DIR set to
+a configured build, python/ may also be a copy outside the checkout. An up-to-date build costs
 seconds; a fresh one builds the library (minutes). No setup.cfg/pyproject.toml, so
 pip uses the installed setuptools and needs no network.
 """
@@ -25,17 +26,17 @@ class CMakeBuild(build_ext):
     """Builds attnrank._attnrank with the project's CMake and copies it in place."""
 
     def build_extension(self, ext):
-        if not os.path.isfile(os.path.join(ROOT, "CMakeLists.txt")):
-            raise RuntimeError("attnrank: setup.py must run inside the attnrank checkout "
-                               "(python/ next to CMakeLists.txt)")
-        build_dir = os.environ.get("ATTNRANK_BUILD_DIR")
-        if build_dir:
-            build_dir = os.path.abspath(build_dir)
-            if not os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
+        build_dir = os.path.abspath(os.environ.get("ATTNRANK_BUILD_DIR") or
+                                    os.path.join(ROOT, "build", "release"))
+        # A configured build directory is all it needs; configuring one needs the checkout.
+        if not os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
+            if not os.path.isfile(os.path.join(ROOT, "CMakeLists.txt")):
+                raise RuntimeError("attnrank: run setup.py from the attnrank checkout (python/ "
+                                   "next to CMakeLists.txt), or set ATTNRANK_BUILD_DIR to a "
+                                   "configured CMake build directory")
+            if "ATTNRANK_BUILD_DIR" in os.environ:
                 self._run(["cmake", "-S", ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release"])
-        else:
-            build_dir = os.path.join(ROOT, "build", "release")
-            if not os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
+            else:
                 self._run(["cmake", "--preset", "release"])
         jobs = str(os.cpu_count() or 1)
         self._run(["cmake", "--build", build_dir, "--target", "attnrank_python", "-j", jobs])
@@ -50,7 +51,7 @@ class CMakeBuild(build_ext):
 
     def _run(self, command):
         print(" ".join(command))
-        subprocess.check_call(command, cwd=ROOT)
+        subprocess.check_call(command, cwd=ROOT if os.path.isdir(ROOT) else None)
 
 
 setup(

@@ -86,6 +86,8 @@ class Model:
         self._native.save(os.fspath(run_dir))
 
     def __repr__(self):
+        if "_native" not in self.__dict__:  # a constructor that raised
+            return "Model(<not built>)"
         m, t = self.config["model"], self.config["task"]
         return ("Model(task=%s, dim=%d, heads=%d, rank=%d, layers=%d, width_multiplier=%d, "
                 "%d parameters)" % (t["name"], m["dim"], m["heads"], m["rank"], m["layers"],

@@ -14,7 +14,7 @@ import statistics
 from functools import cmp_to_key
 
 from .errors import ConfigError, FormatError
-from .run import _pandas
+from . import run as _run
 
 _RUN_COLUMNS = ["id", "status", "error", "config_yaml", "config_json", "test_mse", "trivial_mse",
                 "final_train_loss", "steps", "wall_seconds", "ms_per_step", "parameters",
@@ -322,5 +322,5 @@ class Results:
 
 
 def _table(columns):
-    pandas = _pandas()
+    pandas = _run._pandas()
     return pandas.DataFrame(columns) if pandas is not None else columns

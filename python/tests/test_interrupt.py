@@ -49,9 +49,10 @@ def test_keyboard_interrupt_stops_cleanly(tmp_path, binary):
     run = attnrank.Run(out)
     assert run.status == "interrupted"
     metrics = run.metrics
-    assert list(metrics.columns) == ["step", "train_loss", "lr", "grad_norm"]
+    assert list(metrics) == ["step", "train_loss", "lr", "grad_norm"]
     # Rows every 200 steps, then one for the steps since the last row.
-    assert metrics["step"].iloc[-1] == summary["steps"] and len(metrics) >= 2
+    steps = list(metrics["step"])
+    assert steps[-1] == summary["steps"] and len(steps) >= 2
     model = run.model
     x, y = model.training_batch(4)
     assert model.forward(x).shape == (4, 4, 8)

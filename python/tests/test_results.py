@@ -6,11 +6,20 @@ import os
 import sqlite3
 import subprocess
 
-import pandas as pd
+import numpy as np
 import pytest
 
 import attnrank
 import attnrank.run
+
+PANDAS = attnrank.run._pandas()  # the tables are DataFrames with pandas, else dicts of lists
+
+
+def records(table):
+    """The rows of a DataFrame or of a dict of column lists, as dicts."""
+    if isinstance(table, dict):
+        return [dict(zip(table, values)) for values in zip(*table.values())]
+    return table.to_dict("records")
 
 
 def cli_csv(binary, db, *args):
@@ -21,8 +30,9 @@ def cli_csv(binary, db, *args):
 
 def same_table(frame, rows):
     """The DataFrame holds exactly the CLI's CSV rows (numbers to its 9 digits)."""
-    assert len(frame) == len(rows)
-    for (_, ours), theirs in zip(frame.iterrows(), rows):
+    ours_rows = records(frame)
+    assert len(ours_rows) == len(rows)
+    for ours, theirs in zip(ours_rows, rows):
         for column, text in theirs.items():
             value = ours[column]
             if text == "":
@@ -54,7 +64,7 @@ def test_aggregate_matches_the_cli(binary, sweep_db, args):
         cli += ["--status", args["status"]]
     frame = attnrank.Results(sweep_db).aggregate(**args)
     same_table(frame, cli_csv(binary, sweep_db, *cli))
-    assert list(frame.columns)[-2:] == ["runs", "max"]
+    assert list(frame)[-2:] == ["runs", "max"]
 
 
 def test_runs_and_metrics(sweep_db):
@@ -62,15 +72,16 @@ def test_runs_and_metrics(sweep_db):
     assert len(results) == 8 and "8 runs" in repr(results)
     runs = results.runs
     assert list(runs["status"]).count("diverged") == 4
-    assert runs["model.heads"].dtype.kind == "i" and runs["train.lr"].dtype.kind == "f"
-    assert runs["model.bias"].dtype == bool
-    done = runs[runs["status"] == "done"]
-    assert done["test_mse"].notna().all() and all(os.path.isdir(d) for d in done["run_dir"])
+    assert np.asarray(list(runs["model.heads"])).dtype.kind == "i"
+    assert np.asarray(list(runs["train.lr"])).dtype.kind == "f"
+    assert np.asarray(list(runs["model.bias"])).dtype == bool
+    done = [run for run in records(runs) if run["status"] == "done"]
+    assert all(math.isfinite(run["test_mse"]) and os.path.isdir(run["run_dir"]) for run in done)
     assert set(runs["sweep"]) == {"pytest"}
-    curve = results.metrics(runs["id"][0])
-    assert list(curve.columns) == ["run_id", "step", "train_loss", "lr", "grad_norm"]
+    curve = results.metrics(list(runs["id"])[0])
+    assert list(curve) == ["run_id", "step", "train_loss", "lr", "grad_norm"]
     assert list(curve["step"]) == [40, 60]
-    assert len(results.metrics()) == len(curve) * 4 + 4  # diverged runs: one row
+    assert len(list(results.metrics()["step"])) == 2 * 4 + 4  # diverged runs: one row
     assert results.available_metrics()[:6] == ["final_train_loss", "steps", "wall_seconds",
                                                 "ms_per_step", "parameters",
                                                 "attention_parameters"]
@@ -118,4 +129,5 @@ def test_errors(sweep_db, tmp_path):
         attnrank.Results(tmp_path / "other.db")
     with pytest.raises(ValueError, match="is a directory"):
         attnrank.Results(tmp_path)
-    assert isinstance(attnrank.Results(sweep_db).runs, pd.DataFrame)
+    if PANDAS is not None:
+        assert isinstance(attnrank.Results(sweep_db).runs, PANDAS.DataFrame)

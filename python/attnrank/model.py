@@ -1,6 +1,8 @@
 """attnrank.Model: a model of the C++ engine in this process, on numpy arrays."""
 import os
 
+import numpy as np
+
 from . import _config
 from ._native import native
 
@@ -63,7 +65,7 @@ class Model:
         """Outputs (B, N, output width) for inputs x; with return_attention, the pair
         (outputs, [attention weights of each layer, (B, c*heads, N, N)]) with the
         heads of module m at m*heads .. (m+1)*heads - 1 and 0 where masked."""
-        return self._native.forward(x, bool(return_attention))
+        return self._native.forward(np.asarray(x), bool(return_attention))
 
     __call__ = forward
 
@@ -73,12 +75,16 @@ class Model:
         class labels (B, N) for the text tasks (-1: not scored). The gradients are
         read-only views (name -> array) that the next call overwrites: copy them to
         keep them."""
-        return self._native.loss_and_grad(x, y)
+        return self._native.loss_and_grad(np.asarray(x), np.asarray(y))
 
     def training_batch(self, size, index=0, seed=None):
         """(x, y): batch `index` of the task's training stream for `seed` (default
         the config's train.seed): the data `attnrank train` trains on."""
-        return self._native.training_batch(int(size), int(index), seed)
+        if int(index) < 0 or (seed is not None and int(seed) < 0):
+            raise ValueError("training_batch: index and seed must be >= 0, got %s and %s"
+                             % (index, seed))
+        return self._native.training_batch(int(size), int(index),
+                                           None if seed is None else int(seed))
 
     def save(self, run_dir):
         """Writes run_dir/config.yaml and run_dir/model.safetensors, loadable by

@@ -132,6 +132,8 @@ def test_bad_arrays_raise_value_errors():
         (lambda: model.forward(x.astype(complex)), "expected a real array"),
         (lambda: model.loss_and_grad(x, y[:, :, :2]), r"y: expected targets of shape \(2, 3, 4\)"),
         (lambda: model.training_batch(0), "size: must be >= 1"),
+        (lambda: model.training_batch(2, index=-1), "index and seed must be >= 0"),
+        (lambda: model.forward([[1.0, 2.0]]), r"got \(1, 2\)"),
     ]
     lm = attnrank.Model(LM)
     ids, labels = lm.training_batch(2)

@@ -140,8 +140,11 @@ class Results:
         self._records = self._read()
 
     def _connect(self):
-        uri = "file:%s?mode=ro" % os.path.abspath(self.path).replace("?", "%3f").replace(
-            "#", "%23")
+        # A URI, for mode=ro: "%", "?" and "#" in the path must be escaped.
+        path = os.path.abspath(self.path)
+        for char, escaped in (("%", "%25"), ("?", "%3f"), ("#", "%23")):
+            path = path.replace(char, escaped)
+        uri = "file:%s?mode=ro" % path
         return sqlite3.connect(uri, uri=True)
 
     def _read(self):

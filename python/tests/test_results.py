@@ -96,7 +96,7 @@ def test_plain_python_without_pandas(sweep_db, monkeypatch):
 
 def test_opened_read_only(sweep_db, tmp_path):
     # A copy without write permission: reading must not need to write.
-    copy = tmp_path / "copy.db"
+    copy = tmp_path / "odd %41?#name.db"
     with sqlite3.connect(sweep_db) as source, sqlite3.connect(copy) as target:
         source.backup(target)
     os.chmod(copy, 0o444)

@@ -5,7 +5,9 @@ Each model file holds, in float64 and under attnrank's tensor names and layouts
 (include/attnrank/model.h, attention.h), the inputs, targets, every weight, the
 output, the loss and every gradient of one small model built from PyTorch's own
 modules (c nn.MultiheadAttention modules averaged, nn.Linear MLP, nn.LayerNorm or
-the sphere norm). golden_adamw.safetensors holds five torch.optim.AdamW steps.
+the sphere norm): attnrank.torch.AttnrankModule of python/, the module that
+attnrank.torch.to_module exports. golden_adamw.safetensors holds five
+torch.optim.AdamW steps.
 
 The script checks itself before writing: an independent numpy forward pass that
 reads the weights in attnrank's layout must reproduce PyTorch's output and loss,
@@ -23,202 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from attnrank import safetensors  # noqa: E402 (the package of this checkout)
+from attnrank.torch import LAYER_NORM_EPS, AttnrankModule, attnrank_parameters, gather  # noqa: E402
+
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
-LAYER_NORM_EPS = 1e-5
 
-# ---------------------------------------------------------------------------
-# safetensors, by hand: u64 LE header length, JSON header, contiguous data. Same
-# layout as attnrank's writer: "__metadata__" first, tensors in name order with keys
-# dtype, shape, data_offsets, header padded with spaces to a multiple of 8.
+# The model (attnrank.torch: PyTorch's own modules plus the sphere norm, in the
+# layout of docs/model.md) and safetensors I/O (attnrank.safetensors, the same bytes
+# as attnrank's C++ writer) come from the Python package, so the golden reference
+# and attnrank.torch.to_module are one model.
 
-
-def write_safetensors(path, tensors, metadata):
-    header = {}
-    if metadata:
-        header["__metadata__"] = {key: metadata[key] for key in sorted(metadata)}
-    chunks = []
-    offset = 0
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name], dtype="<f8")
-        header[name] = {"dtype": "F64", "shape": list(array.shape),
-                        "data_offsets": [offset, offset + array.nbytes]}
-        chunks.append(array.tobytes())
-        offset += array.nbytes
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as out:
-        out.write(len(text).to_bytes(8, "little"))
-        out.write(text)
-        for chunk in chunks:
-            out.write(chunk)
-    os.replace(temporary, path)
-
-
-def read_safetensors(path):
-    """Reads a file written above, checking that the tensors tile the data buffer."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + size].decode("utf-8"))
-    data = raw[8 + size:]
-    metadata = header.pop("__metadata__", {})
-    tensors = {}
-    covered = 0
-    for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
-        begin, end = entry["data_offsets"]
-        assert entry["dtype"] == "F64" and begin == covered, (path, name)
-        assert end - begin == 8 * int(np.prod(entry["shape"], dtype=np.int64)), (path, name)
-        tensors[name] = np.frombuffer(data[begin:end], dtype="<f8").reshape(entry["shape"])
-        covered = end
-    assert covered == len(data), path
-    return tensors, metadata
-
-
-# ---------------------------------------------------------------------------
-# The model, from PyTorch modules.
-
-
-class SphereNorm(nn.Module):
-    """x -> s * x / ||x|| over the last dim, one learnable scalar, no epsilon."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(1))
-
-    def forward(self, x):
-        return self.scale * x / x.norm(dim=-1, keepdim=True)
-
-
-def make_norm(kind, width):
-    if kind == "sphere":
-        return SphereNorm()
-    if kind == "layer":
-        return nn.LayerNorm(width, eps=LAYER_NORM_EPS)
-    assert kind == "none", kind
-    return None
-
-
-class EncoderLayer(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        width = model["width"]
-        self.model = model
-        self.attn = nn.ModuleList([
-            nn.MultiheadAttention(width, model["heads"], bias=model["bias"], batch_first=True)
-            for _ in range(model["width_multiplier"])])
-        self.norm1 = make_norm(model["norm"], width)
-        self.mlp = None
-        self.norm2 = None
-        if model["ffn"] > 0:
-            self.mlp = nn.Sequential(nn.Linear(width, model["ffn"], bias=model["bias"]), nn.ReLU(),
-                                     nn.Linear(model["ffn"], width, bias=model["bias"]))
-            self.norm2 = make_norm(model["norm"], width)
-
-    def attention(self, x, mask):
-        outputs = [module(x, x, x, attn_mask=mask, need_weights=False)[0] for module in self.attn]
-        return sum(outputs) / len(outputs)
-
-    def forward(self, x, mask):
-        norm1 = self.norm1 or nn.Identity()
-        norm2 = self.norm2 or nn.Identity()
-        residual = self.model["residual"]
-        if self.model["norm_first"]:
-            a = self.attention(norm1(x), mask)
-            x = x + a if residual else a
-            if self.mlp is not None:
-                m = self.mlp(norm2(x))
-                x = x + m if residual else m
-        else:
-            a = self.attention(x, mask)
-            x = norm1(x + a if residual else a)
-            if self.mlp is not None:
-                m = self.mlp(x)
-                x = norm2(x + m if residual else m)
-        return x
-
-
-class GoldenModel(nn.Module):
-    def __init__(self, model, tokens):
-        super().__init__()
-        self.model = model
-        self.pos = None
-        if model["positional"] == "additive":
-            self.pos = nn.Parameter(torch.zeros(tokens, model["dim"]))
-        elif model["positional"] == "concat":
-            self.pos = nn.Parameter(torch.zeros(tokens, model["positional_dim"]))
-        self.layers = nn.ModuleList([EncoderLayer(model) for _ in range(model["layers"])])
-        self.final_norm = make_norm(model["norm"], model["width"]) if model["norm_first"] else None
-
-    def forward(self, x, mask):
-        if self.model["positional"] == "additive":
-            x = x + self.pos
-        elif self.model["positional"] == "concat":
-            x = torch.cat([x, self.pos.expand(x.shape[0], -1, -1)], dim=-1)
-        for layer in self.layers:
-            x = layer(x, mask)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
-        return x[..., :self.model["dim"]]
-
-
-def norm_tensors(prefix, norm):
-    """attnrank name -> PyTorch parameter of one norm."""
-    if isinstance(norm, SphereNorm):
-        return {prefix + ".scale": norm.scale}
-    if isinstance(norm, nn.LayerNorm):
-        return {prefix + ".weight": norm.weight, prefix + ".bias": norm.bias}
-    return {}
-
-
-def named_parameters(net):
-    """attnrank name -> list of PyTorch parameters and how to combine them into our
-    layout: 'rows' (concatenate along dim 0), 'columns' (along dim 1), 'stack'
-    (new leading dim), 'one' (the tensor as is)."""
-    out = {}
-    if net.model["positional"] == "additive":
-        out["pos.additive"] = ("one", [net.pos])
-    elif net.model["positional"] == "concat":
-        out["pos.concat"] = ("one", [net.pos])
-    for index, layer in enumerate(net.layers):
-        prefix = "layers.%d." % index
-        modules = list(layer.attn)
-        out[prefix + "attn.in_proj_weight"] = ("rows", [m.in_proj_weight for m in modules])
-        out[prefix + "attn.out_proj_weight"] = ("columns", [m.out_proj.weight for m in modules])
-        if net.model["bias"]:
-            out[prefix + "attn.in_proj_bias"] = ("rows", [m.in_proj_bias for m in modules])
-            out[prefix + "attn.out_proj_bias"] = ("stack", [m.out_proj.bias for m in modules])
-        for name, p in norm_tensors(prefix + "norm1", layer.norm1).items():
-            out[name] = ("one", [p])
-        if layer.mlp is not None:
-            fc1, fc2 = layer.mlp[0], layer.mlp[2]
-            out[prefix + "mlp.fc1.weight"] = ("one", [fc1.weight])
-            out[prefix + "mlp.fc2.weight"] = ("one", [fc2.weight])
-            if net.model["bias"]:
-                out[prefix + "mlp.fc1.bias"] = ("one", [fc1.bias])
-                out[prefix + "mlp.fc2.bias"] = ("one", [fc2.bias])
-            for name, p in norm_tensors(prefix + "norm2", layer.norm2).items():
-                out[name] = ("one", [p])
-    for name, p in norm_tensors("final_norm", net.final_norm).items():
-        out[name] = ("one", [p])
-    return out
-
-
-def combine(how, tensors):
-    arrays = [t.detach().numpy().copy() for t in tensors]
-    if how == "one":
-        return arrays[0]
-    if how == "rows":
-        return np.concatenate(arrays, axis=0)
-    if how == "columns":
-        return np.concatenate(arrays, axis=1)
-    assert how == "stack", how
-    return np.stack(arrays, axis=0)
-
-
-def overwrite_non_matrix_parameters(net, generator):
+def overwrite_non_matrix_parameters(parameters, generator):
     """Default init leaves biases at 0 and norms at identity; random non-zero values
-    make the golden file exercise them. Values are kept away from 0."""
+    make the golden file exercise them. Values are kept away from 0. `parameters`:
+    attnrank_parameters of the encoder (the input and output stages keep theirs)."""
     def fill(p, low, high, symmetric):
         values = low + (high - low) * torch.rand(p.shape, generator=generator, dtype=torch.float64)
         if symmetric:
@@ -227,7 +48,7 @@ def overwrite_non_matrix_parameters(net, generator):
         with torch.no_grad():
             p.copy_(values)
 
-    for name, (how, params) in named_parameters(net).items():
+    for name, (how, params) in parameters.items():
         for p in params:
             if name.endswith(".scale") or name.endswith("norm1.weight") or \
                     name.endswith("norm2.weight") or name == "final_norm.weight":
@@ -433,23 +254,21 @@ def make_model_file(index, short, description, overrides, task):
     generator = torch.Generator().manual_seed(seed)
     tokens, begin, end, key_limit = task_layout(task)
 
-    net = GoldenModel(model, tokens).double()
-    overwrite_non_matrix_parameters(net, generator)
+    # Keys past the points are blocked (prefix mask; none for farthest).
+    net = AttnrankModule(model, dict(tokens=tokens, mask="prefix", key_limit=key_limit)).double()
+    overwrite_non_matrix_parameters(attnrank_parameters(net), generator)
     x, target = make_batch(task, model["dim"], BATCH, generator)
     x.requires_grad_(True)
-    # Bool attn_mask: True where attention is not allowed (keys past the points).
-    mask = torch.zeros(tokens, tokens, dtype=torch.bool)
-    mask[:, key_limit:] = True
-    output = net(x, mask if key_limit < tokens else None)
+    output = net(x)
     loss = ((output[:, begin:end] - target[:, begin:end]) ** 2).sum() / (BATCH * (end - begin))
     loss.backward()
 
     params, tensors = {}, {}
-    for name, (how, ps) in named_parameters(net).items():
-        params[name] = combine(how, ps)
+    for name, (how, ps) in attnrank_parameters(net).items():
+        params[name] = gather(how, ps)
         tensors[name] = params[name]
-        tensors["grad." + name] = combine(how, [p.grad for p in ps])
-    covered = {id(p) for _, ps in named_parameters(net).values() for p in ps}
+        tensors["grad." + name] = gather(how, [p.grad for p in ps])
+    covered = {id(p) for _, ps in attnrank_parameters(net).values() for p in ps}
     assert covered == {id(p) for p in net.parameters()}, "a parameter has no attnrank name"
     tensors["input"] = x.detach().numpy().copy()
     tensors["target"] = target.numpy().copy()
@@ -481,15 +300,20 @@ def make_model_file(index, short, description, overrides, task):
         "generator": "scripts/make_golden.py, torch %s, float64" % torch.__version__,
     }
     path = os.path.join(OUT_DIR, "golden_%s.safetensors" % short)
-    write_safetensors(path, tensors, metadata)
+    write_float64(path, tensors, metadata)
     check_written(path, tensors, metadata)
     print("%-40s %2d tensors %6d bytes  loss %.6f  numpy fwd err %.1e  fd err %.1e" % (
         os.path.relpath(path), len(tensors), os.path.getsize(path), loss.item(), forward_error,
         fd_error))
 
 
+def write_float64(path, tensors, metadata):
+    safetensors.save_file({name: np.asarray(value, dtype="<f8") for name, value in tensors.items()},
+                          path, metadata)
+
+
 def check_written(path, tensors, metadata):
-    back, back_metadata = read_safetensors(path)
+    back, back_metadata = safetensors.read(path)
     assert back_metadata == metadata, path
     assert sorted(back) == sorted(tensors), path
     for name, value in tensors.items():
@@ -499,57 +323,7 @@ def check_written(path, tensors, metadata):
 # ---------------------------------------------------------------------------
 # Sequence models: the input and output stages (token embedding, linear read-in,
 # tied or untied linear read-out), causal and bidirectional masks, cross-entropy.
-
-
-class SequenceGoldenModel(nn.Module):
-    """Input stage -> GoldenModel (positional encodings, encoder layers) -> output stage."""
-
-    def __init__(self, model, io, tokens):
-        super().__init__()
-        self.io = io
-        self.core = GoldenModel(model, tokens)
-        dim, bias = model["dim"], model["bias"]
-        self.embed = self.read_in = self.read_out = self.read_out_bias = None
-        if io["input"] == "tokens":
-            self.embed = nn.Embedding(io["input_width"], dim)
-        elif io["input"] == "linear":
-            self.read_in = nn.Linear(io["input_width"], dim, bias=bias)
-        if io["output"] == "linear":
-            if io["tied"]:
-                if bias:
-                    self.read_out_bias = nn.Parameter(torch.zeros(io["output_width"]))
-            else:
-                self.read_out = nn.Linear(dim, io["output_width"], bias=bias)
-
-    def forward(self, x, mask):
-        if self.embed is not None:
-            x = self.embed(x)
-        elif self.read_in is not None:
-            x = self.read_in(x)
-        h = self.core(x, mask)
-        if self.io["output"] != "linear":
-            return h
-        if self.read_out is not None:
-            return self.read_out(h)
-        weight = self.embed.weight[:self.io["output_width"]]
-        return nn.functional.linear(h, weight, self.read_out_bias)
-
-
-def sequence_parameters(net):
-    out = named_parameters(net.core)
-    if net.embed is not None:
-        out["embed.weight"] = ("one", [net.embed.weight])
-    if net.read_in is not None:
-        out["read_in.weight"] = ("one", [net.read_in.weight])
-        if net.read_in.bias is not None:
-            out["read_in.bias"] = ("one", [net.read_in.bias])
-    if net.read_out is not None:
-        out["read_out.weight"] = ("one", [net.read_out.weight])
-        if net.read_out.bias is not None:
-            out["read_out.bias"] = ("one", [net.read_out.bias])
-    if net.read_out_bias is not None:
-        out["read_out.bias"] = ("one", [net.read_out_bias])
-    return out
+STAGES = ("embed.", "read_in.", "read_out.")
 
 
 def np_sequence_forward(model, io, params, x, blocked):
@@ -626,12 +400,14 @@ def make_sequence_file(index, short, description, overrides, io):
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     tokens = io["tokens"]
-    net = SequenceGoldenModel(model, io, tokens).double()
-    overwrite_non_matrix_parameters(net.core, generator)
-    if net.read_out_bias is not None:
+    net = AttnrankModule(model, dict(io, tokens=tokens)).double()
+    overwrite_non_matrix_parameters(
+        {k: v for k, v in attnrank_parameters(net).items() if not k.startswith(STAGES)},
+        generator)
+    if net.tied and model["bias"]:
         with torch.no_grad():
-            net.read_out_bias.copy_(0.2 * torch.randn(io["output_width"], generator=generator,
-                                                      dtype=torch.float64))
+            net.read_out["bias"].copy_(0.2 * torch.randn(io["output_width"], generator=generator,
+                                                         dtype=torch.float64))
 
     tensors = {}
     if io["input"] == "tokens":
@@ -643,7 +419,7 @@ def make_sequence_file(index, short, description, overrides, io):
         x = torch.randn(BATCH, tokens, width, generator=generator, dtype=torch.float64)
         x.requires_grad_(True)
     blocked = blocked_keys(tokens, causal=io["mask"] == "causal")
-    output = net(x, torch.from_numpy(blocked) if blocked.any() else None)
+    output = net(x)
     if io["loss"] == "cross_entropy":
         labels = torch.randint(0, io["output_width"], (BATCH, tokens), generator=generator)
         if io["mask"] == "causal":
@@ -666,11 +442,11 @@ def make_sequence_file(index, short, description, overrides, io):
     loss.backward()
 
     params = {}
-    for name, (how, ps) in sequence_parameters(net).items():
-        params[name] = combine(how, ps)
+    for name, (how, ps) in attnrank_parameters(net).items():
+        params[name] = gather(how, ps)
         tensors[name] = params[name]
-        tensors["grad." + name] = combine(how, [p.grad for p in ps])
-    covered = {id(p) for _, ps in sequence_parameters(net).values() for p in ps}
+        tensors["grad." + name] = gather(how, [p.grad for p in ps])
+    covered = {id(p) for _, ps in attnrank_parameters(net).values() for p in ps}
     assert covered == {id(p) for p in net.parameters()}, "a parameter has no attnrank name"
     if io["input"] != "tokens":
         tensors["input"] = x.detach().numpy().copy()
@@ -717,7 +493,7 @@ def make_sequence_file(index, short, description, overrides, io):
         "generator": "scripts/make_golden.py, torch %s, float64" % torch.__version__,
     }
     path = os.path.join(OUT_DIR, "golden_%s.safetensors" % short)
-    write_safetensors(path, tensors, metadata)
+    write_float64(path, tensors, metadata)
     check_written(path, tensors, metadata)
     print("%-40s %2d tensors %6d bytes  loss %.6f  numpy fwd err %.1e  fd err %.1e" % (
         os.path.relpath(path), len(tensors), os.path.getsize(path), loss.item(), forward_error,
@@ -797,7 +573,7 @@ def make_adamw_file():
         "generator": "scripts/make_golden.py, torch %s, float64" % torch.__version__,
     }
     path = os.path.join(OUT_DIR, "golden_adamw.safetensors")
-    write_safetensors(path, tensors, metadata)
+    write_float64(path, tensors, metadata)
     check_written(path, tensors, metadata)
     print("%-40s %2d tensors %6d bytes  numpy AdamW err %.1e" % (
         os.path.relpath(path), len(tensors), os.path.getsize(path), worst))

@@ -130,6 +130,11 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   };
 
   for (int64_t step = 0; step < tc.steps; ++step) {
+    if (options.should_stop && options.should_stop()) {
+      summary.status = "interrupted";
+      if (interval_steps > 0) emit_row(step);
+      break;
+    }
     const auto step_start = std::chrono::steady_clock::now();
     objective->training_batch(tc.seed, static_cast<uint64_t>(step), batch, data);
     forward_batch(model, data, outputs.data());
@@ -184,7 +189,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       summary.status = "diverged";
   }
   for (const auto& [name, contents] : evaluation.files) write_text_file(dir / name, contents);
-  if (summary.status == "done" && options.write_checkpoint)
+  if ((summary.status == "done" || summary.status == "interrupted") && options.write_checkpoint)
     save_checkpoint((dir / "model.safetensors").string(), model, config);
 
   const double flops = training_step_flops(config.model, sequence, batch);

@@ -19,7 +19,7 @@ struct MetricsRow {
 };
 
 struct TrainSummary {
-  std::string status;  // done | diverged
+  std::string status;  // done | diverged | interrupted (TrainOptions::should_stop)
   double test_mse = 0.0;
   double trivial_mse = 1.0;
   double final_train_loss = 0.0;
@@ -42,11 +42,16 @@ struct TrainOptions {
   std::function<void(const MetricsRow&)> on_metrics;  // called for each metrics row
   bool write_checkpoint = true;
   std::string log_prefix;  // prepended to log lines (sweeps name the run)
+  // Polled before every step; returning true ends the run with status "interrupted":
+  // metrics up to that step, a summary without held-out metrics and a checkpoint
+  // of the weights so far (the Python package's Ctrl-C).
+  std::function<bool()> should_stop;
 };
 
 // Trains `config` and writes DIR/{config.yaml, metrics.csv, summary.json,
 // model.safetensors}. A diverging run (NaN/inf) stops with status "diverged" and
-// still writes its metrics and summary. Throws ConfigError for invalid configs.
+// still writes its metrics and summary; a stopped one (should_stop) likewise, plus
+// its checkpoint. Throws ConfigError for invalid configs.
 TrainSummary train(const RunConfig& config, const std::string& out_dir,
                    const TrainOptions& options);
 

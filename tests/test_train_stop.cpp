@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "attnrank/checkpoint.h"
-#include "attnrank/config.h"
-#include "attnrank/train.h"
+#include "attnrank/train/checkpoint.h"
+#include "attnrank/config_io/config_io.h"
+#include "attnrank/train/train.h"
 #include "test_files.h"
 
 using namespace attnrank;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "attnrank/config.h"
+#include "attnrank/config_io/config_io.h"
 
 namespace attnrank::python {
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <map>
 
-#include "attnrank/error.h"
+#include "attnrank/core/error.h"
 #include "bindings.h"
 
 namespace attnrank::python {

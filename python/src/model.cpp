@@ -1,7 +1,7 @@
 // attnrank.Model's engine side: a Transformer<float> with its task objective, run
 // on numpy arrays. Parameters and gradients are numpy views on the engine's
 // arenas; forward and loss_and_grad release the GIL while the engine computes.
-#include "attnrank/model.h"
+#include "attnrank/nn/model.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -13,11 +13,11 @@
 #include <mutex>
 #include <optional>
 
-#include "attnrank/checkpoint.h"
-#include "attnrank/error.h"
-#include "attnrank/objective.h"
-#include "attnrank/threading.h"
-#include "attnrank/train.h"
+#include "attnrank/train/checkpoint.h"
+#include "attnrank/core/error.h"
+#include "attnrank/train/objective.h"
+#include "attnrank/core/threading.h"
+#include "attnrank/train/train.h"
 #include "bindings.h"
 
 namespace attnrank::python {

@@ -1,7 +1,7 @@
 // attnrank.train in-process: the engine's training loop with the GIL released,
 // its log forwarded to a Python callable, and Ctrl-C (SIGINT) turned into a clean
 // stop through TrainOptions::should_stop.
-#include "attnrank/train.h"
+#include "attnrank/train/train.h"
 
 #include <pybind11/stl.h>
 

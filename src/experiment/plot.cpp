@@ -11,7 +11,9 @@
 #include <map>
 #include <set>
 
+#include "attnrank/core/files.h"
 #include "attnrank/experiment/reproduce.h"
+#include "attnrank/report/output_files.h"
 
 namespace attnrank {
 
@@ -49,16 +51,8 @@ std::string gnuplot_string(const std::string& text) {
   return quoted + "\"";
 }
 
-std::string shell_quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 void write_file(const fs::path& path, const std::string& text, FigureFiles& files) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+  write_file_atomically(path.string(), text);
   files.written.push_back(path.string());
 }
 
@@ -114,36 +108,13 @@ std::string line_title(const FigureSpec& figure, const std::string& value) {
 FigureFiles render_plot(const std::string& dir, const std::string& name, const std::string& body,
                         int width, int height) {
   FigureFiles files;
-  const fs::path script = fs::path(dir) / (name + ".gp");
-  write_file(script,
-             fmt::format("# Rendered by attnrank; run `gnuplot {0}.gp` in this directory.\n"
-                         "set encoding utf8\n"
-                         "set terminal pngcairo size {1},{2} enhanced font 'Sans,11'\n"
-                         "set output '{0}.png'\n{3}\n"
-                         "set terminal svg size {1},{2} enhanced font 'Sans,11' background "
-                         "rgb 'white'\n"
-                         "set output '{0}.svg'\n{3}\nunset output\n",
-                         name, width, height, body),
-             files);
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
-    files.message = "gnuplot not found on PATH: " + name +
-                    ".{png,svg} not rendered (install gnuplot-nox, then run gnuplot " +
-                    script.string() + " in " + dir + ")";
-    return files;
-  }
-  const std::string log = name + ".gnuplot.log";
-  const std::string command = "cd " + shell_quote(dir) + " && gnuplot " +
-                              shell_quote(name + ".gp") + " > " + shell_quote(log) + " 2>&1";
-  if (std::system(command.c_str()) != 0) {
-    files.message =
-        "gnuplot failed on " + script.string() + " (see " + (fs::path(dir) / log).string() + ")";
-    return files;
-  }
-  fs::remove(fs::path(dir) / log);
-  for (const char* extension : {".png", ".svg"})
-    files.written.push_back((fs::path(dir) / (name + extension)).string());
-  files.rendered = true;
-  files.message = "figure " + (fs::path(dir) / name).string() + ".{png,svg}";
+  const PlotOutcome outcome = render_gnuplot(dir, name, body, width, height);
+  files.written.push_back((fs::path(dir) / (name + ".gp")).string());
+  if (outcome.rendered)
+    for (const char* extension : {".png", ".svg"})
+      files.written.push_back((fs::path(dir) / (name + extension)).string());
+  files.rendered = outcome.rendered;
+  files.message = outcome.message;
   return files;
 }
 

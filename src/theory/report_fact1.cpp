@@ -7,10 +7,10 @@
 #include <ostream>
 
 #include "attnrank/core/error.h"
+#include "attnrank/report/output_files.h"
+#include "attnrank/report/statistics.h"
 #include "attnrank/theory/fact1.h"
-#include "attnrank/theory/plot.h"
 #include "attnrank/theory/reports.h"
-#include "report_files.h"
 
 namespace attnrank {
 

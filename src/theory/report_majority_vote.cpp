@@ -8,11 +8,11 @@
 #include <ostream>
 
 #include "attnrank/core/error.h"
+#include "attnrank/report/output_files.h"
+#include "attnrank/report/statistics.h"
 #include "attnrank/theory/majority_vote.h"
-#include "attnrank/theory/plot.h"
 #include "attnrank/theory/random_features.h"
 #include "attnrank/theory/reports.h"
-#include "report_files.h"
 
 namespace attnrank {
 

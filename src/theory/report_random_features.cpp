@@ -8,10 +8,10 @@
 #include <ostream>
 
 #include "attnrank/core/error.h"
-#include "attnrank/theory/plot.h"
+#include "attnrank/report/output_files.h"
+#include "attnrank/report/statistics.h"
 #include "attnrank/theory/random_features.h"
 #include "attnrank/theory/reports.h"
-#include "report_files.h"
 
 namespace attnrank {
 

@@ -13,6 +13,7 @@
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
+#include "attnrank/core/files.h"
 #include "attnrank/core/progress.h"
 #include "attnrank/core/threading.h"
 #include "attnrank/kernels/kernels.h"
@@ -24,17 +25,6 @@
 namespace attnrank {
 
 namespace {
-
-void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + temporary.string());
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + temporary.string());
-  }
-  std::filesystem::rename(temporary, path);
-}
 
 double median_of(std::vector<double> values) {
   if (values.empty()) return 0.0;
@@ -83,7 +73,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   if (error)
     throw ConfigError("--out: cannot create directory " + out_dir + ": " + error.message());
   const fs::path dir(out_dir);
-  write_text_file(dir / "config.yaml", to_yaml(config));
+  write_file_atomically((dir / "config.yaml").string(), to_yaml(config));
   const fs::path metrics_path = dir / "metrics.csv";
   std::ofstream metrics(metrics_path, std::ios::trunc);
   if (!metrics) throw ConfigError("--out: cannot write " + metrics_path.string());
@@ -188,7 +178,8 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     if (evaluation.metrics.empty() || !std::isfinite(evaluation.metrics.front().second))
       summary.status = "diverged";
   }
-  for (const auto& [name, contents] : evaluation.files) write_text_file(dir / name, contents);
+  for (const auto& [name, contents] : evaluation.files)
+    write_file_atomically((dir / name).string(), contents);
   if ((summary.status == "done" || summary.status == "interrupted") && options.write_checkpoint)
     save_checkpoint((dir / "model.safetensors").string(), model, config);
 
@@ -220,7 +211,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
            (1024.0 * 1024.0)},
   };
   json.update(rest);
-  write_text_file(dir / "summary.json", json.dump(2) + "\n");
+  write_file_atomically((dir / "summary.json").string(), json.dump(2) + "\n");
   if (log != nullptr && !options.progress_bar && summary.status == "diverged")
     *log << options.log_prefix << "diverged at step " << summary.steps + 1 << "\n";
   return summary;

@@ -8,18 +8,9 @@
 #include <vector>
 
 #include "attnrank/experiment/results_store.h"
+#include "attnrank/report/statistics.h"
 
 namespace attnrank {
-
-struct SampleStats {
-  int count = 0;  // finite values
-  double mean = NAN;
-  double std = NAN;  // sample standard deviation (n - 1); NaN below two values
-  double min = NAN;
-  double median = NAN;
-  double max = NAN;
-};
-SampleStats sample_stats(std::vector<double> values);
 
 struct GroupStats {
   std::vector<std::pair<std::string, std::string>> key;  // group-by key -> value

@@ -53,16 +53,16 @@ TEST(ConfigDefaults, AreThePublishedSetup) {
   EXPECT_EQ(c.model.width_multiplier, 1);
   EXPECT_EQ(c.model.layers, 1);
   EXPECT_EQ(c.model.ffn, 2048);
-  EXPECT_EQ(c.model.norm, "sphere");
+  EXPECT_EQ(name_of(c.model.norm), "sphere");
   EXPECT_FALSE(c.model.norm_first);
   EXPECT_TRUE(c.model.bias);
-  EXPECT_EQ(c.model.positional, "none");
+  EXPECT_EQ(name_of(c.model.positional), "none");
   EXPECT_EQ(c.model.positional_dim, 64);
   EXPECT_TRUE(c.model.residual);
-  EXPECT_EQ(c.task.name, "farthest");
+  EXPECT_EQ(name_of(c.task.name), "farthest");
   EXPECT_EQ(c.task.points, 16);
   EXPECT_EQ(c.task.queries, 1);
-  EXPECT_EQ(c.task.distribution, "uniform");
+  EXPECT_EQ(name_of(c.task.distribution), "uniform");
   EXPECT_EQ(c.train.steps, 100000);
   EXPECT_EQ(c.train.batch, 256);
   EXPECT_EQ(c.train.lr, 0.01);
@@ -132,16 +132,16 @@ train:
   EXPECT_EQ(c.model.width_multiplier, 4);
   EXPECT_EQ(c.model.layers, 3);
   EXPECT_EQ(c.model.ffn, 0);
-  EXPECT_EQ(c.model.norm, "layer");
+  EXPECT_EQ(name_of(c.model.norm), "layer");
   EXPECT_TRUE(c.model.norm_first);
   EXPECT_FALSE(c.model.bias);
-  EXPECT_EQ(c.model.positional, "additive");
+  EXPECT_EQ(name_of(c.model.positional), "additive");
   EXPECT_EQ(c.model.positional_dim, 7);
   EXPECT_FALSE(c.model.residual);
-  EXPECT_EQ(c.task.name, "nearest");
+  EXPECT_EQ(name_of(c.task.name), "nearest");
   EXPECT_EQ(c.task.points, 5);
   EXPECT_EQ(c.task.queries, 3);
-  EXPECT_EQ(c.task.distribution, "orthogonal");
+  EXPECT_EQ(name_of(c.task.distribution), "orthogonal");
   EXPECT_EQ(c.train.steps, 123);
   EXPECT_EQ(c.train.batch, 17);
   EXPECT_EQ(c.train.lr, 0.003);
@@ -173,10 +173,10 @@ TEST(ConfigPrecedence, OverrideValuesAreYaml) {
                         "model.rank=auto", " task.name = nearest"});
   EXPECT_EQ(c.train.beta1, 0.5);
   EXPECT_EQ(c.train.beta2, 0.75);
-  EXPECT_EQ(c.model.norm, "none");
+  EXPECT_EQ(name_of(c.model.norm), "none");
   EXPECT_FALSE(c.model.bias);
   EXPECT_EQ(c.model.rank, 64);
-  EXPECT_EQ(c.task.name, "nearest");
+  EXPECT_EQ(name_of(c.task.name), "nearest");
 }
 
 TEST(ConfigPrecedence, LoadConfigReadsAFile) {
@@ -221,14 +221,6 @@ TEST(ConfigDerivation, ResolveAndValidateWorksOnStructsBuiltInCode) {
   resolve_and_validate(c);
   EXPECT_EQ(c.model.rank, 8);
   EXPECT_EQ(c.model.value_rank, 8);
-  RunConfig bad;
-  bad.model.norm = "batch";
-  try {
-    resolve_and_validate(bad);
-    ADD_FAILURE() << "no error";
-  } catch (const ConfigError& error) {
-    EXPECT_STREQ(error.what(), "model.norm: expected one of sphere | layer | none, got 'batch'");
-  }
 }
 
 // ---------------------------------------------------------------- output
@@ -573,13 +565,14 @@ TEST(ShippedConfigs, DefaultFileIsThePublishedSetupWithEveryKey) {
 TEST(ShippedConfigs, VariantsSetWhatTheirNamesSay) {
   const fs::path dir = fs::path(ATTNRANK_SOURCE_DIR) / "configs";
   const RunConfig nearest = load_config((dir / "nearest.yaml").string(), {});
-  EXPECT_EQ(nearest.task.name, "nearest");
+  EXPECT_EQ(name_of(nearest.task.name), "nearest");
   EXPECT_EQ(nearest.task.queries, 4);
-  EXPECT_EQ(load_config((dir / "orthogonal.yaml").string(), {}).task.distribution, "orthogonal");
-  EXPECT_EQ(load_config((dir / "concat.yaml").string(), {}).model.positional, "concat");
+  EXPECT_EQ(name_of(load_config((dir / "orthogonal.yaml").string(), {}).task.distribution),
+            "orthogonal");
+  EXPECT_EQ(name_of(load_config((dir / "concat.yaml").string(), {}).model.positional), "concat");
   const RunConfig bare = load_config((dir / "attention-only.yaml").string(), {});
   EXPECT_EQ(bare.model.ffn, 0);
-  EXPECT_EQ(bare.model.norm, "none");
+  EXPECT_EQ(name_of(bare.model.norm), "none");
   EXPECT_FALSE(bare.model.residual);
   const RunConfig small = load_config((dir / "small.yaml").string(), {});
   const RunConfig tiny = load_config((dir / "tiny.yaml").string(), {});

@@ -9,11 +9,12 @@ using namespace attnrank;
 
 TEST(Fact1, FarthestErrorFallsTowardZeroAsBetaGrows) {
   for (int dim : {4, 16}) {
-    double previous = fact1_mse("farthest", dim, 8, AttentionKind::kSoftmax, 0.0, 128, 11).mean;
+    double previous =
+        fact1_mse(TaskKind::kFarthest, dim, 8, AttentionKind::kSoftmax, 0.0, 128, 11).mean;
     EXPECT_GT(previous, 0.5) << "beta = 0 averages the points";
     for (double beta : {1.0, 10.0, 100.0, 1e3, 1e4, 1e5}) {
       const double error =
-          fact1_mse("farthest", dim, 8, AttentionKind::kSoftmax, beta, 128, 11).mean;
+          fact1_mse(TaskKind::kFarthest, dim, 8, AttentionKind::kSoftmax, beta, 128, 11).mean;
       EXPECT_LT(error, previous) << "dim " << dim << " beta " << beta;
       previous = error;
     }

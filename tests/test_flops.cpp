@@ -49,7 +49,7 @@ TEST(Flops, InputAndOutputStages) {
   m.rank = 16;
   m.value_rank = 16;
   m.ffn = 0;
-  m.positional = "additive";  // the first layer's input gradient is needed throughout
+  m.positional = Positional::kAdditive;  // the first layer's input gradient is needed throughout
   SequenceSpec s;
   s.tokens = 10;
   s.mask = AttentionMask::kCausal;

@@ -69,10 +69,10 @@ GoldenCase read_case(const SafeTensorFile& file) {
   c.model.width_multiplier = model.at("width_multiplier");
   c.model.layers = model.at("layers");
   c.model.ffn = model.at("ffn");
-  c.model.norm = model.at("norm");
+  c.model.norm = *choice_from_name<Norm>(model.at("norm").get<std::string>());
   c.model.norm_first = model.at("norm_first");
   c.model.bias = model.at("bias");
-  c.model.positional = model.at("positional");
+  c.model.positional = *choice_from_name<Positional>(model.at("positional").get<std::string>());
   c.model.positional_dim = model.at("positional_dim");
   c.model.residual = model.at("residual");
   c.model.tie_embeddings = model.value("tie_embeddings", true);
@@ -84,7 +84,7 @@ GoldenCase read_case(const SafeTensorFile& file) {
   }
   const auto& task = json.at("task");
   TaskConfig task_config;
-  task_config.name = task.at("name");
+  task_config.name = *choice_from_name<TaskKind>(task.at("name").get<std::string>());
   task_config.points = task.at("points");
   task_config.queries = task.value("queries", 1);
   const PointTask point_task(task_config, c.model.dim);

@@ -32,9 +32,9 @@ ModelConfig make_model(int dim, int heads, int rank, int value_rank, int modules
   m.width_multiplier = modules;
   m.layers = layers;
   m.ffn = ffn;
-  m.norm = norm;
+  m.norm = *choice_from_name<Norm>(norm);
   m.norm_first = norm_first;
-  m.positional = positional;
+  m.positional = *choice_from_name<Positional>(positional);
   m.positional_dim = 3;
   m.residual = residual;
   m.bias = bias;

@@ -152,7 +152,7 @@ grid: {train.betas: [[0.9, 0.95], [0.9, 0.99]], model.positional: [none, concat]
                                                   "spec.yaml"));
   ASSERT_EQ(runs.size(), 4u);
   EXPECT_DOUBLE_EQ(runs[2].config.train.beta2, 0.99);
-  EXPECT_EQ(runs[3].config.model.positional, "concat");
+  EXPECT_EQ(name_of(runs[3].config.model.positional), "concat");
 }
 
 TEST(SweepGrid, BaseConfigFileWithInlineOverrides) {

@@ -24,7 +24,7 @@ void print_table(const ModelInspection& inspection, int shown) {
       "model: d = {}, width D = {}, layers L = {}, heads H = {}, rank r = {}, "
       "value rank = {}, modules c = {}, positional = {}\n",
       c.dim, inspection.width, c.layers, c.heads, c.rank, c.value_rank, c.width_multiplier,
-      c.positional);
+      name_of(c.positional));
   fmt::print("M = W_Q W_K^T per head (scores x^T M x' / sqrt(r)); angles in degrees\n");
   fmt::print("{:>5} {:>6} {:>4} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "layer",
              "module", "head", "||M||_F", "beta", "ang(I)", "ang(-I)", "tok(I)", "eff.rank",

@@ -54,16 +54,14 @@ std::vector<KeySpec> build_specs() {
     {"model", "ffn", IntegerValue<int>{[](RunConfig& c) -> int& { return c.model.ffn; }},
      kNonNegative, "hidden width of the ReLU MLP in each layer; 0 removes the MLP"},
     {"model", "norm",
-     ChoiceValue{[](RunConfig& c) -> std::string& { return c.model.norm; },
-                 {"sphere", "layer", "none"}},
+     EnumValue<Norm>{[](RunConfig& c) -> Norm& { return c.model.norm; }},
      kUnbounded, "sphere: s * x / ||x|| with one learnable scalar s; layer: LayerNorm; none"},
     {"model", "norm_first", BoolValue{[](RunConfig& c) -> bool& { return c.model.norm_first; }},
      kUnbounded, "false: post-norm (published); true: pre-norm plus a final norm"},
     {"model", "bias", BoolValue{[](RunConfig& c) -> bool& { return c.model.bias; }},
      kUnbounded, "biases in the attention projections and the MLP"},
     {"model", "positional",
-     ChoiceValue{[](RunConfig& c) -> std::string& { return c.model.positional; },
-                 {"none", "additive", "concat"}},
+     EnumValue<Positional>{[](RunConfig& c) -> Positional& { return c.model.positional; }},
      kUnbounded, "none; additive: learned (N, d) added to the tokens; concat: learned "
                  "positional_dim extra dims appended to each token"},
     {"model", "positional_dim",
@@ -73,8 +71,7 @@ std::vector<KeySpec> build_specs() {
     {"model", "residual", BoolValue{[](RunConfig& c) -> bool& { return c.model.residual; }},
      kUnbounded, "residual connections around attention and MLP"},
     {"model", "head_size",
-     ChoiceValue{[](RunConfig& c) -> std::string& { return c.model.head_size; },
-                 {"standard", "fixed"}},
+     EnumValue<HeadSize>{[](RunConfig& c) -> HeadSize& { return c.model.head_size; }},
      kUnbounded, "what an auto rank is: standard: model width / heads (must divide); fixed: "
                  "the task's sequence length, whatever the heads and width (Bhojanapalli et al.)"},
     {"model", "tie_embeddings",
@@ -87,8 +84,7 @@ std::vector<KeySpec> build_specs() {
 
     // task
     {"task", "name",
-     ChoiceValue{[](RunConfig& c) -> std::string& { return c.task.name; },
-                 {"farthest", "nearest", "lm", "mlm", "icl-linear"}},
+     EnumValue<TaskKind>{[](RunConfig& c) -> TaskKind& { return c.task.name; }},
      kUnbounded, "farthest: each token's target is the farthest point of its set; nearest: "
                  "each query token's target is its nearest point; lm: next-byte prediction on "
                  "real text (causal); mlm: masked bytes (BERT, bidirectional); icl-linear: "
@@ -98,8 +94,7 @@ std::vector<KeySpec> build_specs() {
     {"task", "queries", IntegerValue<int>{[](RunConfig& c) -> int& { return c.task.queries; }},
      kAtLeastOne, "nearest: query tokens appended after the points"},
     {"task", "distribution",
-     ChoiceValue{[](RunConfig& c) -> std::string& { return c.task.distribution; },
-                 {"uniform", "orthogonal"}},
+     EnumValue<PointDistribution>{[](RunConfig& c) -> PointDistribution& { return c.task.distribution; }},
      kUnbounded, "uniform: iid on the sphere; orthogonal: a random orthonormal set "
                  "(needs points <= dim)"},
     {"task", "corpus",

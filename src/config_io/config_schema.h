@@ -43,6 +43,10 @@ struct ChoiceValue {  // a string from a fixed set
   Ref<std::string> ref;
   std::vector<std::string> choices;
 };
+template <typename E>
+struct EnumValue {  // a closed choice (config/choices.h), written by its name
+  Ref<E> ref;
+};
 struct RankValue {  // an integer >= 1, or `auto` (stored as 0 until resolved)
   Ref<int> ref;
 };
@@ -54,7 +58,9 @@ struct FloatPairValue {  // a two-element list [first, second]
 };
 
 using Value = std::variant<IntegerValue<int>, IntegerValue<int64_t>, IntegerValue<uint64_t>,
-                           FloatValue, BoolValue, ChoiceValue, RankValue, FloatPairValue>;
+                           FloatValue, BoolValue, ChoiceValue, EnumValue<Norm>,
+                           EnumValue<Positional>, EnumValue<HeadSize>, EnumValue<TaskKind>,
+                           EnumValue<PointDistribution>, RankValue, FloatPairValue>;
 
 // Closed or open numeric interval checked after resolution (per element for lists).
 struct Bounds {

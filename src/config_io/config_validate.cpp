@@ -36,19 +36,19 @@ void check_cross_key_rules(const RunConfig& config, const Origins& origins) {
   const ModelConfig& model = config.model;
   const TaskConfig& task = config.task;
   const TrainConfig& train = config.train;
-  if (model.positional == "concat" && model.positional_dim < 1)
+  if (model.positional == Positional::kConcat && model.positional_dim < 1)
     fail(origins.of("model.positional_dim"), "model.positional_dim",
          fmt::format("must be >= 1 with model.positional = concat, got {}", model.positional_dim));
-  if (task.name == "farthest" && task.points < 2)
+  if (task.name == TaskKind::kFarthest && task.points < 2)
     fail(origins.of("task.points"), "task.points",
          fmt::format("must be >= 2 for task.name = farthest, got {}", task.points));
-  const bool point_task = task.name == "farthest" || task.name == "nearest";
-  if (point_task && task.distribution == "orthogonal" && task.points > model.dim)
+  const bool point_task = task.name == TaskKind::kFarthest || task.name == TaskKind::kNearest;
+  if (point_task && task.distribution == PointDistribution::kOrthogonal && task.points > model.dim)
     fail(origins.of("task.points"), "task.points",
          fmt::format("the orthogonal distribution needs task.points <= model.dim, got "
                      "task.points = {} and model.dim = {}",
                      task.points, model.dim));
-  if (model.head_size == "fixed" && model.rank != 0 && model.rank != sequence_length(task))
+  if (model.head_size == HeadSize::kFixed && model.rank != 0 && model.rank != sequence_length(task))
     fail(origins.of("model.rank"), "model.rank",
          fmt::format("model.head_size = fixed sets the rank to the sequence length ({}), got "
                      "model.rank = {}; leave model.rank at auto, or use head_size standard",
@@ -69,17 +69,20 @@ const std::string& rank_origin(const Origins& origins) {
 
 void derive_ranks(RunConfig& config, const Origins& origins) {
   ModelConfig& model = config.model;
-  if (model.rank == 0 && model.head_size == "fixed") model.rank = sequence_length(config.task);
+  if (model.rank == 0 && model.head_size == HeadSize::kFixed)
+    model.rank = sequence_length(config.task);
   if (model.rank == 0) {
     // 64-bit: dim + positional_dim may exceed int for absurd inputs.
     const int64_t width =
-        int64_t{model.dim} + (model.positional == "concat" ? model.positional_dim : 0);
+        int64_t{model.dim} + (model.positional == Positional::kConcat ? model.positional_dim : 0);
     if (width % model.heads != 0)
       fail(rank_origin(origins), "model.rank",
            fmt::format("auto rank needs model.heads ({}) to divide the model width {}{}; set "
                        "model.rank explicitly",
                        model.heads, width,
-                       model.positional == "concat" ? " (model.dim + model.positional_dim)" : ""));
+                       model.positional == Positional::kConcat
+                           ? " (model.dim + model.positional_dim)"
+                           : ""));
     if (width / model.heads > std::numeric_limits<int>::max())
       fail(
           rank_origin(origins), "model.rank",

@@ -182,6 +182,9 @@ void set_value(const KeySpec& spec, RunConfig& config, const YAML::Node& node) {
           [&](const FloatValue& v) { v.ref(config) = parse_float(node); },
           [&](const BoolValue& v) { v.ref(config) = parse_bool(node); },
           [&](const ChoiceValue& v) { v.ref(config) = parse_choice(node, v.choices); },
+          [&]<typename E>(const EnumValue<E>& v) {
+            v.ref(config) = *choice_from_name<E>(parse_choice(node, choice_names<E>()));
+          },
           [&](const RankValue& v) { v.ref(config) = parse_rank(node); },
           [&](const FloatPairValue& v) {
             if (!node.IsSequence() || node.size() != 2)
@@ -213,6 +216,9 @@ std::string format_value(const KeySpec& spec, RunConfig& config) {
           [&](const FloatValue& v) { return format_float(v.ref(config)); },
           [&](const BoolValue& v) { return std::string(v.ref(config) ? "true" : "false"); },
           [&](const ChoiceValue& v) { return format_string(v.ref(config)); },
+          [&]<typename E>(const EnumValue<E>& v) {
+            return format_string(std::string(name_of(v.ref(config))));
+          },
           [&](const RankValue& v) {
             const int rank = v.ref(config);
             return rank == 0 ? std::string("auto") : fmt::format("{}", rank);
@@ -226,41 +232,43 @@ std::string format_value(const KeySpec& spec, RunConfig& config) {
 }
 
 std::string type_name(const KeySpec& spec) {
-  return std::visit(Overloaded{
-                        [](const IntegerValue<uint64_t>&) { return std::string("uint64"); },
-                        []<typename T>(const IntegerValue<T>&) { return std::string("integer"); },
-                        [](const FloatValue&) { return std::string("float"); },
-                        [](const BoolValue&) { return std::string("boolean"); },
-                        [](const ChoiceValue& v) { return join(v.choices, " | "); },
-                        [](const RankValue&) { return std::string("integer | auto"); },
-                        [](const FloatPairValue&) { return std::string("[float, float]"); },
-                    },
-                    spec.value);
+  return std::visit(
+      Overloaded{
+          [](const IntegerValue<uint64_t>&) { return std::string("uint64"); },
+          []<typename T>(const IntegerValue<T>&) { return std::string("integer"); },
+          [](const FloatValue&) { return std::string("float"); },
+          [](const BoolValue&) { return std::string("boolean"); },
+          [](const ChoiceValue& v) { return join(v.choices, " | "); },
+          []<typename E>(const EnumValue<E>&) { return join(choice_names<E>(), " | "); },
+          [](const RankValue&) { return std::string("integer | auto"); },
+          [](const FloatPairValue&) { return std::string("[float, float]"); },
+      },
+      spec.value);
 }
 
 std::optional<std::string> value_violation(const KeySpec& spec, RunConfig& config) {
-  return std::visit(Overloaded{
-                        [&]<typename T>(const IntegerValue<T>& v) {
-                          return check(spec.bounds, static_cast<double>(v.ref(config)), "");
-                        },
-                        [&](const FloatValue& v) { return check(spec.bounds, v.ref(config), ""); },
-                        [&](const RankValue& v) { return check(spec.bounds, v.ref(config), ""); },
-                        [&](const FloatPairValue& v) {
-                          if (auto problem = check(spec.bounds, v.first(config), v.first_name))
-                            return problem;
-                          return check(spec.bounds, v.second(config), v.second_name);
-                        },
-                        [](const BoolValue&) { return std::optional<std::string>(); },
-                        [&](const ChoiceValue& v) {
-                          const std::string& value = v.ref(config);
-                          for (const auto& choice : v.choices)
-                            if (value == choice) return std::optional<std::string>();
-                          return std::optional<std::string>("expected one of " +
-                                                            join(v.choices, " | ") + ", got '" +
-                                                            value + "'");
-                        },
-                    },
-                    spec.value);
+  return std::visit(
+      Overloaded{
+          [&]<typename T>(const IntegerValue<T>& v) {
+            return check(spec.bounds, static_cast<double>(v.ref(config)), "");
+          },
+          [&](const FloatValue& v) { return check(spec.bounds, v.ref(config), ""); },
+          [&](const RankValue& v) { return check(spec.bounds, v.ref(config), ""); },
+          [&](const FloatPairValue& v) {
+            if (auto problem = check(spec.bounds, v.first(config), v.first_name)) return problem;
+            return check(spec.bounds, v.second(config), v.second_name);
+          },
+          [](const BoolValue&) { return std::optional<std::string>(); },
+          []<typename E>(const EnumValue<E>&) { return std::optional<std::string>(); },
+          [&](const ChoiceValue& v) {
+            const std::string& value = v.ref(config);
+            for (const auto& choice : v.choices)
+              if (value == choice) return std::optional<std::string>();
+            return std::optional<std::string>("expected one of " + join(v.choices, " | ") +
+                                              ", got '" + value + "'");
+          },
+      },
+      spec.value);
 }
 
 }  // namespace attnrank::config_schema

@@ -33,7 +33,8 @@ double training_step_flops(const ModelConfig& config, const SequenceSpec& sequen
   double total = 3 * forward * config.layers;
   // A post-norm first layer reading the data itself computes no input gradient for
   // its in-projection (Transformer::backward; autograd skips it likewise).
-  if (!config.norm_first && sequence.input == InputKind::kVectors && config.positional == "none")
+  if (!config.norm_first && sequence.input == InputKind::kVectors &&
+      config.positional == Positional::kNone)
     total -= 2 * rows * width * qkv_width;
   // Input and output stages: a linear read-in has no input gradient to compute
   // (forward + weight gradient); the read-out has all three. A token lookup is free.

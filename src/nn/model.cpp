@@ -57,9 +57,9 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
     embed_ = layout_.add("read_in.weight", {dim, sequence.input_width}, false, true);
     if (config.bias) read_in_bias_ = layout_.add("read_in.bias", {dim}, false, false);
   }
-  if (config.positional == "additive") {
+  if (config.positional == Positional::kAdditive) {
     positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false);
-  } else if (config.positional == "concat") {
+  } else if (config.positional == Positional::kConcat) {
     positional_ = layout_.add("pos.concat", {tokens, config.positional_dim}, false, false);
   }
   const int64_t modules = config.width_multiplier;
@@ -103,13 +103,11 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
 template <typename T>
 typename Transformer<T>::NormOffsets Transformer<T>::add_norm(const std::string& prefix) {
   NormOffsets norm;
-  if (config_.norm == "sphere") {
+  if (config_.norm == Norm::kSphere) {
     norm.a = layout_.add(prefix + ".scale", {1}, false, false);
-  } else if (config_.norm == "layer") {
+  } else if (config_.norm == Norm::kLayer) {
     norm.a = layout_.add(prefix + ".weight", {config_.width()}, false, false);
     norm.b = layout_.add(prefix + ".bias", {config_.width()}, false, false);
-  } else if (config_.norm != "none") {
-    throw std::invalid_argument("Transformer: unknown norm '" + config_.norm + "'");
   }
   return norm;
 }
@@ -237,9 +235,9 @@ void Transformer<T>::allocate_activations(int batch) {
 template <typename T>
 void Transformer<T>::norm_forward(const NormOffsets& norm, const T* x, T* y, T* stats, int rows) {
   const int width = config_.width();
-  if (config_.norm == "sphere") {
+  if (config_.norm == Norm::kSphere) {
     sphere_norm_forward(x, parameters_[norm.a], y, stats, rows, width);
-  } else if (config_.norm == "layer") {
+  } else if (config_.norm == Norm::kLayer) {
     layer_norm_forward(x, param(norm.a), param(norm.b), y, stats, stats + rows, rows, width);
   } else {
     copy_values(y, x, static_cast<size_t>(rows) * width);
@@ -250,9 +248,9 @@ template <typename T>
 void Transformer<T>::norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats,
                                    T* dx, int rows) {
   const int width = config_.width();
-  if (config_.norm == "sphere") {
+  if (config_.norm == Norm::kSphere) {
     sphere_norm_backward(dy, x, parameters_[norm.a], stats, dx, grad(norm.a), rows, width);
-  } else if (config_.norm == "layer") {
+  } else if (config_.norm == Norm::kLayer) {
     layer_norm_backward(dy, x, param(norm.a), stats, stats + rows, dx, grad(norm.a), grad(norm.b),
                         rows, width);
   } else {
@@ -337,7 +335,7 @@ void Transformer<T>::add_positional(int batch) {
   const int dim = config_.dim;
   const int width = config_.width();
   const T* positional = param(positional_);
-  const bool additive = config_.positional == "additive";
+  const bool additive = config_.positional == Positional::kAdditive;
   const int p = config_.positional_dim;
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
@@ -527,7 +525,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
 
   // Embedding: g_out is dLoss/d(embedded) (B*N, D).
   if (positional_ != kAbsent) {
-    const bool additive = config_.positional == "additive";
+    const bool additive = config_.positional == Positional::kAdditive;
     const int columns = additive ? dim : config_.positional_dim;
     const int first = additive ? 0 : dim;
     T* g_pos = grad(positional_);

@@ -61,26 +61,24 @@ void orthonormal_points(Rng& rng, double* points, int count, int dim) {
 }  // namespace
 
 PointTask::PointTask(const TaskConfig& config, int dim) : config_(config), dim_(dim) {
-  if (config.name != "farthest" && config.name != "nearest")
-    throw ConfigError("task.name: unknown task '" + config.name + "' (farthest | nearest)");
-  if (config.distribution != "uniform" && config.distribution != "orthogonal")
-    throw ConfigError("task.distribution: unknown distribution '" + config.distribution +
-                      "' (uniform | orthogonal)");
-  if (config.points < (config.name == "farthest" ? 2 : 1))
+  if (!is_point_task(config.name))
+    throw ConfigError("task.name: '" + std::string(name_of(config.name)) +
+                      "' is not a point task (farthest | nearest)");
+  if (config.points < (config.name == TaskKind::kFarthest ? 2 : 1))
     throw ConfigError("task.points: too few points (" + std::to_string(config.points) + ")");
-  if (config.name == "nearest" && config.queries < 1)
+  if (config.name == TaskKind::kNearest && config.queries < 1)
     throw ConfigError("task.queries: must be >= 1");
-  if (config.distribution == "orthogonal" && config.points > dim)
+  if (config.distribution == PointDistribution::kOrthogonal && config.points > dim)
     throw ConfigError("task.points: orthogonal distribution needs points (" +
                       std::to_string(config.points) + ") <= model.dim (" + std::to_string(dim) +
                       ")");
 }
 
 int PointTask::tokens() const {
-  return config_.points + (config_.name == "nearest" ? config_.queries : 0);
+  return config_.points + (config_.name == TaskKind::kNearest ? config_.queries : 0);
 }
 int PointTask::loss_begin() const {
-  return config_.name == "nearest" ? config_.points : 0;
+  return config_.name == TaskKind::kNearest ? config_.points : 0;
 }
 int PointTask::loss_end() const {
   return tokens();
@@ -92,14 +90,14 @@ void PointTask::generate(uint64_t seed, Stream stream, uint64_t index, int batch
   const int n = config_.points;
   const int tokens_per_sample = tokens();
   const int d = dim_;
-  const bool farthest = config_.name == "farthest";
+  const bool farthest = config_.name == TaskKind::kFarthest;
 #pragma omp parallel if (worth_parallel(static_cast <size_t>(batch) * tokens_per_sample * d * 8))
   {
     std::vector<double> points(static_cast<size_t>(tokens_per_sample) * d);
 #pragma omp for schedule(static)
     for (int sample = 0; sample < batch; ++sample) {
       Rng rng(seed, static_cast<uint64_t>(stream), index, static_cast<uint64_t>(sample));
-      if (config_.distribution == "orthogonal") {
+      if (config_.distribution == PointDistribution::kOrthogonal) {
         orthonormal_points(rng, points.data(), n, d);
       } else {
         for (int p = 0; p < n; ++p)

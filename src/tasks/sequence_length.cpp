@@ -3,9 +3,9 @@
 namespace attnrank {
 
 int sequence_length(const TaskConfig& task) {
-  if (task.name == "lm" || task.name == "mlm") return task.length;
-  if (task.name == "icl-linear") return 2 * task.examples + 1;
-  return task.points + (task.name == "nearest" ? task.queries : 0);
+  if (task.name == TaskKind::kLm || task.name == TaskKind::kMlm) return task.length;
+  if (task.name == TaskKind::kIclLinear) return 2 * task.examples + 1;
+  return task.points + (task.name == TaskKind::kNearest ? task.queries : 0);
 }
 
 }  // namespace attnrank

@@ -10,7 +10,7 @@
 
 namespace attnrank {
 
-MonteCarloEstimate fact1_mse(const std::string& task_name, int dim, int points, AttentionKind kind,
+MonteCarloEstimate fact1_mse(TaskKind task_name, int dim, int points, AttentionKind kind,
                              double beta, int64_t samples, uint64_t seed) {
   TaskConfig task_config;
   task_config.name = task_name;
@@ -23,7 +23,7 @@ MonteCarloEstimate fact1_mse(const std::string& task_name, int dim, int points, 
   model_config.rank = dim;
   model_config.value_rank = dim;
   model_config.ffn = 0;
-  model_config.norm = "none";
+  model_config.norm = Norm::kNone;
   model_config.bias = false;
   model_config.residual = false;
   SequenceSpec sequence = point_sequence(task);
@@ -31,7 +31,7 @@ MonteCarloEstimate fact1_mse(const std::string& task_name, int dim, int points, 
   Transformer<double> model(model_config, sequence);
   // in_proj rows [W_Q^T; W_K^T; W_V^T]. Scores are q.k / sqrt(r), so W_Q = s sqrt(r) I and
   // W_K = I give the bilinear form s I with s = +beta (nearest) or -beta (farthest).
-  const double sign = task_name == "nearest" ? 1.0 : -1.0;
+  const double sign = task_name == TaskKind::kNearest ? 1.0 : -1.0;
   double* in = model.parameter("layers.0.attn.in_proj_weight");
   double* out = model.parameter("layers.0.attn.out_proj_weight");
   for (int i = 0; i < dim; ++i) {

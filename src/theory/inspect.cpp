@@ -91,10 +91,14 @@ ModelInspection inspect_checkpoint(const std::string& run_dir) {
 std::string inspection_json(const ModelInspection& inspection) {
   const ModelConfig& c = inspection.config;
   nlohmann::json out;
-  out["model"] = {
-      {"dim", c.dim},       {"width", inspection.width},  {"heads", c.heads},
-      {"rank", c.rank},     {"value_rank", c.value_rank}, {"width_multiplier", c.width_multiplier},
-      {"layers", c.layers}, {"positional", c.positional}};
+  out["model"] = {{"dim", c.dim},
+                  {"width", inspection.width},
+                  {"heads", c.heads},
+                  {"rank", c.rank},
+                  {"value_rank", c.value_rank},
+                  {"width_multiplier", c.width_multiplier},
+                  {"layers", c.layers},
+                  {"positional", std::string(name_of(c.positional))}};
   out["heads"] = nlohmann::json::array();
   for (const HeadInspection& h : inspection.heads) {
     out["heads"].push_back({{"layer", h.layer},

@@ -102,7 +102,7 @@ MonteCarloEstimate majority_vote_mse_monte_carlo(const MajorityVoteNetwork& net,
                                                  uint64_t seed) {
   if (samples < 2) throw ConfigError("majority vote: need at least 2 samples");
   TaskConfig config;
-  config.name = "nearest";
+  config.name = TaskKind::kNearest;
   config.points = 2;
   config.queries = 1;
   const PointTask task(config, net.dim);

@@ -19,7 +19,7 @@ MonteCarloEstimate head_mixture_mse_monte_carlo(const RandomHeads& heads,
   if (static_cast<int>(weights.size()) != count)
     throw ConfigError("monte carlo: one output weight per head is needed");
   TaskConfig task_config;
-  task_config.name = "nearest";
+  task_config.name = TaskKind::kNearest;
   task_config.points = 2;
   task_config.queries = 1;
   const PointTask task(task_config, dim);
@@ -29,7 +29,7 @@ MonteCarloEstimate head_mixture_mse_monte_carlo(const RandomHeads& heads,
   model_config.rank = 1;
   model_config.value_rank = dim;
   model_config.ffn = 0;
-  model_config.norm = "none";
+  model_config.norm = Norm::kNone;
   model_config.bias = false;
   model_config.residual = false;
   SequenceSpec sequence = point_sequence(task);

@@ -54,16 +54,17 @@ void run_fact1(const Fact1Options& options, const std::string& out_dir, std::ost
              options.samples);
   fmt::print(log, "{:<9} {:>4} {:>4} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "task", "d", "N",
              "soft b=1", "soft b=100", "soft b=1e4", "hard max", "slope");
-  for (const std::string task : {"nearest", "farthest"}) {
+  for (const TaskKind kind : {TaskKind::kNearest, TaskKind::kFarthest}) {
+    const std::string task(name_of(kind));
     for (int dim : options.dims) {
       for (int points : options.points) {
         std::vector<double> soft(options.betas.size()), soft_se(options.betas.size()),
             hard(options.betas.size());
         for (size_t i = 0; i < options.betas.size(); ++i) {
           const double beta = options.betas[i];
-          const MonteCarloEstimate s = fact1_mse(task, dim, points, AttentionKind::kSoftmax, beta,
+          const MonteCarloEstimate s = fact1_mse(kind, dim, points, AttentionKind::kSoftmax, beta,
                                                  options.samples, options.seed);
-          const MonteCarloEstimate h = fact1_mse(task, dim, points, AttentionKind::kHardmax, beta,
+          const MonteCarloEstimate h = fact1_mse(kind, dim, points, AttentionKind::kHardmax, beta,
                                                  options.samples, options.seed);
           soft[i] = s.mean;
           soft_se[i] = s.standard_error;

@@ -2,6 +2,7 @@
 #include "attnrank/train/objective.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "attnrank/core/error.h"
 #include "objectives.h"
@@ -15,11 +16,17 @@ double Evaluation::metric(const std::string& name) const {
 }
 
 std::unique_ptr<Objective> make_objective(const RunConfig& config) {
-  const std::string& name = config.task.name;
-  if (name == "farthest" || name == "nearest") return make_point_objective(config);
-  if (name == "lm" || name == "mlm") return make_text_objective(config);
-  if (name == "icl-linear") return make_icl_objective(config);
-  throw ConfigError("task.name: unknown task '" + name + "'");
+  switch (config.task.name) {
+    case TaskKind::kFarthest:
+    case TaskKind::kNearest:
+      return make_point_objective(config);
+    case TaskKind::kLm:
+    case TaskKind::kMlm:
+      return make_text_objective(config);
+    case TaskKind::kIclLinear:
+      return make_icl_objective(config);
+  }
+  throw std::logic_error("make_objective: a task kind without an objective");
 }
 
 void forward_batch(Transformer<float>& model, const Batch& batch, float* outputs) {

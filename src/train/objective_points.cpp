@@ -57,7 +57,7 @@ class PointObjective final : public Objective {
 SequenceSpec point_sequence(const PointTask& task) {
   SequenceSpec spec;
   spec.tokens = task.tokens();
-  if (task.config().name == "nearest") {
+  if (task.config().name == TaskKind::kNearest) {
     spec.mask = AttentionMask::kPrefix;
     spec.key_limit = task.config().points;
   }

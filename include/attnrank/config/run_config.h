@@ -8,43 +8,45 @@
 #include <string>
 #include <vector>
 
+#include "attnrank/config/choices.h"
+
 namespace attnrank {
 
 struct ModelConfig {
-  int dim = 64;                     // d: token width
-  int heads = 1;                    // H: heads per attention module
-  int rank = 0;                     // r: query/key width per head (0: (d + concat p) / H)
-  int value_rank = 0;               // r_v: value width per head (0: r)
-  int width_multiplier = 1;         // c: parallel attention modules per layer, outputs averaged
-  int layers = 1;                   // L
-  int ffn = 2048;                   // MLP hidden width; 0 removes the MLP
-  std::string norm = "sphere";      // sphere | layer | none
-  bool norm_first = false;          // false: post-norm (published); true: pre-norm + final norm
-  bool bias = true;                 // biases in attention projections and MLP
-  std::string positional = "none";  // none | additive | concat
-  int positional_dim = 64;          // p: extra dims for concat positional encodings
+  int dim = 64;              // d: token width
+  int heads = 1;             // H: heads per attention module
+  int rank = 0;              // r: query/key width per head (0: (d + concat p) / H)
+  int value_rank = 0;        // r_v: value width per head (0: r)
+  int width_multiplier = 1;  // c: parallel attention modules per layer, outputs averaged
+  int layers = 1;            // L
+  int ffn = 2048;            // MLP hidden width; 0 removes the MLP
+  Norm norm = Norm::kSphere;
+  bool norm_first = false;  // false: post-norm (published); true: pre-norm + final norm
+  bool bias = true;         // biases in attention projections and MLP
+  Positional positional = Positional::kNone;
+  int positional_dim = 64;  // p: extra dims for concat positional encodings
   bool residual = true;
-  std::string head_size = "standard";  // auto rank: standard (width / H) | fixed (sequence length)
-  bool tie_embeddings = true;          // text tasks: output layer = token embedding (transposed)
-  double embed_std = 1.0;              // text tasks: token embedding init N(0, s^2) (1: PyTorch)
+  HeadSize head_size = HeadSize::kStandard;  // what an auto rank is
+  bool tie_embeddings = true;  // text tasks: output layer = token embedding (transposed)
+  double embed_std = 1.0;      // text tasks: token embedding init N(0, s^2) (1: PyTorch)
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
-  int width() const { return dim + (positional == "concat" ? positional_dim : 0); }
+  int width() const { return dim + (positional == Positional::kConcat ? positional_dim : 0); }
 
   bool operator==(const ModelConfig&) const = default;
 };
 
 struct TaskConfig {
-  std::string name = "farthest";         // farthest | nearest | lm | mlm | icl-linear
-  int points = 16;                       // N
-  int queries = 1;                       // nearest: query tokens appended after the points
-  std::string distribution = "uniform";  // uniform | orthogonal
-  std::string corpus = "fortunes";       // lm, mlm: the text (a Debian package's files)
-  int length = 64;                       // lm, mlm: tokens (bytes) per sequence
-  double mask_rate = 0.15;               // mlm: fraction of positions masked and scored
-  int features = 8;                      // icl-linear: m, the dimension of x and w
-  int examples = 16;                     // icl-linear: k, in-context examples before the query
-  double noise = 0.0;                    // icl-linear: standard deviation of the label noise
+  TaskKind name = TaskKind::kFarthest;
+  int points = 16;  // N
+  int queries = 1;  // nearest: query tokens appended after the points
+  PointDistribution distribution = PointDistribution::kUniform;
+  std::string corpus = "fortunes";  // lm, mlm: the text (a Debian package's files)
+  int length = 64;                  // lm, mlm: tokens (bytes) per sequence
+  double mask_rate = 0.15;          // mlm: fraction of positions masked and scored
+  int features = 8;                 // icl-linear: m, the dimension of x and w
+  int examples = 16;                // icl-linear: k, in-context examples before the query
+  double noise = 0.0;               // icl-linear: standard deviation of the label noise
 
   bool operator==(const TaskConfig&) const = default;
 };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "attnrank/config/choices.h"
 #include "attnrank/nn/attention.h"
 #include "attnrank/theory/random_features.h"
 
@@ -16,8 +17,8 @@ namespace attnrank {
 
 // Test MSE (the task's loss: squared error summed over coordinates, mean over scored tokens)
 // of the construction, through the engine's Transformer<double> forward pass on the
-// task's test stream of `seed`. task: "nearest" (one query) or "farthest".
-MonteCarloEstimate fact1_mse(const std::string& task, int dim, int points, AttentionKind kind,
-                             double beta, int64_t samples, uint64_t seed);
+// task's test stream of `seed`. task: nearest (one query) or farthest.
+MonteCarloEstimate fact1_mse(TaskKind task, int dim, int points, AttentionKind kind, double beta,
+                             int64_t samples, uint64_t seed);
 
 }  // namespace attnrank

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "attnrank/train/checkpoint.h"
 #include "attnrank/config_io/config_io.h"
+#include "attnrank/train/checkpoint.h"
 #include "attnrank/train/train.h"
 #include "test_files.h"
 

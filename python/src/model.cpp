@@ -13,10 +13,10 @@
 #include <mutex>
 #include <optional>
 
-#include "attnrank/train/checkpoint.h"
 #include "attnrank/core/error.h"
-#include "attnrank/train/objective.h"
 #include "attnrank/core/threading.h"
+#include "attnrank/train/checkpoint.h"
+#include "attnrank/train/objective.h"
 #include "attnrank/train/train.h"
 #include "bindings.h"
 

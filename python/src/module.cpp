@@ -3,8 +3,8 @@
 // meant to be called directly.
 #include <pybind11/stl.h>
 
-#include "attnrank/train/build_info.h"
 #include "attnrank/core/error.h"
+#include "attnrank/train/build_info.h"
 #include "bindings.h"
 
 namespace py = pybind11;

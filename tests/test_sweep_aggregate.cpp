@@ -126,7 +126,7 @@ TEST(Aggregate, TableCsvAndJson) {
 
 TEST(Figure, CurvePointsAndSeparation) {
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.rank";
   figure.line = "model.width_multiplier";
   const auto points = curve_points(figure, sweep_runs());
@@ -145,7 +145,7 @@ TEST(Figure, CurvePointsAndSeparation) {
 TEST(Figure, WritesDataScriptFiguresAndReport) {
   const auto dir = fresh_dir("figure_files");
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.rank";
   figure.panel = "model.layers";
   figure.line = "model.width_multiplier";
@@ -288,7 +288,7 @@ TEST(Aggregate, UnknownMetricNamesTheAvailableOnes) {
 TEST(Figure, CurvesOfANamedMetric) {
   const auto dir = fresh_dir("figure_metric");
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.rank";
   figure.metric = "test_loss";
   figure.y_label = "test loss (nats)";
@@ -332,7 +332,7 @@ TEST(Figure, CurvesOfANamedMetric) {
 TEST(Figure, EveryPlottedXHasALabelledTicInsideTheRange) {
   const auto dir = fresh_dir("figure_tics");
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.rank";
   figure.line = "model.width_multiplier";
   const auto points = curve_points(figure, sweep_runs());
@@ -367,7 +367,7 @@ TEST(Figure, ParameterCountOnTheXAxis) {
         runs.push_back(run);
       }
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "parameters";
   figure.line = "model.head_size";
   figure.metric = "test_bits_per_char";
@@ -415,7 +415,7 @@ TEST(Figure, ParameterCountOnTheXAxis) {
 TEST(Figure, ReportSetsLinesSideBySide) {
   const auto dir = fresh_dir("figure_lines");
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.rank";
   figure.line = "model.width_multiplier";
   const auto runs = sweep_runs();
@@ -432,7 +432,7 @@ TEST(Figure, ReportSetsLinesSideBySide) {
 
 TEST(Figure, SeparationRatiosNearOneKeepThreeDecimals) {
   FigureSpec figure;
-  figure.kind = "curves";
+  figure.kind = FigureKind::kCurves;
   figure.x = "model.heads";
   std::vector<CurvePoint> points(2);
   points[0].x = 1, points[0].mean = 2.977;

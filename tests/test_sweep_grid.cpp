@@ -234,7 +234,7 @@ TEST(SweepPresets, EveryPresetParsesAndExpands) {
       const std::string path =
           find_preset(figure, scale, std::string(ATTNRANK_SOURCE_DIR) + "/configs/reproduce");
       const SweepSpec spec = load_sweep_spec(path);
-      EXPECT_FALSE(spec.figure.kind.empty());
+      EXPECT_NE(spec.figure.kind, FigureKind::kNone);
       const auto runs = expand_sweep(spec);
       EXPECT_GE(runs.size(), 3u);
     }

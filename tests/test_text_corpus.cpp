@@ -24,6 +24,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+const char* objective_label(TextObjective objective) {
+  return objective == TextObjective::kLm ? "lm" : "mlm";
+}
+
 constexpr size_t kBlock = kSplitBlockBytes;
 // 50 full blocks and a short one: blocks 18, 38 validation; 19, 39 test.
 constexpr size_t kTestCorpusBytes = 50 * kBlock + 1000;
@@ -222,7 +226,7 @@ TEST(TextTask, TrainWindowsNeverTouchValidationOrTestText) {
   const auto corpus = test_corpus();
   const Locator locator(corpus->text());
   // 4000-byte windows make crossing a span end likely for a wrong sampler.
-  for (const char* objective : {"lm", "mlm"}) {
+  for (const TextObjective objective : {TextObjective::kLm, TextObjective::kMlm}) {
     for (int n : {16, 4000}) {
       const TextTask task(corpus, objective, n);
       const int batch = n > 100 ? 64 : 512;
@@ -234,11 +238,12 @@ TEST(TextTask, TrainWindowsNeverTouchValidationOrTestText) {
           ASSERT_NE(start, std::string::npos);
           const size_t end = start + static_cast<size_t>(task.window_bytes());
           EXPECT_GE(containing_span(corpus->spans(TextSplit::kTrain), start, end), 0)
-              << objective << " window [" << start << ", " << end << ") leaves the train spans";
+              << objective_label(objective) << " window [" << start << ", " << end
+              << ") leaves the train spans";
           for (TextSplit held_out : {TextSplit::kValidation, TextSplit::kTest})
             for (const TextSpan& span : corpus->spans(held_out))
               ASSERT_TRUE(end <= span.begin || start >= span.end)
-                  << objective << " window overlaps " << split_name(held_out);
+                  << objective_label(objective) << " window overlaps " << split_name(held_out);
         }
       }
     }
@@ -249,7 +254,7 @@ TEST(TextTask, LmLabelsAreTheInputsShiftedByOne) {
   const auto corpus = test_corpus();
   const Locator locator(corpus->text());
   const int n = 32, batch = 100;
-  const TextTask task(corpus, "lm", n);
+  const TextTask task(corpus, TextObjective::kLm, n);
   EXPECT_EQ(task.tokens(), n);
   EXPECT_EQ(task.vocabulary(), 256);
   std::vector<int32_t> in(batch * n), labels(in.size());
@@ -271,7 +276,7 @@ TEST(TextTask, TrainStartsAreUniformOverValidStarts) {
   const auto corpus = test_corpus();
   const Locator locator(corpus->text());
   const int n = 1024, batch = 500, batches = 40;
-  const TextTask task(corpus, "lm", n);
+  const TextTask task(corpus, TextObjective::kLm, n);
   const auto& spans = corpus->spans(TextSplit::kTrain);
   std::vector<double> expected;
   uint64_t total = 0;
@@ -306,7 +311,7 @@ TEST(TextTask, MlmMaskingFollowsBert) {
   const auto corpus = test_corpus();
   const Locator locator(corpus->text());
   const int n = 128, batch = 512, batches = 4;
-  const TextTask task(corpus, "mlm", n);
+  const TextTask task(corpus, TextObjective::kMlm, n);
   EXPECT_EQ(task.vocabulary(), 257);
   EXPECT_DOUBLE_EQ(task.mask_rate(), 0.15);
   double positions = 0, selected = 0, masked = 0, random_other = 0, unchanged = 0;
@@ -350,7 +355,7 @@ TEST(TextTask, MlmScoresAtLeastOnePositionPerWindow) {
   const auto corpus = test_corpus();
   const int n = 16, batch = 2000;
   std::vector<int32_t> in(batch * n), labels(in.size());
-  const TextTask rare(corpus, "mlm", n, 1e-12);
+  const TextTask rare(corpus, TextObjective::kMlm, n, 1e-12);
   rare.generate(1, 0, batch, in.data(), labels.data());
   std::vector<int> chosen(n, 0);
   for (int row = 0; row < batch; ++row) {
@@ -364,14 +369,14 @@ TEST(TextTask, MlmScoresAtLeastOnePositionPerWindow) {
   }
   for (int i = 0; i < n; ++i) EXPECT_GT(chosen[i], batch / n / 2) << "position " << i;
 
-  const TextTask all(corpus, "mlm", n, 1.0);
+  const TextTask all(corpus, TextObjective::kMlm, n, 1.0);
   all.generate(1, 0, batch, in.data(), labels.data());
   EXPECT_EQ(std::count(labels.begin(), labels.end(), -1), 0);
 }
 
 TEST(TextTask, GenerationIsIndependentOfThreadCount) {
   const auto corpus = test_corpus();
-  for (const char* objective : {"lm", "mlm"}) {
+  for (const TextObjective objective : {TextObjective::kLm, TextObjective::kMlm}) {
     const TextTask task(corpus, objective, 128);
     const size_t size = 256 * 128;
     std::vector<int32_t> in1(size), l1(size), in2(size), l2(size);
@@ -380,14 +385,14 @@ TEST(TextTask, GenerationIsIndependentOfThreadCount) {
     set_threads(2);
     task.generate(7, 123, 256, in2.data(), l2.data());
     set_threads(0);
-    EXPECT_EQ(in1, in2) << objective;
-    EXPECT_EQ(l1, l2) << objective;
+    EXPECT_EQ(in1, in2) << objective_label(objective);
+    EXPECT_EQ(l1, l2) << objective_label(objective);
   }
 }
 
 TEST(TextTask, SeedsAndIndicesGiveDifferentBatchesAndSamplesAreAddressed) {
   const auto corpus = test_corpus();
-  for (const char* objective : {"lm", "mlm"}) {
+  for (const TextObjective objective : {TextObjective::kLm, TextObjective::kMlm}) {
     const TextTask task(corpus, objective, 32);
     const size_t size = 8 * 32;
     std::vector<int32_t> a(size), b(size), c(size), small(size / 2), labels(size);
@@ -395,9 +400,9 @@ TEST(TextTask, SeedsAndIndicesGiveDifferentBatchesAndSamplesAreAddressed) {
     task.generate(2, 0, 8, b.data(), labels.data());
     task.generate(1, 1, 8, c.data(), labels.data());
     task.generate(1, 0, 4, small.data(), labels.data());
-    EXPECT_NE(a, b) << objective;
-    EXPECT_NE(a, c) << objective;
-    EXPECT_TRUE(std::equal(small.begin(), small.end(), a.begin())) << objective;
+    EXPECT_NE(a, b) << objective_label(objective);
+    EXPECT_NE(a, c) << objective_label(objective);
+    EXPECT_TRUE(std::equal(small.begin(), small.end(), a.begin())) << objective_label(objective);
   }
 }
 
@@ -406,7 +411,7 @@ TEST(TextTask, SeedsAndIndicesGiveDifferentBatchesAndSamplesAreAddressed) {
 TEST(TextTask, LmEvaluationPredictsEveryNonFirstByteOfEverySpanOnce) {
   const auto corpus = test_corpus();
   for (int n : {1, 100, 4095}) {
-    const TextTask task(corpus, "lm", n);
+    const TextTask task(corpus, TextObjective::kLm, n);
     for (TextSplit split : kTextSplits) {
       size_t expected_windows = 0;
       std::vector<int32_t> expected_inputs, expected_labels;
@@ -460,7 +465,7 @@ TEST(TextTask, LmEvaluationPredictsEveryNonFirstByteOfEverySpanOnce) {
 TEST(TextTask, MlmEvaluationCoversEverySplitByteOnceAndIsReproducible) {
   const auto corpus = test_corpus();
   const int n = 300;
-  const TextTask task(corpus, "mlm", n);
+  const TextTask task(corpus, TextObjective::kMlm, n);
   for (TextSplit split : kTextSplits) {
     std::vector<int32_t> expected;
     for (const TextSpan& span : corpus->spans(split))
@@ -538,15 +543,14 @@ TEST(TextTask, CountsScoredPositionsAndCharacters) {
 
 TEST(TextTask, RejectsBadConfigs) {
   const auto corpus = test_corpus();
-  EXPECT_THROW(TextTask(corpus, "clm", 16), ConfigError);
-  EXPECT_THROW(TextTask(corpus, "lm", 0), ConfigError);
-  EXPECT_THROW(TextTask(corpus, "mlm", 16, 0.0), ConfigError);
-  EXPECT_THROW(TextTask(corpus, "mlm", 16, 1.5), ConfigError);
-  EXPECT_THROW(TextTask(corpus, "mlm", 16, std::nan("")), ConfigError);
-  EXPECT_NO_THROW(TextTask(corpus, "lm", 4095));
-  EXPECT_NO_THROW(TextTask(corpus, "mlm", 4096));
+  EXPECT_THROW(TextTask(corpus, TextObjective::kLm, 0), ConfigError);
+  EXPECT_THROW(TextTask(corpus, TextObjective::kMlm, 16, 0.0), ConfigError);
+  EXPECT_THROW(TextTask(corpus, TextObjective::kMlm, 16, 1.5), ConfigError);
+  EXPECT_THROW(TextTask(corpus, TextObjective::kMlm, 16, std::nan("")), ConfigError);
+  EXPECT_NO_THROW(TextTask(corpus, TextObjective::kLm, 4095));
+  EXPECT_NO_THROW(TextTask(corpus, TextObjective::kMlm, 4096));
   try {
-    TextTask(corpus, "lm", 4096);
+    TextTask(corpus, TextObjective::kLm, 4096);
     FAIL() << "no error for a window longer than every validation span";
   } catch (const ConfigError& e) {
     const std::string what = e.what();
@@ -555,7 +559,7 @@ TEST(TextTask, RejectsBadConfigs) {
     EXPECT_NE(what.find("validation"), std::string::npos) << what;
   }
   // 19 blocks: no test text at all.
-  EXPECT_THROW(TextTask(test_corpus(19 * kBlock), "lm", 8), ConfigError);
+  EXPECT_THROW(TextTask(test_corpus(19 * kBlock), TextObjective::kLm, 8), ConfigError);
 }
 
 TEST(TextCorpus, MissingDirectoryIsAConfigErrorNamingThePackage) {
@@ -654,7 +658,7 @@ TEST(TextCorpus, LoadsTheInstalledFortunesCorpus) {
   EXPECT_EQ(again->checksum(), corpus->checksum());
   EXPECT_EQ(again->size(), corpus->size());
 
-  const TextTask task(corpus, "lm", 256);
+  const TextTask task(corpus, TextObjective::kLm, 256);
   std::vector<int32_t> in(4 * 256), labels(in.size());
   task.generate(0, 0, 4, in.data(), labels.data());
   EXPECT_GT(task.evaluation_windows(TextSplit::kTest), 0u);

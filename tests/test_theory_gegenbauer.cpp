@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "attnrank/core/rng.h"
+#include "attnrank/core/vectors.h"
 #include "attnrank/theory/gegenbauer.h"
 
 using namespace attnrank;
@@ -28,16 +29,6 @@ double direct_coefficient(const std::function<double(double)>& f, int dim, int d
     sum += f(t) * q[degree] * sphere_dot_density(dim, t) * h;
   }
   return sum;
-}
-
-void unit_vector(Rng& rng, double* v, int dim) {
-  double norm = 0.0;
-  for (int i = 0; i < dim; ++i) {
-    v[i] = rng.normal();
-    norm += v[i] * v[i];
-  }
-  norm = std::sqrt(norm);
-  for (int i = 0; i < dim; ++i) v[i] /= norm;
 }
 
 }  // namespace
@@ -145,7 +136,7 @@ TEST(Gegenbauer, FunkHeckeProductMatchesMonteCarlo) {
   const int samples = 400000;
   double sum = 0.0, sum_sq = 0.0;
   for (int s = 0; s < samples; ++s) {
-    unit_vector(rng, y.data(), dim);
+    random_unit_vector(rng, y.data(), dim);
     const double value =
         (y[0] > 0 ? 1.0 : -1.0) *
         std::asin(std::clamp(rho * y[0] + std::sqrt(1 - rho * rho) * y[1], -1.0, 1.0));

@@ -6,28 +6,12 @@
 #include <vector>
 
 #include "attnrank/core/rng.h"
+#include "attnrank/core/vectors.h"
 #include "attnrank/theory/majority_vote.h"
 
 using namespace attnrank;
 
-namespace {
-
-void unit_vector(Rng& rng, double* v, int dim) {
-  double norm = 0.0;
-  for (int i = 0; i < dim; ++i) {
-    v[i] = rng.normal();
-    norm += v[i] * v[i];
-  }
-  for (int i = 0; i < dim; ++i) v[i] /= std::sqrt(norm);
-}
-
-double dot(const double* a, const double* b, int dim) {
-  double s = 0.0;
-  for (int i = 0; i < dim; ++i) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(MajorityVote, NetworkOutputsThePointTheMajorityVotesFor) {
   const int dim = 7, heads = 9, batch = 300;
@@ -35,7 +19,7 @@ TEST(MajorityVote, NetworkOutputsThePointTheMajorityVotesFor) {
   const MajorityVoteNetwork net = build_majority_vote(voters);
   Rng rng(5);
   std::vector<double> points(batch * 3 * dim), out(batch * dim);
-  for (int i = 0; i < batch * 3; ++i) unit_vector(rng, points.data() + i * dim, dim);
+  for (int i = 0; i < batch * 3; ++i) random_unit_vector(rng, points.data() + i * dim, dim);
   majority_vote_forward(net, points.data(), batch, out.data());
   int wrong = 0;
   for (int b = 0; b < batch; ++b) {
@@ -59,13 +43,13 @@ TEST(MajorityVote, VoteAccuracyMatchesSampling) {
   const int dim = 5;
   Rng rng(8);
   std::vector<double> y(dim), u(dim), q(dim);
-  unit_vector(rng, y.data(), dim);
-  unit_vector(rng, u.data(), dim);
+  random_unit_vector(rng, y.data(), dim);
+  random_unit_vector(rng, u.data(), dim);
   const double t = dot(y.data(), u.data(), dim);
   const int samples = 200000;
   int right = 0;
   for (int s = 0; s < samples; ++s) {
-    unit_vector(rng, q.data(), dim);
+    random_unit_vector(rng, q.data(), dim);
     right += ((dot(y.data(), q.data(), dim) > 0) == (dot(q.data(), u.data(), dim) > 0)) == (t > 0);
   }
   const double p = vote_accuracy(t);

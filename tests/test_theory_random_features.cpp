@@ -6,26 +6,12 @@
 #include <vector>
 
 #include "attnrank/core/rng.h"
+#include "attnrank/core/vectors.h"
 #include "attnrank/theory/random_features.h"
 
 using namespace attnrank;
 
 namespace {
-
-void unit_vector(Rng& rng, double* v, int dim) {
-  double norm = 0.0;
-  for (int i = 0; i < dim; ++i) {
-    v[i] = rng.normal();
-    norm += v[i] * v[i];
-  }
-  for (int i = 0; i < dim; ++i) v[i] /= std::sqrt(norm);
-}
-
-double dot(const double* a, const double* b, int dim) {
-  double s = 0.0;
-  for (int i = 0; i < dim; ++i) s += a[i] * b[i];
-  return s;
-}
 
 // Brute force: sample (x_1, x_2, y), let each head pick its key by its own score, and
 // average head_a . head_b and target . head_a.
@@ -45,9 +31,9 @@ SampledProducts sample_products(const RandomHeads& heads, int samples, uint64_t 
   std::vector<double> x1(dim), x2(dim), y(dim);
   std::vector<const double*> picked(h_count);
   for (int s = 0; s < samples; ++s) {
-    unit_vector(rng, x1.data(), dim);
-    unit_vector(rng, x2.data(), dim);
-    unit_vector(rng, y.data(), dim);
+    random_unit_vector(rng, x1.data(), dim);
+    random_unit_vector(rng, x2.data(), dim);
+    random_unit_vector(rng, y.data(), dim);
     const double* nearest =
         dot(y.data(), x1.data(), dim) >= dot(y.data(), x2.data(), dim) ? x1.data() : x2.data();
     for (int h = 0; h < h_count; ++h) {

@@ -81,7 +81,7 @@ void add_reproduce_command(CLI::App& app) {
   cmd->callback([args] {
     const std::string preset = find_preset(args->figure, args->scale, args->presets_dir);
     const SweepSpec spec = load_sweep_spec(preset);
-    if (spec.figure.kind.empty()) throw ConfigError(preset + ": figure: missing");
+    if (spec.figure.kind == FigureKind::kNone) throw ConfigError(preset + ": figure: missing");
     const std::vector<PlannedRun> planned = expand_sweep(spec);
     const std::string out_dir =
         args->out_dir.empty() ? "reproduce/" + args->figure + "-" + args->scale : args->out_dir;
@@ -111,7 +111,7 @@ void add_reproduce_command(CLI::App& app) {
     std::vector<CurvePoint> curves;
     std::vector<HeadPoint> heads;
     FigureFiles figure;
-    if (spec.figure.kind == "curves") {
+    if (spec.figure.kind == FigureKind::kCurves) {
       curves = curve_points(spec.figure, runs);
       figure = write_curves_figure(spec.figure, curves, out_dir, args->figure);
     } else {
@@ -127,7 +127,7 @@ void add_reproduce_command(CLI::App& app) {
                         runs,
                         static_cast<int>(planned.size())};
     const std::string report = write_report(inputs, curves, heads, figure, out_dir);
-    if (spec.figure.kind == "curves")
+    if (spec.figure.kind == FigureKind::kCurves)
       for (const auto& line : separation_lines(spec.figure, curves)) fmt::print("{}\n", line);
     fmt::print("{}\ndata: {}\nreport: {}\n", figure.message,
                (fs::path(out_dir) / (args->figure + ".csv")).string(), report);

@@ -5,10 +5,10 @@
 namespace attnrank {
 
 size_t ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, bool attention,
-                            bool decay) {
+                            bool decay, TensorInit init) {
   size_t size = 1;
   for (int64_t dim : shape) size *= static_cast<size_t>(dim);
-  TensorInfo info{name, std::move(shape), total_, size, attention, decay};
+  TensorInfo info{name, std::move(shape), total_, size, attention, decay, init};
   tensors_.push_back(std::move(info));
   total_ += size;
   return tensors_.back().offset;

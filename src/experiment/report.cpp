@@ -187,7 +187,7 @@ std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoin
         inputs.figure);
   else
     md += figure.message + "\n\n";
-  if (spec.kind == "curves") {
+  if (spec.kind == FigureKind::kCurves) {
     const std::string label = spec.metric_label();
     md += "Lines: mean " + label +
           " over seeds, the band ± one standard deviation; dashed: the minimum over seeds "

@@ -90,7 +90,10 @@ struct SpecReader {
         fail(where, "unknown key (the keys are " + joined(kFigureKeys) + ")" +
                         suggestion(key, kFigureKeys));
       const std::string value = scalar(entry.second, where);
-      if (key == "kind") figure.kind = value;
+      if (key == "kind") {
+        if (value != "curves" && value != "heads") fail(where, "expected curves or heads");
+        figure.kind = value == "curves" ? FigureKind::kCurves : FigureKind::kHeads;
+      }
       if (key == "title") figure.title = value;
       if (key == "x") figure.x = value;
       if (key == "panel") figure.panel = value;
@@ -104,8 +107,7 @@ struct SpecReader {
         (key == "log_x" ? figure.log_x : figure.log_y) = value == "true";
       }
     }
-    if (figure.kind != "curves" && figure.kind != "heads")
-      fail("figure.kind", "expected curves or heads");
+    if (figure.kind == FigureKind::kNone) fail("figure.kind", "missing: expected curves or heads");
     if (figure.x.empty())
       fail("figure.x",
            "missing: the config key (or parameters, attention_parameters) on the x axis");
@@ -119,7 +121,7 @@ struct SpecReader {
                                 joined(names) + suggestion(figure.metric, names));
     // A curves figure may put a run's size on the x axis (width-lm: loss against
     // parameter count); every other figure key is a config key.
-    if (figure.x_is_size() && figure.kind != "curves")
+    if (figure.x_is_size() && figure.kind != FigureKind::kCurves)
       fail("figure.x", "'" + figure.x + "' is only an x axis of curves figures");
     if (!figure.x_is_size()) check_config_key(figure.x, "figure");
     for (const auto* key : {&figure.panel, &figure.line})

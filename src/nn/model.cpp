@@ -51,38 +51,59 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
     throw std::invalid_argument("Transformer: token or linear input needs input_width >= 1");
   if (sequence.output == OutputKind::kLinear && sequence.output_width < 1)
     throw std::invalid_argument("Transformer: linear output needs output_width >= 1");
+  // Initialisation: PyTorch's defaults for the same modules. nn.MultiheadAttention:
+  // Xavier-uniform in_proj per module block (H*(2r+r_v), D), zero in_proj and
+  // out_proj biases, out_proj weight U(+-1/sqrt(fan_in)); nn.Linear for the MLP,
+  // read-in and read-out (weight and bias U(+-1/sqrt(fan_in))); norms at identity.
+  // Token embeddings N(0, embed_std^2) (nn.Embedding at 1: tied, the initial logits
+  // then have a standard deviation of about embed_std * sqrt(d), 16 at d = 256,
+  // which model.embed_std = 0.02, as in GPT-2 and BERT, avoids). Learned positional
+  // encodings N(0, 1/width) so each has about unit norm, like the tokens.
+  using Init = TensorInit;
   if (sequence.input == InputKind::kTokens) {
-    embed_ = layout_.add("embed.weight", {sequence.input_width, dim}, false, true);
+    embed_ = layout_.add("embed.weight", {sequence.input_width, dim}, false, true,
+                         Init::normal(config.embed_std));
   } else if (sequence.input == InputKind::kLinear) {
-    embed_ = layout_.add("read_in.weight", {dim, sequence.input_width}, false, true);
-    if (config.bias) read_in_bias_ = layout_.add("read_in.bias", {dim}, false, false);
+    const Init read_in = Init::uniform(1.0 / std::sqrt(double(sequence.input_width)));
+    embed_ = layout_.add("read_in.weight", {dim, sequence.input_width}, false, true, read_in);
+    if (config.bias) read_in_bias_ = layout_.add("read_in.bias", {dim}, false, false, read_in);
   }
   if (config.positional == Positional::kAdditive) {
-    positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false);
+    positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false,
+                              Init::normal(1.0 / std::sqrt(double(config.dim))));
   } else if (config.positional == Positional::kConcat) {
-    positional_ = layout_.add("pos.concat", {tokens, config.positional_dim}, false, false);
+    positional_ = layout_.add("pos.concat", {tokens, config.positional_dim}, false, false,
+                              Init::normal(1.0 / std::sqrt(double(config.positional_dim))));
   }
   const int64_t modules = config.width_multiplier;
   const int64_t qkv_width = modules * config.heads * (2 * config.rank + config.value_rank);
   const int64_t context_width = modules * config.heads * config.value_rank;
+  const double module_qkv_width = double(config.heads) * (2 * config.rank + config.value_rank);
+  const Init in_proj = Init::uniform(std::sqrt(6.0 / (module_qkv_width + double(width))));
+  const Init out_proj = Init::uniform(1.0 / std::sqrt(double(config.heads) * config.value_rank));
+  const Init fc1 = Init::uniform(1.0 / std::sqrt(double(width)));
+  const Init fc2 = Init::uniform(1.0 / std::sqrt(double(config.ffn)));
   for (int layer = 0; layer < config.layers; ++layer) {
     const std::string prefix = "layers." + std::to_string(layer) + ".";
     LayerOffsets offsets;
-    offsets.in_weight = layout_.add(prefix + "attn.in_proj_weight", {qkv_width, width}, true, true);
+    offsets.in_weight =
+        layout_.add(prefix + "attn.in_proj_weight", {qkv_width, width}, true, true, in_proj);
     if (config.bias)
       offsets.in_bias = layout_.add(prefix + "attn.in_proj_bias", {qkv_width}, true, false);
     offsets.out_weight =
-        layout_.add(prefix + "attn.out_proj_weight", {width, context_width}, true, true);
+        layout_.add(prefix + "attn.out_proj_weight", {width, context_width}, true, true, out_proj);
     if (config.bias)
       offsets.out_bias = layout_.add(prefix + "attn.out_proj_bias", {modules, width}, true, false);
     offsets.norm1 = add_norm(prefix + "norm1");
     if (config.ffn > 0) {
-      offsets.fc1_weight = layout_.add(prefix + "mlp.fc1.weight", {config.ffn, width}, false, true);
+      offsets.fc1_weight =
+          layout_.add(prefix + "mlp.fc1.weight", {config.ffn, width}, false, true, fc1);
       if (config.bias)
-        offsets.fc1_bias = layout_.add(prefix + "mlp.fc1.bias", {config.ffn}, false, false);
-      offsets.fc2_weight = layout_.add(prefix + "mlp.fc2.weight", {width, config.ffn}, false, true);
+        offsets.fc1_bias = layout_.add(prefix + "mlp.fc1.bias", {config.ffn}, false, false, fc1);
+      offsets.fc2_weight =
+          layout_.add(prefix + "mlp.fc2.weight", {width, config.ffn}, false, true, fc2);
       if (config.bias)
-        offsets.fc2_bias = layout_.add(prefix + "mlp.fc2.bias", {width}, false, false);
+        offsets.fc2_bias = layout_.add(prefix + "mlp.fc2.bias", {width}, false, false, fc2);
       offsets.norm2 = add_norm(prefix + "norm2");
     }
     offsets_.push_back(offsets);
@@ -91,10 +112,13 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
   if (sequence.output == OutputKind::kLinear) {
     tied_ = config.tie_embeddings && sequence.input == InputKind::kTokens &&
             sequence.output_width <= sequence.input_width;
+    const Init read_out = Init::uniform(1.0 / std::sqrt(double(dim)));
     if (!tied_)
-      read_out_weight_ = layout_.add("read_out.weight", {sequence.output_width, dim}, false, true);
+      read_out_weight_ =
+          layout_.add("read_out.weight", {sequence.output_width, dim}, false, true, read_out);
     if (config.bias)
-      read_out_bias_ = layout_.add("read_out.bias", {sequence.output_width}, false, false);
+      read_out_bias_ =
+          layout_.add("read_out.bias", {sequence.output_width}, false, false, read_out);
   }
   parameters_.assign(layout_.total(), T(0));
   gradients_.assign(layout_.total(), T(0));
@@ -104,9 +128,9 @@ template <typename T>
 typename Transformer<T>::NormOffsets Transformer<T>::add_norm(const std::string& prefix) {
   NormOffsets norm;
   if (config_.norm == Norm::kSphere) {
-    norm.a = layout_.add(prefix + ".scale", {1}, false, false);
+    norm.a = layout_.add(prefix + ".scale", {1}, false, false, TensorInit::ones());
   } else if (config_.norm == Norm::kLayer) {
-    norm.a = layout_.add(prefix + ".weight", {config_.width()}, false, false);
+    norm.a = layout_.add(prefix + ".weight", {config_.width()}, false, false, TensorInit::ones());
     norm.b = layout_.add(prefix + ".bias", {config_.width()}, false, false);
   }
   return norm;
@@ -114,53 +138,28 @@ typename Transformer<T>::NormOffsets Transformer<T>::add_norm(const std::string&
 
 template <typename T>
 void Transformer<T>::initialize(uint64_t seed) {
-  // PyTorch defaults for the same modules: nn.MultiheadAttention (Xavier-uniform
-  // in_proj per module, zero in_proj and out_proj biases, out_proj weight
-  // U(+-1/sqrt(fan_in))), nn.Linear for the MLP (weight and bias U(+-1/sqrt(fan_in))),
-  // norms at identity. Learned positional encodings ~ N(0, 1/width) so each has
-  // about unit norm, like the tokens. Token embeddings N(0, embed_std^2) (nn.Embedding at 1);
-  // read-in and read-out as nn.Linear.
-  std::fill(parameters_.begin(), parameters_.end(), T(0));
+  // Each tensor as its layout entry says (see the constructor), from a stream of
+  // its own, so adding a tensor leaves the others' values unchanged.
   const auto& tensors = layout_.tensors();
   for (size_t index = 0; index < tensors.size(); ++index) {
     const TensorInfo& tensor = tensors[index];
     Rng rng(seed, 0x1417, index);
     T* data = parameters_.data() + tensor.offset;
-    auto uniform = [&](double bound) {
-      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(rng.uniform(-bound, bound));
-    };
-    const std::string& name = tensor.name;
-    auto ends_with = [&](const std::string& suffix) {
-      return name.size() >= suffix.size() &&
-             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (ends_with("attn.in_proj_weight")) {
-      // Xavier per module block (H*(2r+r_v), D), drawn in row order.
-      const double fan_out = double(config_.heads) * (2 * config_.rank + config_.value_rank);
-      uniform(std::sqrt(6.0 / (fan_out + config_.width())));
-    } else if (ends_with("attn.out_proj_weight")) {
-      uniform(1.0 / std::sqrt(double(config_.heads) * config_.value_rank));
-    } else if (ends_with("fc1.weight") || ends_with("fc1.bias")) {
-      uniform(1.0 / std::sqrt(double(config_.width())));
-    } else if (ends_with("fc2.weight") || ends_with("fc2.bias")) {
-      uniform(1.0 / std::sqrt(double(config_.ffn)));
-    } else if (ends_with(".scale") || ends_with("norm1.weight") || ends_with("norm2.weight") ||
-               ends_with("final_norm.weight")) {
-      std::fill(data, data + tensor.size, T(1));
-    } else if (name == "embed.weight") {
-      // nn.Embedding at embed_std = 1. Tied, the initial logits have a standard
-      // deviation of about embed_std * sqrt(d): 16 at d = 256, which
-      // model.embed_std = 0.02 (GPT-2, BERT) avoids.
-      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(config_.embed_std * rng.normal());
-    } else if (name == "read_in.weight" || name == "read_in.bias") {
-      uniform(1.0 / std::sqrt(double(sequence_.input_width)));  // nn.Linear(m, d)
-    } else if (name == "read_out.weight" || name == "read_out.bias") {
-      uniform(1.0 / std::sqrt(double(config_.dim)));  // nn.Linear(d, K)
-    } else if (name == "pos.additive" || name == "pos.concat") {
-      const double std_dev = 1.0 / std::sqrt(double(tensor.shape[1]));
-      for (size_t i = 0; i < tensor.size; ++i) data[i] = T(std_dev * rng.normal());
+    const double scale = tensor.init.scale;
+    switch (tensor.init.kind) {
+      case TensorInit::Kind::kZeros:
+        std::fill(data, data + tensor.size, T(0));
+        break;
+      case TensorInit::Kind::kOnes:
+        std::fill(data, data + tensor.size, T(1));
+        break;
+      case TensorInit::Kind::kUniform:
+        for (size_t i = 0; i < tensor.size; ++i) data[i] = T(rng.uniform(-scale, scale));
+        break;
+      case TensorInit::Kind::kNormal:
+        for (size_t i = 0; i < tensor.size; ++i) data[i] = T(scale * rng.normal());
+        break;
     }
-    // Everything else (attention biases, layer-norm biases) stays 0.
   }
 }
 

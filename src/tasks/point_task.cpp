@@ -7,6 +7,7 @@
 #include "attnrank/core/error.h"
 #include "attnrank/core/parallel.h"
 #include "attnrank/core/rng.h"
+#include "attnrank/core/vectors.h"
 
 namespace attnrank {
 
@@ -15,25 +16,6 @@ namespace {
 // Dot products closer than this count as ties (orthonormal sets are exact ties up to
 // rounding); ties go to the lowest index.
 constexpr double kTieTolerance = 1e-9;
-
-void unit_gaussian(Rng& rng, double* out, int dim) {
-  double squares = 0.0;
-  do {
-    squares = 0.0;
-    for (int i = 0; i < dim; ++i) {
-      out[i] = rng.normal();
-      squares += out[i] * out[i];
-    }
-  } while (squares == 0.0);
-  const double inv = 1.0 / std::sqrt(squares);
-  for (int i = 0; i < dim; ++i) out[i] *= inv;
-}
-
-double dot(const double* a, const double* b, int dim) {
-  double sum = 0.0;
-  for (int i = 0; i < dim; ++i) sum += a[i] * b[i];
-  return sum;
-}
 
 // Random orthonormal set: Gram-Schmidt (twice, for accuracy) on Gaussian vectors,
 // which gives a Haar-distributed frame.
@@ -101,10 +83,10 @@ void PointTask::generate(uint64_t seed, Stream stream, uint64_t index, int batch
         orthonormal_points(rng, points.data(), n, d);
       } else {
         for (int p = 0; p < n; ++p)
-          unit_gaussian(rng, points.data() + static_cast<size_t>(p) * d, d);
+          random_unit_vector(rng, points.data() + static_cast<size_t>(p) * d, d);
       }
       for (int p = n; p < tokens_per_sample; ++p)  // nearest: uniform queries
-        unit_gaussian(rng, points.data() + static_cast<size_t>(p) * d, d);
+        random_unit_vector(rng, points.data() + static_cast<size_t>(p) * d, d);
 
       const size_t base = static_cast<size_t>(sample) * tokens_per_sample * d;
       for (size_t i = 0; i < points.size(); ++i) {

@@ -55,21 +55,11 @@ void mask_window(Rng& rng, double rate, int length, int32_t* inputs, int32_t* la
   }
 }
 
-TextObjective parse_objective(const std::string& name) {
-  if (name == "lm") return TextObjective::kLm;
-  if (name == "mlm") return TextObjective::kMlm;
-  throw ConfigError("task.name: unknown text task '" + name + "' (lm | mlm)");
-}
-
 }  // namespace
 
-TextTask::TextTask(std::shared_ptr<const TextCorpus> corpus, const std::string& objective,
-                   int tokens, double mask_rate)
-    : corpus_(std::move(corpus)),
-      objective_(parse_objective(objective)),
-      objective_name_(objective),
-      tokens_(tokens),
-      mask_rate_(mask_rate) {
+TextTask::TextTask(std::shared_ptr<const TextCorpus> corpus, TextObjective objective, int tokens,
+                   double mask_rate)
+    : corpus_(std::move(corpus)), objective_(objective), tokens_(tokens), mask_rate_(mask_rate) {
   if (corpus_ == nullptr) throw std::invalid_argument("TextTask: null corpus");
   if (tokens < 1)
     throw ConfigError("task.length: sequence length must be >= 1 (got " + std::to_string(tokens) +

@@ -18,7 +18,8 @@ namespace {
 class TextModelObjective final : public Objective {
  public:
   explicit TextModelObjective(const RunConfig& config)
-      : task_(TextCorpus::load(config.task.corpus), std::string(name_of(config.task.name)),
+      : task_(TextCorpus::load(config.task.corpus),
+              config.task.name == TaskKind::kMlm ? TextObjective::kMlm : TextObjective::kLm,
               config.task.length, config.task.mask_rate) {}
 
   SequenceSpec sequence() const override {

@@ -17,6 +17,10 @@ namespace attnrank {
 
 class ResultsStore;
 
+// The kinds of figure: curves (a metric against x, one line per `line` value) and
+// heads (the trained heads' measures); kNone: the spec has no `figure:`.
+enum class FigureKind { kNone, kCurves, kHeads };
+
 // How `attnrank reproduce` draws a sweep's results (the spec's optional `figure:`).
 struct FigureSpec {
   // The y axis label: y_label, else "test MSE" for test_mse, else the metric name.
@@ -24,7 +28,7 @@ struct FigureSpec {
   // Whether x is a run's size (parameters, attention_parameters) rather than a key.
   bool x_is_size() const { return x == "parameters" || x == "attention_parameters"; }
 
-  std::string kind;                 // "" (no figure) | curves | heads
+  FigureKind kind = FigureKind::kNone;
   std::string title;                // figure title
   std::string x;                    // key on the x axis (curves, heads), or parameters /
                                     // attention_parameters (curves)
@@ -117,12 +121,6 @@ void clear_sweep_stop();
 // fails one run only. The child dies with the sweep (PR_SET_PDEATHSIG), and gets
 // SIGTERM once request_sweep_stop() was called.
 Trainer subprocess_trainer(const std::string& binary);
-// Reads DIR/summary.json as written by train(), final_metrics included (its
-// top-level finite numbers named test_* or validation_*). Throws FormatError when
-// unreadable.
-TrainSummary read_summary(const std::string& run_dir);
-// Reads DIR/metrics.csv; empty when the file is missing.
-std::vector<MetricsRow> read_metrics_csv(const std::string& run_dir);
 
 struct SweepOptions {
   int jobs = 1;  // runs at a time

@@ -1,4 +1,4 @@
-// Point tasks on the sphere (science.md §2) and their loss.
+// Point tasks on the sphere (Amsel, Yehudai & Bruna 2024, arXiv 2407.16153) and their loss.
 //
 // farthest: N points, each token's target is the farthest point of its set
 //           x_{argmin_j <x_i, x_j>} (the published self-attention task).

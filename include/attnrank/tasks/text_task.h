@@ -39,16 +39,15 @@ class TextTask {
  public:
   static constexpr double kDefaultMaskRate = 0.15;
 
-  // objective: "lm" | "mlm"; tokens: N >= 1; mask_rate in (0, 1] (mlm only,
-  // ignored by lm). Throws ConfigError for a bad objective, length or rate, and
+  // tokens: N >= 1; mask_rate in (0, 1] (mlm only, ignored by lm). Throws
+  // ConfigError for a bad length or rate, and
   // when a split has no span long enough for one full window.
-  TextTask(std::shared_ptr<const TextCorpus> corpus, const std::string& objective, int tokens,
+  TextTask(std::shared_ptr<const TextCorpus> corpus, TextObjective objective, int tokens,
            double mask_rate = kDefaultMaskRate);
 
   int tokens() const { return tokens_; }  // N
   int vocabulary() const;                 // 256 (lm) | 257 (mlm: bytes + mask)
   TextObjective objective() const { return objective_; }
-  const std::string& objective_name() const { return objective_name_; }
   double mask_rate() const { return mask_rate_; }
   const TextCorpus& corpus() const { return *corpus_; }
   // Bytes a window reads: N + 1 (lm) | N (mlm).
@@ -69,7 +68,6 @@ class TextTask {
  private:
   std::shared_ptr<const TextCorpus> corpus_;
   TextObjective objective_;
-  std::string objective_name_;
   int tokens_;
   double mask_rate_;
   // Train split: spans with at least one valid start, and the running total of

@@ -1,4 +1,4 @@
-// The low-rank bottleneck of one attention head (Bhojanapalli et al. 2020; science.md §3).
+// The low-rank bottleneck of one attention head (Bhojanapalli et al., ICML 2020).
 //
 // n tokens are the rows of X (n x d, full row rank, n <= d). A head with W_Q, W_K (d x d_p)
 // has logits S = X W_Q W_K^T X^T / sqrt(d_p) (S_ij: query i, key j) and, in the paper's

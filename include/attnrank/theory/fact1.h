@@ -1,4 +1,4 @@
-// Fact 1 of Amsel et al. (science.md §2): one full-rank head (r = d) with
+// Fact 1 of Amsel et al. (arXiv 2407.16153): one full-rank head (r = d) with
 // W_Q W_K^T = +beta I (nearest: the query token attends to the points) or -beta I
 // (farthest: each point attends to the set) and W_V W_O = I computes the target as
 // beta -> infinity, for any N. Under hard attention (argmax) it is exact for every beta > 0;

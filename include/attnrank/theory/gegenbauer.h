@@ -1,5 +1,5 @@
-// Zonal functions on the sphere S^{d-1} and their Gegenbauer expansions (science.md §2,
-// the tool behind Theorem 2 and the random-features experiment).
+// Zonal functions on the sphere S^{d-1} and their Gegenbauer expansions (Amsel et al. 2024, arXiv
+// 2407.16153, the tool behind Theorem 2 and the random-features experiment).
 //
 // For u, v independent and uniform on S^{d-1}, t = <u, v> has the density
 // c_d (1 - t^2)^{(d-3)/2} on [-1, 1]. The normalised Gegenbauer polynomials Q_k are

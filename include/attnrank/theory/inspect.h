@@ -1,7 +1,8 @@
 // What a trained attnrank model's heads compute: for every layer, module and head, the
 // bilinear form M = W_Q W_K^T (D x D; the published "K Q^T") that scores query x against
 // key x' as x^T M x' / sqrt(r) (biases aside). Fact 1's construction is M = +-beta I;
-// trained full-rank heads on `farthest` come close to -beta I (science.md §2).
+// trained full-rank heads on `farthest` come close to -beta I (Amsel et al. 2024, arXiv
+// 2407.16153).
 #pragma once
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-// Depth helps for N = 2 (Amsel et al., Theorem 5; science.md §2): a two-layer network of
+// Depth helps for N = 2 (Amsel et al. 2024, arXiv 2407.16153, Theorem 5): a two-layer network of
 // rank-1 hard-attention heads computes the nearest of two points by majority vote.
 //
 // Tokens x_1, x_2 (the points) and y (the query) carry two concatenated scratch coordinates:

@@ -1,5 +1,5 @@
 // Random rank-1 hard-attention heads with optimal output weights on the N = 2
-// nearest-neighbour target (science.md §2, the random-features experiment).
+// nearest-neighbour target (Amsel et al. 2024, arXiv 2407.16153, the random-features experiment).
 //
 // Points x_1, x_2 and the query y are uniform on S^{d-1}; the target is the nearest point
 // f = x_{argmax_i <x_i, y>}. Head h has unit directions (q_h, k_h) and scores key x_j by

@@ -23,15 +23,14 @@ inline std::string slurp(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-// `arguments` is appended to the binary's path verbatim (shell syntax).
-inline CommandResult run_attnrank(const std::string& arguments) {
+// Runs a shell command line, capturing its output (the last command's, for a list).
+inline CommandResult run_shell(const std::string& command_line) {
   static int counter = 0;
   const auto base =
       std::filesystem::temp_directory_path() /
       ("attnrank_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
   const std::string out = base.string() + ".out", err = base.string() + ".err";
-  const std::string command =
-      std::string(ATTNRANK_BINARY) + " " + arguments + " >" + out + " 2>" + err + " </dev/null";
+  const std::string command = "{ " + command_line + "; } >" + out + " 2>" + err + " </dev/null";
   const int status = std::system(command.c_str());
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -40,6 +39,14 @@ inline CommandResult run_attnrank(const std::string& arguments) {
   std::filesystem::remove(out);
   std::filesystem::remove(err);
   return result;
+}
+
+// `arguments` is appended to the binary's path verbatim (shell syntax); `environment`
+// ("NAME=value ...") is set for the binary only.
+inline CommandResult run_attnrank(const std::string& arguments,
+                                  const std::string& environment = "") {
+  return run_shell((environment.empty() ? "" : "env " + environment + " ") +
+                   std::string(ATTNRANK_BINARY) + " " + arguments);
 }
 
 inline int count_lines(const std::string& text) {

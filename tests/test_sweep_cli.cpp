@@ -306,6 +306,17 @@ TEST(SweepCli, InterruptStopsTheRunsKeepsTheFinishedAndResumes) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
   while (reported_finished(slurp(out)).empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // ... and until the next run has logged a row: its stop handler is installed.
+  auto next_run_is_training = [&] {
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(dir / "results.runs", error))
+      if (!fs::exists(entry.path() / "summary.json") &&
+          slurp(entry.path() / "train.log").find("/2000]") != std::string::npos)
+        return true;
+    return false;
+  };
+  while (!next_run_is_training() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   kill(child, SIGINT);  // the sweep only: it must stop its running child itself
   int status = 0;
   waitpid(child, &status, 0);
@@ -321,10 +332,19 @@ TEST(SweepCli, InterruptStopsTheRunsKeepsTheFinishedAndResumes) {
   const size_t recorded = ResultsStore(database.string(), ResultsStore::Mode::kRead).runs().size();
   EXPECT_EQ(recorded, static_cast<size_t>(done)) << "exactly the runs reported done are recorded";
   ASSERT_LT(recorded, 6u);
+  // The run that was going saved its training state when the sweep stopped it.
+  std::vector<fs::path> stopped;
+  for (const auto& entry : fs::directory_iterator(dir / "results.runs"))
+    if (fs::exists(entry.path() / "train_state.safetensors")) stopped.push_back(entry.path());
+  ASSERT_EQ(stopped.size(), 1u) << "one run was stopped mid-way";
 
   const auto resume =
       run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --jobs 1 --threads 1");
   ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  // ... and went on from there, not from step 0.
+  const std::string log = slurp(stopped[0] / "train.log");
+  EXPECT_NE(log.find("resuming " + stopped[0].string() + " at step "), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(stopped[0] / "train_state.safetensors"));
   EXPECT_NE(resume.out.find("6 runs: " + std::to_string(recorded) + " finished before"),
             std::string::npos)
       << resume.out;

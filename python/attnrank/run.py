@@ -122,18 +122,24 @@ def _done_line(summary, out):
                 summary["parameters"], summary["attention_parameters"], out))
 
 
-def train(config=None, out=None, overrides=(), progress=None, quiet=False):
+def train(config=None, out=None, overrides=(), progress=None, quiet=False, restart=False):
     """Trains a model in this process and returns its Run.
 
     config: a dict, a path to a YAML config or None (the defaults); overrides:
     'section.key=value' strings applied after it, as on the command line; out: the
     run directory to write. progress: a bar (True) or a line per train.log_every
     steps (False); by default a bar when sys.stdout is a terminal. quiet: no output.
+    restart: start from step 0 even when `out` holds a run (this one or another).
+
+    `out` may be new or empty, or hold this same run: a stopped or killed run then
+    resumes from its checkpoint (bit-identical to an uninterrupted one), and a
+    finished one is returned without training. Another run there raises
+    attnrank.ConfigError unless restart=True.
 
     The engine runs with the GIL released. Ctrl-C (KeyboardInterrupt) stops it
     cleanly: the run directory is complete, with status "interrupted", the metrics
-    so far and a checkpoint of the weights so far (no held-out metrics), and the
-    KeyboardInterrupt is raised again. A diverged run (NaN/inf) returns its Run with
+    so far, the weights so far (no held-out metrics) and the training state, and the
+    KeyboardInterrupt is raised again; training the same `out` again resumes it. A diverged run (NaN/inf) returns its Run with
     status "diverged". Bad configs raise attnrank.ConfigError (a ValueError) with
     the engine's one-line message; a missing config file FileNotFoundError.
     """
@@ -150,7 +156,7 @@ def train(config=None, out=None, overrides=(), progress=None, quiet=False):
     if progress is None:
         progress = _is_terminal(stdout)
     try:
-        native().train(*config_source, out, bool(progress), write)
+        native().train(*config_source, out, bool(progress), write, bool(restart))
     except KeyboardInterrupt:
         if not quiet:
             print("attnrank: interrupted; %s holds the run so far (status interrupted)" % out,

@@ -102,7 +102,7 @@ py::dict summary_dict(const TrainSummary& summary) {
 
 py::dict train_in_process(const std::string& source, bool is_path,
                           const std::vector<std::string>& overrides, const std::string& out_dir,
-                          bool progress_bar, py::object write) {
+                          bool progress_bar, py::object write, bool restart) {
   const RunConfig config = load_run_config({source, is_path, overrides});
   PendingError pending;
   std::optional<PythonLogBuffer> buffer;
@@ -115,6 +115,7 @@ py::dict train_in_process(const std::string& source, bool is_path,
   options.progress_bar = progress_bar;
   options.log = log ? &*log : nullptr;
   options.should_stop = SignalPoll(pending);
+  options.restart = restart;
   TrainSummary summary;
   {
     py::gil_scoped_release release;
@@ -131,7 +132,8 @@ py::dict train_in_process(const std::string& source, bool is_path,
 
 void bind_train(py::module_& module) {
   module.def("train", &train_in_process, py::arg("source"), py::arg("is_path"),
-             py::arg("overrides"), py::arg("out_dir"), py::arg("progress_bar"), py::arg("write"));
+             py::arg("overrides"), py::arg("out_dir"), py::arg("progress_bar"), py::arg("write"),
+             py::arg("restart") = false);
 }
 
 }  // namespace attnrank::python

@@ -148,6 +148,11 @@ std::vector<KeySpec> build_specs() {
     {"train", "log_every",
      IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.log_every; }},
      kAtLeastOne, "steps between metrics rows"},
+    {"train", "checkpoint_every",
+     IntervalValue{[](RunConfig& c) -> CheckpointInterval& { return c.train.checkpoint_every; }},
+     kUnbounded, "how often the whole training state is saved, so that a killed run resumes "
+     "where it was: steps (500), wall-clock time (90s, 10min, 2h) or off; a stop (SIGTERM, "
+     "SIGINT) always saves. Never changes results"},
   };
   // clang-format on
 }

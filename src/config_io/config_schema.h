@@ -50,6 +50,9 @@ struct EnumValue {  // a closed choice (config/choices.h), written by its name
 struct RankValue {  // an integer >= 1, or `auto` (stored as 0 until resolved)
   Ref<int> ref;
 };
+struct IntervalValue {  // steps ("500"), a duration ("90s", "10min", "2h") or "off"
+  Ref<CheckpointInterval> ref;
+};
 struct FloatPairValue {  // a two-element list [first, second]
   Ref<double> first;
   Ref<double> second;
@@ -60,7 +63,7 @@ struct FloatPairValue {  // a two-element list [first, second]
 using Value = std::variant<IntegerValue<int>, IntegerValue<int64_t>, IntegerValue<uint64_t>,
                            FloatValue, BoolValue, ChoiceValue, EnumValue<Norm>,
                            EnumValue<Positional>, EnumValue<HeadSize>, EnumValue<TaskKind>,
-                           EnumValue<PointDistribution>, RankValue, FloatPairValue>;
+                           EnumValue<PointDistribution>, RankValue, IntervalValue, FloatPairValue>;
 
 // Closed or open numeric interval checked after resolution (per element for lists).
 struct Bounds {

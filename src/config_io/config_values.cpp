@@ -3,6 +3,7 @@
 // typo fails loudly instead of training something else for hours.
 #include <fmt/core.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -135,6 +136,33 @@ int parse_rank(const YAML::Node& node) {
   return value;
 }
 
+CheckpointInterval parse_interval(const YAML::Node& node) {
+  const std::string what =
+      "expected steps (an integer >= 1), a duration (90s, 10min, 2h) or off, got " + describe(node);
+  if (!node.IsScalar()) throw ValueError(what);
+  const std::string text = node.Scalar();
+  if (text == "off" || text == "0") return {0, 0};
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) throw ValueError(what);
+  const int64_t count = std::stoll(text.substr(0, digits));
+  const std::string unit = text.substr(digits);
+  if (unit.empty()) return {count, 0};
+  if (unit == "s") return {0, static_cast<double>(count)};
+  if (unit == "min") return {0, 60.0 * count};
+  if (unit == "h") return {0, 3600.0 * count};
+  throw ValueError(what);
+}
+
+std::string format_interval(const CheckpointInterval& interval) {
+  if (interval.steps > 0) return fmt::format("{}", interval.steps);
+  if (interval.seconds <= 0) return "off";
+  const auto seconds = static_cast<int64_t>(interval.seconds);
+  if (seconds % 3600 == 0) return fmt::format("{}h", seconds / 3600);
+  if (seconds % 60 == 0) return fmt::format("{}min", seconds / 60);
+  return fmt::format("{}s", seconds);
+}
+
 // Shortest text that reads back to exactly the same double.
 std::string format_float(double value) {
   if (std::isnan(value)) return ".nan";
@@ -186,6 +214,7 @@ void set_value(const KeySpec& spec, RunConfig& config, const YAML::Node& node) {
             v.ref(config) = *choice_from_name<E>(parse_choice(node, choice_names<E>()));
           },
           [&](const RankValue& v) { v.ref(config) = parse_rank(node); },
+          [&](const IntervalValue& v) { v.ref(config) = parse_interval(node); },
           [&](const FloatPairValue& v) {
             if (!node.IsSequence() || node.size() != 2)
               throw ValueError(fmt::format(
@@ -223,6 +252,7 @@ std::string format_value(const KeySpec& spec, RunConfig& config) {
             const int rank = v.ref(config);
             return rank == 0 ? std::string("auto") : fmt::format("{}", rank);
           },
+          [&](const IntervalValue& v) { return format_interval(v.ref(config)); },
           [&](const FloatPairValue& v) {
             return fmt::format("[{}, {}]", format_float(v.first(config)),
                                format_float(v.second(config)));
@@ -241,6 +271,7 @@ std::string type_name(const KeySpec& spec) {
           [](const ChoiceValue& v) { return join(v.choices, " | "); },
           []<typename E>(const EnumValue<E>&) { return join(choice_names<E>(), " | "); },
           [](const RankValue&) { return std::string("integer | auto"); },
+          [](const IntervalValue&) { return std::string("steps | duration | off"); },
           [](const FloatPairValue&) { return std::string("[float, float]"); },
       },
       spec.value);
@@ -259,6 +290,7 @@ std::optional<std::string> value_violation(const KeySpec& spec, RunConfig& confi
             return check(spec.bounds, v.second(config), v.second_name);
           },
           [](const BoolValue&) { return std::optional<std::string>(); },
+          [](const IntervalValue&) { return std::optional<std::string>(); },
           []<typename E>(const EnumValue<E>&) { return std::optional<std::string>(); },
           [&](const ChoiceValue& v) {
             const std::string& value = v.ref(config);

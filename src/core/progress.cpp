@@ -19,8 +19,17 @@ std::string format_duration(double seconds) {
   return fmt::format("{}s", total);
 }
 
-ProgressBar::ProgressBar(std::ostream& out, int64_t total, bool bar)
-    : out_(out), total_(total), bar_(bar), start_(std::chrono::steady_clock::now()) {}
+ProgressBar::ProgressBar(std::ostream& out, int64_t total, bool bar, int64_t first)
+    : out_(out),
+      total_(total),
+      first_(first),
+      bar_(bar),
+      start_(std::chrono::steady_clock::now()) {}
+
+double ProgressBar::steps_per_second(int64_t done) const {
+  const double elapsed = elapsed_seconds();
+  return elapsed > 0 ? static_cast<double>(done - first_) / elapsed : 0.0;
+}
 
 double ProgressBar::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -29,7 +38,8 @@ double ProgressBar::elapsed_seconds() const {
 void ProgressBar::update(int64_t done, const std::string& text, bool force) {
   const auto now = std::chrono::steady_clock::now();
   const double elapsed = elapsed_seconds();
-  const double eta = done > 0 ? elapsed * static_cast<double>(total_ - done) / done : -1;
+  const int64_t here = done - first_;  // done by this process
+  const double eta = here > 0 ? elapsed * static_cast<double>(total_ - done) / here : -1;
   if (!bar_) {
     out_ << fmt::format("[{}/{}] {} elapsed {} eta {}\n", done, total_, text,
                         format_duration(elapsed), format_duration(eta))

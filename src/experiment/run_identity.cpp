@@ -21,7 +21,7 @@ std::string flow_text(const YAML::Node& node) {
 
 // Keys whose value never changes what a run computes.
 const std::set<std::string>& identity_neutral_keys() {
-  static const std::set<std::string> keys = {"train.threads"};
+  static const std::set<std::string> keys = {"train.threads", "train.checkpoint_every"};
   return keys;
 }
 

@@ -146,8 +146,8 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
       progress.started();
       const auto start = std::chrono::steady_clock::now();
       try {
-        // A fresh directory: files of an earlier, killed attempt must not mix in.
-        fs::remove_all(dir);
+        // An earlier attempt of this run (its directory is named by the run's
+        // identity) resumes from its checkpoint; train refuses anything else there.
         fs::create_directories(dir);
         fill_summary(record, trainer(config, dir));
         record.metrics = read_metrics_csv(dir);

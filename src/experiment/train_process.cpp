@@ -31,17 +31,6 @@ namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
 
-double number_or_nan(const nlohmann::json& json, const char* key) {
-  if (!json.contains(key) || !json[key].is_number()) return NAN;
-  return json[key].get<double>();
-}
-
-// Integers of summary.json; 0 when missing (a cast of NaN would be undefined).
-int64_t integer_or_zero(const nlohmann::json& json, const char* key) {
-  const double value = number_or_nan(json, key);
-  return std::isfinite(value) ? static_cast<int64_t>(value) : 0;
-}
-
 std::string last_line(const std::string& path) {
   std::ifstream in(path);
   std::string line, last;
@@ -102,57 +91,6 @@ void clear_sweep_stop() {
   stop_requested = 0;
 }
 
-TrainSummary read_summary(const std::string& run_dir) {
-  const fs::path path = fs::path(run_dir) / "summary.json";
-  std::ifstream in(path);
-  if (!in) throw FormatError(path.string() + ": missing");
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& error) {
-    throw FormatError(path.string() + ": not valid JSON (" + error.what() + ")");
-  }
-  if (!json.is_object() || !json.contains("status") || !json["status"].is_string())
-    throw FormatError(path.string() + ": no status");
-  TrainSummary summary;
-  summary.status = json["status"].get<std::string>();
-  summary.test_mse = number_or_nan(json, "test_mse");
-  summary.trivial_mse = number_or_nan(json, "trivial_mse");
-  summary.final_train_loss = number_or_nan(json, "final_train_loss");
-  summary.steps = integer_or_zero(json, "steps");
-  summary.wall_seconds = number_or_nan(json, "wall_seconds");
-  summary.ms_per_step = number_or_nan(json, "ms_per_step");
-  summary.parameters = integer_or_zero(json, "parameters");
-  summary.attention_parameters = integer_or_zero(json, "attention_parameters");
-  summary.threads = static_cast<int>(integer_or_zero(json, "threads"));
-  for (const auto& [key, value] : json.items()) {
-    const bool named = key.rfind("test_", 0) == 0 || key.rfind("validation_", 0) == 0;
-    if (named && value.is_number() && std::isfinite(value.get<double>()))
-      summary.final_metrics[key] = value.get<double>();
-  }
-  return summary;
-}
-
-std::vector<MetricsRow> read_metrics_csv(const std::string& run_dir) {
-  std::vector<MetricsRow> rows;
-  std::ifstream in(fs::path(run_dir) / "metrics.csv");
-  std::string line;
-  if (!in || !std::getline(in, line)) return rows;  // header
-  while (std::getline(in, line)) {
-    std::stringstream fields(line);
-    std::string step, loss, lr, grad;
-    if (!std::getline(fields, step, ',') || !std::getline(fields, loss, ',') ||
-        !std::getline(fields, lr, ',') || !std::getline(fields, grad, ','))
-      break;  // a row cut short by a kill
-    try {
-      rows.push_back({std::stoll(step), std::stod(loss), std::stod(lr), std::stod(grad)});
-    } catch (const std::exception&) {
-      break;
-    }
-  }
-  return rows;
-}
-
 Trainer subprocess_trainer(const std::string& binary) {
   return [binary](const RunConfig& config, const std::string& dir) {
     const std::string config_path = (fs::path(dir) / "config.yaml").string();
@@ -173,7 +111,11 @@ Trainer subprocess_trainer(const std::string& binary) {
                                            signal == SIGKILL ? "; out of memory?" : ""));
     }
     const int code = WEXITSTATUS(status);
-    if (code != 0 && code != 3) {
+    // 4: stopped (the sweep's SIGTERM, or Slurm's), its training state saved in
+    // DIR; the sweep's next invocation resumes it there.
+    if (code == kExitInterrupted)
+      throw RunInterrupted(fmt::format("run stopped at a checkpoint: {}", last_line(log_path)));
+    if (code != 0 && code != kExitDiverged) {
       const std::string line = last_line(log_path);
       throw std::runtime_error(
           fmt::format("train exited with code {}{}{}", code, line.empty() ? "" : ": ", line));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <stdexcept>
 
 #include "attnrank/core/parallel.h"
 #include "attnrank/kernels/kernels.h"
@@ -49,6 +50,16 @@ void AdamW<T>::step(std::vector<T>& parameters, const std::vector<T>& gradients,
   kernels::active<T>().adamw_update(parameters.size(), parameters.data(), gradients.data(),
                                     m_.data(), v_.data(), decay_mask_.data(),
                                     {step_size, decay_factor, b1, b2, inv_bias2_sqrt, eps});
+}
+
+template <typename T>
+void AdamW<T>::restore(const std::vector<T>& first_moment, const std::vector<T>& second_moment,
+                       int64_t steps_taken) {
+  if (first_moment.size() != m_.size() || second_moment.size() != v_.size() || steps_taken < 0)
+    throw std::invalid_argument("AdamW::restore: moments of another layout");
+  m_ = first_moment;
+  v_ = second_moment;
+  step_ = steps_taken;
 }
 
 template <typename T>

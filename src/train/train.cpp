@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
@@ -21,6 +21,7 @@
 #include "attnrank/train/checkpoint.h"
 #include "attnrank/train/objective.h"
 #include "attnrank/train/optimizer.h"
+#include "attnrank/train/run_directory.h"
 
 namespace attnrank {
 
@@ -39,10 +40,6 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-nlohmann::ordered_json finite_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
-}
-
 size_t batch_bytes(const Batch& batch) {
   return (batch.inputs.size() + batch.targets.size()) * sizeof(float) +
          (batch.tokens.size() + batch.labels.size()) * sizeof(int32_t);
@@ -57,7 +54,6 @@ int run_threads(int requested, double step_flops) {
 
 TrainSummary train(const RunConfig& requested, const std::string& out_dir,
                    const TrainOptions& options) {
-  namespace fs = std::filesystem;
   RunConfig config = requested;
   resolve_and_validate(config);
   const TrainConfig& tc = config.train;
@@ -68,16 +64,19 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   model.initialize(tc.seed);
   AdamW<float> optimizer(model.layout(), tc);
 
-  std::error_code error;
-  fs::create_directories(out_dir, error);
-  if (error)
-    throw ConfigError("--out: cannot create directory " + out_dir + ": " + error.message());
-  const fs::path dir(out_dir);
-  write_file_atomically((dir / "config.yaml").string(), to_yaml(config));
-  const fs::path metrics_path = dir / "metrics.csv";
-  std::ofstream metrics(metrics_path, std::ios::trunc);
-  if (!metrics) throw ConfigError("--out: cannot write " + metrics_path.string());
-  metrics << "step,train_loss,lr,grad_norm\n";
+  const RunStart start = prepare_run_directory(out_dir, config, options.restart);
+  if (start.kind == RunStart::Kind::kFinished) {
+    if (options.log != nullptr)
+      *options.log << options.log_prefix << out_dir << " holds this run, finished (status "
+                   << start.finished.status << "); nothing to train (--restart trains it again)\n";
+    return start.finished;
+  }
+  std::optional<TrainState> resumed;
+  if (start.kind == RunStart::Kind::kResume)
+    resumed = read_train_state(out_dir, config, model.parameters().size());
+  write_file_atomically(run_file(out_dir, run_files::kConfig), to_yaml(config));
+  MetricsFile metrics(run_file(out_dir, run_files::kMetrics),
+                      resumed ? resumed->metrics_csv : std::string(kMetricsHeader));
 
   const int batch = tc.batch;
   const size_t outputs_size = static_cast<size_t>(batch) * sequence.tokens * model.output_width();
@@ -91,37 +90,97 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   summary.parameters = model.parameter_count();
   summary.attention_parameters = model.attention_parameter_count();
   summary.threads = current_threads();
-  summary.trivial_mse = objective->squared_error() ? objective->trivial_loss() : NAN;
+  summary.squared_error = objective->squared_error();
+  summary.trivial_mse = summary.squared_error ? objective->trivial_loss() : NAN;
 
-  std::ostream* log = options.log;
-  ProgressBar progress(log != nullptr ? *log : std::cout, tc.steps, options.progress_bar);
-  const auto start = std::chrono::steady_clock::now();
+  // The loop's state between steps: what a checkpoint saves besides the arenas.
   double interval_loss = 0.0;
   int64_t interval_steps = 0;
   double last_lr = 0.0, last_grad_norm = 0.0, last_row_loss = NAN;
+  int64_t first_step = 0;
+  if (resumed) {
+    std::copy(resumed->parameters.begin(), resumed->parameters.end(), model.parameters().begin());
+    optimizer.restore(resumed->first_moment, resumed->second_moment, resumed->optimizer_steps);
+    auto loop = [&](const char* name) {
+      const auto found = resumed->loop.find(name);
+      if (found == resumed->loop.end())
+        throw FormatError(run_file(out_dir, run_files::kTrainState) + ": no loop." + name +
+                          " (--restart starts the run over)");
+      return found->second;
+    };
+    interval_loss = loop("interval_loss");
+    interval_steps = static_cast<int64_t>(loop("interval_steps"));
+    last_lr = loop("last_lr");
+    last_grad_norm = loop("last_grad_norm");
+    last_row_loss = loop("last_row_loss");
+    first_step = resumed->step;
+    summary.steps = first_step;
+    summary.resumed_from_step = first_step;
+    resumed.reset();  // its arenas are copied; free them
+  }
+
+  std::ostream* log = options.log;
+  if (log != nullptr && summary.resumed_from_step >= 0)
+    *log << options.log_prefix << "resuming " << out_dir << " at step " << first_step << "/"
+         << tc.steps << "\n";
+  ProgressBar progress(log != nullptr ? *log : std::cout, tc.steps, options.progress_bar,
+                       first_step);
+  const auto start_time = std::chrono::steady_clock::now();
+  auto last_checkpoint = start_time;
+
+  auto save_state = [&](int64_t steps_done) {
+    const auto begin = std::chrono::steady_clock::now();
+    TrainState state;
+    state.step = steps_done;
+    state.parameters = model.parameters();
+    state.first_moment = optimizer.first_moment();
+    state.second_moment = optimizer.second_moment();
+    state.optimizer_steps = optimizer.steps_taken();
+    state.metrics_csv = metrics.contents();
+    state.loop = {{"interval_loss", interval_loss},
+                  {"interval_steps", static_cast<double>(interval_steps)},
+                  {"last_lr", last_lr},
+                  {"last_grad_norm", last_grad_norm},
+                  {"last_row_loss", last_row_loss}};
+    const int64_t bytes = write_train_state(out_dir, config, state);
+    last_checkpoint = std::chrono::steady_clock::now();
+    ++summary.checkpoints_written;
+    summary.checkpoint_mb = static_cast<double>(bytes) / (1024.0 * 1024.0);
+    summary.checkpoint_seconds += std::chrono::duration<double>(last_checkpoint - begin).count();
+  };
+  auto checkpoint_due = [&](int64_t steps_done) {
+    const CheckpointInterval& every = tc.checkpoint_every;
+    if (steps_done >= tc.steps) return false;  // the run ends now anyway
+    if (every.steps > 0) return steps_done % every.steps == 0;
+    if (every.seconds <= 0) return false;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint)
+               .count() >= every.seconds;
+  };
 
   auto emit_row = [&](int64_t steps_done) {
     MetricsRow row{steps_done, interval_loss / std::max<int64_t>(1, interval_steps), last_lr,
                    last_grad_norm};
-    metrics << fmt::format("{},{:.9g},{:.9g},{:.9g}\n", row.step, row.train_loss, row.lr,
-                           row.grad_norm);
-    metrics.flush();
+    metrics.append(format_metrics_row(row));
     last_row_loss = row.train_loss;
     if (options.on_metrics) options.on_metrics(row);
     if (log != nullptr) {
-      const double elapsed = progress.elapsed_seconds();
       const std::string text =
           fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, row.train_loss,
-                      row.lr, elapsed > 0 ? steps_done / elapsed : 0.0);
+                      row.lr, progress.steps_per_second(steps_done));
       progress.update(steps_done, text, steps_done == tc.steps);
     }
     interval_loss = 0.0;
     interval_steps = 0;
   };
 
-  for (int64_t step = 0; step < tc.steps; ++step) {
+  for (int64_t step = first_step; step < tc.steps; ++step) {
+    if (options.before_step) options.before_step(step);
     if (options.should_stop && options.should_stop()) {
       summary.status = "interrupted";
+      // The checkpoint holds the loop as it is, so a resumed run is the same run;
+      // the partial row after it is for the reader of this stopped run only (a
+      // resumed run rewrites metrics.csv from the checkpoint).
+      save_state(step);
       if (interval_steps > 0) emit_row(step);
       break;
     }
@@ -154,16 +213,16 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     if ((step + 1) % tc.log_every == 0 || step + 1 == tc.steps) {
       emit_row(step + 1);
     } else if (log != nullptr && options.progress_bar) {
-      const double elapsed = progress.elapsed_seconds();
       progress.update(
           step + 1, fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, loss,
-                                last_lr, elapsed > 0 ? (step + 1) / elapsed : 0.0));
+                                last_lr, progress.steps_per_second(step + 1)));
     }
+    if (checkpoint_due(step + 1)) save_state(step + 1);
   }
   progress.finish();
   summary.final_train_loss = last_row_loss;
   summary.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   if (step_ms.size() > 3) step_ms.erase(step_ms.begin(), step_ms.begin() + 3);
   summary.ms_per_step = median_of(step_ms);
 
@@ -173,45 +232,31 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     evaluation = objective->evaluate(model, tc.seed, tc.eval_batches, batch);
     for (const auto& [name, value] : evaluation.metrics)
       if (std::isfinite(value)) summary.final_metrics[name] = value;
-    if (objective->squared_error()) summary.test_mse = evaluation.metric("test_mse");
+    if (summary.squared_error) summary.test_mse = evaluation.metric("test_mse");
     // The headline metric decides whether the trained model is usable.
     if (evaluation.metrics.empty() || !std::isfinite(evaluation.metrics.front().second))
       summary.status = "diverged";
   }
   for (const auto& [name, contents] : evaluation.files)
-    write_file_atomically((dir / name).string(), contents);
+    write_file_atomically(run_file(out_dir, name.c_str()), contents);
   if ((summary.status == "done" || summary.status == "interrupted") && options.write_checkpoint)
-    save_checkpoint((dir / "model.safetensors").string(), model, config);
+    save_checkpoint(run_file(out_dir, run_files::kModel), model, config);
 
-  const double flops = training_step_flops(config.model, sequence, batch);
-  nlohmann::ordered_json json = {{"status", summary.status}};
-  if (objective->squared_error()) json["test_mse"] = finite_or_null(summary.test_mse);
-  for (const auto& [name, value] : evaluation.metrics)
-    if (name != "test_mse") json[name] = finite_or_null(value);
-  if (objective->squared_error()) json["trivial_mse"] = summary.trivial_mse;
-  json["trivial_loss"] = objective->trivial_loss();
-  const nlohmann::ordered_json rest = {
-      {"final_train_loss", finite_or_null(summary.final_train_loss)},
-      {"steps", summary.steps},
-      {"wall_seconds", summary.wall_seconds},
-      {"ms_per_step", summary.ms_per_step},
-      {"steps_per_second", summary.ms_per_step > 0 ? 1000.0 / summary.ms_per_step : 0.0},
-      {"parameters", summary.parameters},
-      {"attention_parameters", summary.attention_parameters},
-      {"threads", summary.threads},
-      {"kernel_isa", kernels::active_isa()},
-      {"gflop_per_step", flops / 1e9},
-      {"gflops_per_second", summary.ms_per_step > 0 ? flops / 1e6 / summary.ms_per_step : 0.0},
-      {"peak_rss_mb", peak_rss_mb()},
-      // What the run must hold: parameters, gradients, two AdamW moments,
-      // activations and their gradients, and the batch buffers.
-      {"model_memory_mb",
-       static_cast<double>(4 * model.parameter_count() * sizeof(float) + model.activation_bytes() +
-                           2 * outputs_size * sizeof(float) + batch_bytes(data)) /
-           (1024.0 * 1024.0)},
-  };
-  json.update(rest);
-  write_file_atomically((dir / "summary.json").string(), json.dump(2) + "\n");
+  summary.evaluation = evaluation.metrics;
+  summary.trivial_loss = objective->trivial_loss();
+  summary.kernel_isa = kernels::active_isa();
+  summary.gflop_per_step = training_step_flops(config.model, sequence, batch) / 1e9;
+  summary.peak_rss_mb = peak_rss_mb();
+  // What the run must hold: parameters, gradients, two AdamW moments, activations
+  // and their gradients, and the batch buffers.
+  summary.model_memory_mb =
+      static_cast<double>(4 * model.parameter_count() * sizeof(float) + model.activation_bytes() +
+                          2 * outputs_size * sizeof(float) + batch_bytes(data)) /
+      (1024.0 * 1024.0);
+  write_summary(out_dir, summary);
+  // Ended (not stopped): the checkpoint has served. A kill before this line leaves
+  // a finished summary beside it, which a rerun reads as finished.
+  if (summary.status != "interrupted") remove_train_state(out_dir);
   if (log != nullptr && !options.progress_bar && summary.status == "diverged")
     *log << options.log_prefix << "diverged at step " << summary.steps + 1 << "\n";
   return summary;

@@ -51,6 +51,18 @@ struct TaskConfig {
   bool operator==(const TaskConfig&) const = default;
 };
 
+// How often a run saves its whole training state (train_state.safetensors in its
+// directory) so that a killed run resumes where it was: every `steps` steps when
+// steps > 0, else every `seconds` of wall-clock time when seconds > 0, else only
+// when stopped (SIGTERM, SIGINT). Written as "500" (steps), "90s", "10min", "2h"
+// or "off".
+struct CheckpointInterval {
+  int64_t steps = 0;
+  double seconds = 600;
+
+  bool operator==(const CheckpointInterval&) const = default;
+};
+
 struct TrainConfig {
   int64_t steps = 100000;
   int batch = 256;
@@ -66,6 +78,7 @@ struct TrainConfig {
   int threads = 0;  // 0: all cores
   int eval_batches = 16;
   int log_every = 100;
+  CheckpointInterval checkpoint_every;  // never changes what a run computes
 
   bool operator==(const TrainConfig&) const = default;
 };

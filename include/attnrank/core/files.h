@@ -10,4 +10,8 @@ namespace attnrank {
 // temporary file is removed then.
 void write_file_atomically(const std::string& path, const std::string& text);
 
+// fsync of a directory, so that a rename inside it survives a crash of the machine.
+// Best effort: some file systems refuse it, and nothing is lost by going on.
+void sync_directory(const std::string& path);
+
 }  // namespace attnrank

@@ -15,8 +15,11 @@ std::string format_duration(double seconds);
 
 class ProgressBar {
  public:
-  // `out` receives the bar (terminal) or lines; `bar` selects the mode.
-  ProgressBar(std::ostream& out, int64_t total, bool bar);
+  // `out` receives the bar (terminal) or lines; `bar` selects the mode; `first`:
+  // done before this process started (a resumed run), left out of rates and ETA.
+  ProgressBar(std::ostream& out, int64_t total, bool bar, int64_t first = 0);
+  // Units per second done by this process, at `done` done in all.
+  double steps_per_second(int64_t done) const;
   // Redraws at most ~10 times a second (bar mode) or prints one line (line mode).
   void update(int64_t done, const std::string& text, bool force = false);
   // Ends the bar line.
@@ -26,6 +29,7 @@ class ProgressBar {
  private:
   std::ostream& out_;
   int64_t total_;
+  int64_t first_;
   bool bar_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;

@@ -19,8 +19,11 @@ class AdamW {
   // One update with learning rate lr; step counts from 1 for bias correction.
   void step(std::vector<T>& parameters, const std::vector<T>& gradients, double lr);
   int64_t steps_taken() const { return step_; }
+  // The state a checkpoint saves, and its restore (arenas of the layout's size).
   const std::vector<T>& first_moment() const { return m_; }
   const std::vector<T>& second_moment() const { return v_; }
+  void restore(const std::vector<T>& first_moment, const std::vector<T>& second_moment,
+               int64_t steps_taken);
 
  private:
   std::vector<unsigned char> decay_mask_;  // 1 where weight decay applies

@@ -8,32 +8,15 @@
 #include <string>
 
 #include "attnrank/config/run_config.h"
+#include "attnrank/train/run_directory.h"
 
 namespace attnrank {
 
-struct MetricsRow {
-  int64_t step = 0;         // steps completed
-  double train_loss = 0.0;  // mean batch loss since the previous row
-  double lr = 0.0;          // rate of the last step
-  double grad_norm = 0.0;   // before clipping, last step
-};
-
-struct TrainSummary {
-  std::string status;  // done | diverged | interrupted (TrainOptions::should_stop)
-  double test_mse = 0.0;
-  double trivial_mse = 1.0;
-  double final_train_loss = 0.0;
-  int64_t steps = 0;  // steps completed
-  double wall_seconds = 0.0;
-  double ms_per_step = 0.0;  // median step time after 3 warm-up steps
-  int64_t parameters = 0;
-  int64_t attention_parameters = 0;
-  int threads = 0;
-  // Every final metric by name, as written at the top level of summary.json: the
-  // keys starting with "test_" or "validation_" (test_mse for the point tasks;
-  // test_loss, test_bits_per_char, ... for text). Finite values only.
-  std::map<std::string, double> final_metrics;
-};
+// Exit statuses of `attnrank train` besides 0, 1 (internal error) and 2 (bad
+// input): the run diverged (its metrics kept); the run was stopped (SIGTERM,
+// SIGINT) and its training state saved, so running the same command resumes it.
+inline constexpr int kExitDiverged = 3;
+inline constexpr int kExitInterrupted = 4;
 
 struct TrainOptions {
   // Progress display: a bar when `progress_bar`, otherwise a line per log_every steps.
@@ -46,12 +29,21 @@ struct TrainOptions {
   // metrics up to that step, a summary without held-out metrics and a checkpoint
   // of the weights so far (the Python package's Ctrl-C).
   std::function<bool()> should_stop;
+  // Called before every step with its index (a test's fault injection: kill -9 at
+  // a chosen step).
+  std::function<void(int64_t)> before_step;
+  // Start over even when DIR holds this or another run (prepare_run_directory).
+  bool restart = false;
 };
 
-// Trains `config` and writes DIR/{config.yaml, metrics.csv, summary.json,
-// model.safetensors}. A diverging run (NaN/inf) stops with status "diverged" and
-// still writes its metrics and summary; a stopped one (should_stop) likewise, plus
-// its checkpoint. Throws ConfigError for invalid configs.
+// Trains `config` in DIR (see run_directory.h for its files and for how an existing
+// DIR is treated: the same run resumes from its checkpoint, a finished one returns
+// its summary, another run is refused unless options.restart). A diverging run
+// (NaN/inf) stops with status "diverged" and still writes its metrics and summary;
+// a stopped one (should_stop) saves its training state, then its weights, metrics
+// and summary with status "interrupted"; training the same DIR again resumes it.
+// Checkpoints follow train.checkpoint_every. Throws ConfigError for invalid configs
+// and a DIR that holds something else.
 TrainSummary train(const RunConfig& config, const std::string& out_dir,
                    const TrainOptions& options);
 

@@ -1,5 +1,5 @@
 // attnrank reproduce FIGURE [--scale small|paper] [--db PATH] [--out DIR] [--jobs J]
-//                    [--threads T] [--no-train] [--presets DIR]
+//                    [--threads T] [--shard i/n|auto] [--no-train] [--presets DIR]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "attnrank/core/error.h"
 #include "attnrank/core/threading.h"
 #include "attnrank/experiment/reproduce.h"
+#include "attnrank/experiment/slurm.h"
 #include "commands.h"
 #include "sweep_session.h"
 
@@ -27,6 +28,7 @@ struct ReproduceArgs {
   std::string presets_dir;
   int jobs = 0;
   int threads = 0;
+  std::string shard = "0/1";
   bool no_train = false;
   bool quiet = false;
 };
@@ -74,6 +76,10 @@ void add_reproduce_command(CLI::App& app) {
                   "Runs at a time (default: one per core at small scale, 1 at paper scale)");
   cmd->add_option("--threads", args->threads,
                   "Threads shared by the jobs (0: every CPU this process may use)");
+  cmd->add_option("--shard", args->shard,
+                  "Train only slice i of n (i/n or auto, as sweep); a slice draws nothing: merge "
+                  "the slices' databases and draw with --no-train")
+      ->capture_default_str();
   cmd->add_flag("--no-train", args->no_train,
                 "Only draw from the database (e.g. merged cluster shards); train nothing");
   cmd->add_option("--presets", args->presets_dir, "Directory of the presets (configs/reproduce)");
@@ -94,12 +100,24 @@ void add_reproduce_command(CLI::App& app) {
     const int jobs =
         args->jobs > 0 ? args->jobs : (args->scale == "small" ? hardware_threads() : 1);
 
+    const Shard shard = resolve_shard(args->shard).shard;
+    if (args->no_train && shard.count > 1)
+      throw ConfigError("--shard: a slice is for training; --no-train draws the whole database");
     if (!args->no_train) {
       SweepRunArgs run;
       run.jobs = jobs;
       run.threads = args->threads;
+      run.shard = args->shard;
       run.quiet = args->quiet;
       run_planned_sweep(spec, planned, database, run);
+    }
+    if (shard.count > 1) {
+      fmt::print(
+          "slice {}/{} of {} trained into {}; draw the figure once every slice is done: attnrank "
+          "merge MERGED.db SLICE.db... && attnrank reproduce {} --scale {} --no-train --db "
+          "MERGED.db\n",
+          shard.index, shard.count, args->figure, database, args->figure, args->scale);
+      return;
     }
 
     std::set<std::string> ids;

@@ -1,4 +1,4 @@
-// attnrank sweep SPEC.yaml --db results.db [--jobs J] [--threads T] [--shard i/n]
+// attnrank sweep SPEC.yaml --db results.db [--jobs J] [--threads T] [--shard i/n|auto]
 //                [--runs DIR] [--dry-run] [--quiet]
 #include <fmt/core.h>
 
@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "attnrank/experiment/slurm.h"
 #include "attnrank/experiment/sweep.h"
 #include "commands.h"
 #include "sweep_session.h"
@@ -24,7 +25,7 @@ struct SweepArgs {
 
 // Lists the runs of the shard and whether the database already holds them.
 void print_plan(const std::vector<PlannedRun>& runs, const SweepArgs& args) {
-  const Shard shard = parse_shard(args.run.shard);
+  const Shard shard = resolve_shard(args.run.shard).shard;
   std::set<std::string> finished;
   std::error_code error;
   if (std::filesystem::exists(args.database, error)) {
@@ -59,8 +60,10 @@ void add_sweep_command(CLI::App& app) {
                   "Threads shared by the jobs (0: every CPU this process may use); each run gets "
                   "threads/jobs")
       ->capture_default_str();
-  cmd->add_option("--shard", args->run.shard,
-                  "Run only slice i of n (0-based i/n, e.g. $SLURM_ARRAY_TASK_ID/16)")
+  cmd->add_option(
+         "--shard", args->run.shard,
+         "Run only slice i of n (0-based i/n), or auto: from the Slurm array task, srun or "
+         "mpirun rank (docs/sweeps.md)")
       ->capture_default_str();
   cmd->add_option("--runs", args->run.runs_dir,
                   "Directory of run directories (default: the database path with .runs)");

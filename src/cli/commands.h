@@ -20,5 +20,6 @@ void add_merge_command(CLI::App& app);
 void add_results_command(CLI::App& app);
 void add_reproduce_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_submit_command(CLI::App& app);
 
 }  // namespace attnrank::cli

@@ -10,6 +10,7 @@
 
 #include "attnrank/core/error.h"
 #include "attnrank/core/progress.h"
+#include "attnrank/experiment/slurm.h"
 #include "commands.h"
 
 namespace attnrank::cli {
@@ -88,7 +89,10 @@ SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedR
   SweepOptions options;
   options.jobs = args.jobs;
   options.threads = args.threads;
-  options.shard = parse_shard(args.shard);
+  const ResolvedShard shard = resolve_shard(args.shard);
+  options.shard = shard.shard;
+  if (!shard.source.empty() && !args.quiet)
+    fmt::print("shard {}/{} (from {})\n", shard.shard.index, shard.shard.count, shard.source);
   options.runs_dir = args.runs_dir.empty() ? default_runs_dir(database) : args.runs_dir;
   options.sweep_name = spec.name;
   options.log = args.quiet ? nullptr : &std::cout;

@@ -14,16 +14,11 @@ namespace attnrank {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Single-quoted for /bin/sh.
 std::string shell_quote(const std::string& text) {
   std::string quoted = "'";
   for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return quoted + "'";
 }
-
-}  // namespace
 
 void ensure_output_directory(const std::string& dir) {
   if (dir.empty()) throw ConfigError("--out: an output directory is required");

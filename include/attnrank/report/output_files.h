@@ -5,6 +5,9 @@
 
 namespace attnrank {
 
+// `text` single-quoted for /bin/sh and bash (gnuplot commands, sbatch scripts).
+std::string shell_quote(const std::string& text);
+
 // Creates `dir` (and parents); throws ConfigError naming it if that fails.
 void ensure_output_directory(const std::string& dir);
 // Writes `text` to dir/name (replacing it); throws std::runtime_error naming the

@@ -12,9 +12,12 @@ set -euo pipefail
 attnrank=$(realpath "$1")
 root=$(cd "$(dirname "$0")/.." && pwd)
 spec=$root/tests/data/slurm_sweep.yaml
+own_dir=0
+[[ -z ${2:-} ]] && own_dir=1
 work=${2:-$(mktemp -d /tmp/attnrank-slurm-live.XXXXXX)}
 mkdir -p "$work"
 work=$(realpath "$work")
+chmod 755 "$work"  # munged wants the directories above its socket searchable by all
 export SLURM_LOCAL_DIR=$work/slurm
 export SLURM_CONF=$SLURM_LOCAL_DIR/slurm.conf
 sudo=""
@@ -30,7 +33,12 @@ failed() {
   squeue >&2 || true
   exit 1
 }
-cleanup() { $sudo "$root/scripts/slurm-local" stop >/dev/null || true; }
+passed=0
+cleanup() {
+  $sudo "$root/scripts/slurm-local" stop >/dev/null || true
+  # A directory of its own is removed after a pass, kept after a failure.
+  if [[ $own_dir == 1 && $passed == 1 ]]; then rm -rf "$work"; else echo "slurm_live: files in $work"; fi
+}
 trap cleanup EXIT
 
 say "starting Slurm in $SLURM_LOCAL_DIR"
@@ -66,10 +74,15 @@ for _ in $(seq 1 240); do
 done
 [[ -n $cut ]] || failed "no array task was seen in the middle of a run"
 say "cutting task ${array}_$cut off (USR1 to its batch script, as at its time limit)"
-# scancel delivers the signal at once but may then retry for a minute and a half
-# ("Job can not be altered now": the task is being requeued): it runs in the
-# background while the task's log is watched.
-scancel --batch --signal=USR1 "${array}_$cut" 2>"$work/scancel.err" &
+# scancel delivers the signal at once but may then retry for several seconds ("Job
+# can not be altered now": the task is being requeued) and deliver it again (the
+# script stops the sweep only once): it runs in the background while the task's log
+# is watched.
+# The task's own job id: Slurm 22.05 resolves ARRAY_TASK to the whole pending
+# array as well, and signals its tasks as they start.
+raw=$(scontrol show job "${array}_$cut" | sed -n 's/^JobId=\([0-9]*\) .*/\1/p')
+[[ -n $raw ]] || failed "no job id for ${array}_$cut"
+scancel --batch --signal=USR1 "$raw" 2>"$work/scancel.err" &
 scancel_pid=$!
 for _ in $(seq 1 120); do
   grep -q "stopped before the time limit" "$work/out/logs/shard-$cut.log" && break
@@ -102,6 +115,7 @@ done
 say "checks"
 cut_log=$work/out/logs/shard-$cut.log
 grep -q "stopped before the time limit" "$cut_log" || failed "task $cut did not stop at the warning"
+echo "requeues (task $cut, and any task that reached --signal-before on its own): $(cat "$work"/out/logs/shard-*.log | grep -c "requeueing")"
 grep -q "requeueing ${array}_$cut" "$cut_log" || failed "task $cut was not requeued"
 attempts=$(grep -c "^== .* task ${array}_$cut on .*, attempt" "$cut_log")
 ((attempts >= 2)) || failed "task $cut ran $attempts times; expected a second attempt after the requeue"
@@ -135,4 +149,5 @@ for summary in "$work"/local.runs/*/metrics.csv; do
   cmp -s "$summary" "$work"/out/shards/shard-*-of-4.runs/"$id"/metrics.csv ||
     failed "run $id: metrics.csv differs from the local run's"
 done
+passed=1
 say "PASSED: 8 runs, each once, bit-identical to the local sweep; task $cut cut off, requeued and finished"

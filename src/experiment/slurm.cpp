@@ -231,9 +231,14 @@ std::string array_script(const SubmitOptions& options, const SubmitPlan& plan) {
   s += "task=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n";
   s += "attempt=$((${SLURM_RESTART_COUNT:-0} + 1))\n";
   s += "echo \"== $(date -u +%FT%TZ) task $task on ${SLURMD_NODENAME:-?}, attempt $attempt\"\n";
+  s += "# USR1 (once, however often it comes) stops the sweep: one SIGTERM, which it answers\n"
+       "# by stopping its runs cleanly (a second SIGTERM would kill them at once). scancel\n"
+       "# and the time limit itself send SIGTERM to every process of the job: the script\n"
+       "# only waits then.\n";
   s += "warned=0 pid=\n";
-  s += "trap 'warned=1; [ -n \"$pid\" ] && kill -TERM \"$pid\" 2>/dev/null' USR1\n";
-  s += "trap '[ -n \"$pid\" ] && kill -TERM \"$pid\" 2>/dev/null' TERM INT\n";
+  s += "trap 'if [ \"$warned\" = 0 ] && [ -n \"$pid\" ]; then warned=1; kill -TERM \"$pid\" "
+       "2>/dev/null; fi' USR1\n";
+  s += "trap ':' TERM INT\n";
   s += fmt::format(
       "\"$attnrank\" sweep {} --shard auto --db \"$shard_db\" --threads {} --jobs {} &\n",
       shell_quote(plan.spec_path), options.cpus, options.jobs);

@@ -256,7 +256,7 @@ std::string array_script(const SubmitOptions& options, const SubmitPlan& plan) {
   s += "  fi\n";
   s += "  echo \"== $(date -u +%FT%TZ) stopped before the time limit (sweep exit status "
        "$status); requeueing $task\"\n";
-  s += "  scontrol requeue \"$task\" && exit 0\n";
+  s += "  scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n";
   s += "  echo \"attnrank: scontrol requeue $task failed; submit again to continue\" >&2\n";
   s += "fi\n";
   s += "echo \"== $(date -u +%FT%TZ) sweep exit status $status\"\n";

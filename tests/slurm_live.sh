@@ -88,7 +88,7 @@ for _ in $(seq 1 120); do
   grep -q "stopped before the time limit" "$work/out/logs/shard-$cut.log" && break
   sleep 0.25
 done
-kill "$scancel_pid" 2>/dev/null || true
+kill -KILL "$scancel_pid" 2>/dev/null || true  # it would go on delivering
 wait "$scancel_pid" 2>/dev/null || true
 grep -q "stopped before the time limit" "$work/out/logs/shard-$cut.log" ||
   failed "task $cut did not stop on USR1: $(cat "$work/scancel.err")"

@@ -365,6 +365,12 @@ TEST(SlurmCli, SubmitDryRunAndSubmissionWithAStandInSbatch) {
   EXPECT_NE(dry.out.find("#SBATCH --signal=B:USR1@30"), std::string::npos) << dry.out;
   EXPECT_NE(dry.out.find("--dependency=afterany:ARRAY_JOB_ID"), std::string::npos) << dry.out;
   EXPECT_FALSE(fs::exists(out)) << "a dry run writes nothing";
+  // --sbatch takes one value per use, wherever it stands.
+  const auto options = run_attnrank("submit --sbatch=--qos=long --sbatch=--account=proj " +
+                                    quoted(spec) + " --shards 2 --dry-run");
+  ASSERT_EQ(options.exit_code, 0) << options.err;
+  EXPECT_NE(options.out.find("#SBATCH --qos=long\n#SBATCH --account=proj\n"), std::string::npos)
+      << options.out;
 
   // A stand-in sbatch that logs its arguments and answers like --parsable.
   const fs::path bin = dir / "bin";

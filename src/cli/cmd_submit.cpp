@@ -56,9 +56,9 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--jobs,-j", options->jobs, "Runs at a time in each array task (share the CPUs)")
       ->capture_default_str();
   cmd->add_option("--partition", options->partition, "Slurm partition (default: the cluster's)");
-  cmd->add_option(
-      "--sbatch", options->sbatch_options,
-      "One more sbatch option for both jobs, e.g. --sbatch=--account=proj (repeatable)");
+  cmd->add_option("--sbatch", options->sbatch_options,
+                  "One more sbatch option for both jobs, e.g. --sbatch=--account=proj (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--out", options->out_dir,
                   "Directory of the scripts, shard databases and logs (default: "
                   "reproduce/FIGURE-SCALE, or slurm/SPECNAME)");

@@ -6,7 +6,8 @@
 # time limit (scancel --batch --signal=USR1, as --signal=B:USR1@S does), waits for
 # the requeued task and the merge job, and checks that the merged database holds
 # every run exactly once with metrics bit-identical to the same sweep run locally
-# without shards (same thread count). Fails, with the daemons' logs, if Slurm does
+# without shards (same thread count), and that the run cut off resumed from the
+# checkpoint it saved, not from step 0. Fails, with the daemons' logs, if Slurm does
 # not come up. Usage: tests/slurm_live.sh ATTNRANK_BINARY [WORK_DIR]
 set -euo pipefail
 attnrank=$(realpath "$1")
@@ -59,18 +60,22 @@ job_state() {  # STATE of job or array task $1 ("" once Slurm forgot it)
   scontrol show job "$1" 2>/dev/null | awk -F'JobState=' 'NF > 1 {split($2, a, " "); print a[1]; exit}'
 }
 
-# Cut one task off mid-run: wait until a task is running with a run started (its
-# train.log exists, no summary yet), then send what Slurm sends at --signal=B:USR1@S.
+# Cut one task off mid-run: wait until a task is running with a run under way (its
+# train.log shows a step, no summary yet), then send what Slurm sends at
+# --signal=B:USR1@S.
 say "waiting for a task in the middle of a run"
-cut=""
-for _ in $(seq 1 240); do
+cut="" cut_run=""
+for _ in $(seq 1 480); do
   for task in 0 1 2 3; do
     [[ $(job_state "${array}_$task") == RUNNING ]] || continue
     for log in "$work"/out/shards/shard-"$task"-of-4.runs/*/train.log; do
-      if [[ -f $log && ! -f $(dirname "$log")/summary.json ]]; then cut=$task; break 3; fi
+      if [[ -f $log && ! -f $(dirname "$log")/summary.json ]] && grep -q '^\[[0-9]' "$log"; then
+        cut=$task cut_run=$(dirname "$log")
+        break 3
+      fi
     done
   done
-  sleep 0.5
+  sleep 0.25
 done
 [[ -n $cut ]] || failed "no array task was seen in the middle of a run"
 say "cutting task ${array}_$cut off (USR1 to its batch script, as at its time limit)"
@@ -119,7 +124,11 @@ echo "requeues (task $cut, and any task that reached --signal-before on its own)
 grep -q "requeueing ${array}_$cut" "$cut_log" || failed "task $cut was not requeued"
 attempts=$(grep -c "^== .* task ${array}_$cut on .*, attempt" "$cut_log")
 ((attempts >= 2)) || failed "task $cut ran $attempts times; expected a second attempt after the requeue"
-# LEAD: assert here that the cut-off run resumed from its checkpoint, not from step 0.
+# The run that was cut off resumed from the checkpoint it wrote on SIGTERM, not
+# from step 0 (train.log is rewritten by each attempt).
+grep -q "^resuming .* at step [1-9][0-9]*/" "$cut_run/train.log" ||
+  failed "run $(basename "$cut_run") did not resume from a checkpoint: $(head -n 3 "$cut_run/train.log")"
+grep "^resuming" "$cut_run/train.log"
 for task in 0 1 2 3; do
   grep -q "sweep exit status 0" "$work/out/logs/shard-$task.log" || failed "task $task did not end with status 0"
 done
@@ -150,4 +159,4 @@ for summary in "$work"/local.runs/*/metrics.csv; do
     failed "run $id: metrics.csv differs from the local run's"
 done
 passed=1
-say "PASSED: 8 runs, each once, bit-identical to the local sweep; task $cut cut off, requeued and finished"
+say "PASSED: 8 runs, each once, bit-identical to the local sweep; task $cut cut off, requeued, its run resumed from its checkpoint"

@@ -15,6 +15,7 @@
 #include "attnrank/core/error.h"
 #include "attnrank/core/files.h"
 #include "attnrank/core/progress.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/core/threading.h"
 #include "attnrank/kernels/kernels.h"
 #include "attnrank/nn/model.h"
@@ -59,6 +60,11 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   const TrainConfig& tc = config.train;
   const std::unique_ptr<Objective> objective = make_objective(config);
   const SequenceSpec sequence = objective->sequence();
+  // Before anything is allocated or created: a run that cannot fit is refused with
+  // what it needs and what there is, not ended by std::bad_alloc halfway.
+  check_memory(training_memory_bytes(config.model, sequence, tc.batch),
+               "training this model (parameters, optimiser state and one batch of activations)",
+               "lower train.batch or the model size");
   set_threads(run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch)));
   Transformer<float> model(config.model, sequence);
   model.initialize(tc.seed);

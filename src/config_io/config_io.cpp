@@ -12,6 +12,7 @@
 #include <set>
 
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "config_schema.h"
 
 namespace attnrank {
@@ -123,16 +124,7 @@ void apply_override(RunConfig& config, const std::string& override_text, Origins
 }
 
 std::string read_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  if (!fs::exists(path, error)) throw ConfigError(path + ": config file not found");
-  if (fs::is_directory(path, error))
-    throw ConfigError(path + ": is a directory, expected a YAML config file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read config file");
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError(path + ": cannot read config file");
-  return text;
+  return read_file_bounded(path, kMaxTextInputBytes, "config file");
 }
 
 }  // namespace

@@ -167,6 +167,16 @@ TEST(HostileInput, RunsThatCannotFitAreRefusedBeforeAnythingIsCreated) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Under ulimit -v, OpenBLAS retried its per-thread mmap forever with many threads
+// (timeout 120 turns a regression into a failure, not a hung suite).
+TEST(HostileInput, ThreadsThatCannotFitTheAddressSpaceAreRefused) {
+  const fs::path out = fresh_dir("threads_as");
+  const auto result = run_shell("ulimit -v 3000000; exec timeout 120 $B train " + kTiny +
+                                " train.threads=64 --out " + out.string());
+  expect_bad_input(result, "train.threads: 64 threads need about");
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(HostileInput, TheoryArgumentsAreCheckedBeforeAnythingIsCreated) {
   const fs::path out = fresh_dir("theory");
   expect_bad_input(run_attnrank("theory fact1 --dims 0 --out " + out.string()), "--dims");

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -96,6 +97,20 @@ void check_memory(double need_bytes, const std::string& what, const std::string&
         "{} needs {:.4g} MiB of memory, but only {:.4g} MiB are "
         "available ({}){}",
         what, mib(need_bytes), mib(budget.bytes), budget.limit, hint.empty() ? "" : "; " + hint));
+}
+
+void check_thread_address_space(int threads, const std::string& key) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  const double used = proc_kib("/proc/self/status", "VmSize");
+  const double left = static_cast<double>(limit.rlim_cur) - (std::isfinite(used) ? used : 0.0);
+  constexpr double kPerThread = 128.0 * 1024 * 1024;
+  if (threads * kPerThread > left)
+    throw ConfigError(fmt::format(
+        "{}: {} threads need about {:.0f} MiB of address space, but RLIMIT_AS (ulimit -v) leaves "
+        "{:.0f} MiB; use at most {} threads or raise the limit",
+        key, threads, mib(threads * kPerThread), mib(left),
+        std::max(1, static_cast<int>(left / kPerThread))));
 }
 
 std::string read_file_bounded(const std::string& path, size_t max_bytes, const std::string& what) {

@@ -65,7 +65,10 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   check_memory(training_memory_bytes(config.model, sequence, tc.batch),
                "training this model (parameters, optimiser state and one batch of activations)",
                "lower train.batch or the model size");
-  set_threads(run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch)));
+  const int threads =
+      run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch));
+  check_thread_address_space(threads, "train.threads");
+  set_threads(threads);
   Transformer<float> model(config.model, sequence);
   model.initialize(tc.seed);
   AdamW<float> optimizer(model.layout(), tc);
@@ -271,9 +274,11 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
 Evaluation evaluate_checkpoint(const std::string& run_dir, int batches) {
   LoadedRun run = load_run(run_dir);
   const std::unique_ptr<Objective> objective = make_objective(run.config);
-  set_threads(run_threads(
+  const int threads = run_threads(
       run.config.train.threads,
-      training_step_flops(run.config.model, objective->sequence(), run.config.train.batch)));
+      training_step_flops(run.config.model, objective->sequence(), run.config.train.batch));
+  check_thread_address_space(threads, "train.threads");
+  set_threads(threads);
   const int count = batches > 0 ? batches : run.config.train.eval_batches;
   return objective->evaluate(*run.model, run.config.train.seed, count, run.config.train.batch);
 }

@@ -26,6 +26,13 @@ MemoryBudget available_memory();
 // when set, replaces the measured budget (for tests and for sharing a machine).
 void check_memory(double need_bytes, const std::string& what, const std::string& hint);
 
+// Under an address-space limit (RLIMIT_AS, ulimit -v), each worker thread costs
+// OpenBLAS's per-thread buffers and a stack; when they cannot be mapped OpenBLAS
+// retries forever instead of failing. Throws ConfigError naming `key` when
+// `threads` threads would not fit (about 128 MiB of address space each, measured:
+// 16 threads run and 32 hang under ulimit -v 3000000); does nothing without a limit.
+void check_thread_address_space(int threads, const std::string& key);
+
 // Reads a whole file of at most max_bytes; throws ConfigError naming the path (and
 // `what`: "config file", "sweep spec") when it is missing, a directory, unreadable
 // or longer (a device such as /dev/zero, a pipe that never ends).

@@ -89,7 +89,8 @@ T parse_integer(const YAML::Node& node) {
   T value{};
   const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (error == std::errc::result_out_of_range)
-    throw ValueError(fmt::format("{} is out of range (at most {})", describe(node),
+    throw ValueError(fmt::format("{} is out of range (at most {})",
+                                 text->size() <= 60 ? *text : describe(node),
                                  std::numeric_limits<T>::max()));
   if (digits.empty() || error != std::errc() || end != digits.data() + digits.size())
     throw ValueError(what + ", got " + describe(node));

@@ -46,7 +46,7 @@ std::vector<std::string> config_lines(const RunConfig& config) {
 // The weights carry the config they were trained with (metadata "config"); an
 // edited config.yaml would evaluate them as another model.
 void check_same_config(const RunConfig& config, const SafeTensorFile& file,
-                       const std::string& config_path, const std::string& weights_path) {
+                       const std::string& weights_path) {
   const auto stored = file.metadata.find("config");
   if (stored == file.metadata.end()) return;  // written by hand or another tool
   RunConfig trained;
@@ -61,9 +61,9 @@ void check_same_config(const RunConfig& config, const SafeTensorFile& file,
     const std::string a = i < ours.size() ? ours[i] : "(nothing)";
     const std::string b = i < theirs.size() ? theirs[i] : "(nothing)";
     if (a != b)
-      throw FormatError(config_path + " does not match the config the weights in " + weights_path +
-                        " were trained with: '" + a + "' here, '" + b +
-                        "' there; restore config.yaml or retrain");
+      throw FormatError(weights_path + ": the weights were trained with '" + b +
+                        "', which does not match config.yaml ('" + a +
+                        "'); restore config.yaml or retrain");
   }
 }
 
@@ -79,7 +79,7 @@ LoadedRun load_run(const std::string& run_dir) {
   LoadedRun run;
   run.config = load_config(config_path, {});
   const SafeTensorFile file = read_safetensors(weights_path);
-  check_same_config(run.config, file, config_path, weights_path);
+  check_same_config(run.config, file, weights_path);
   const SequenceSpec sequence = make_objective(run.config)->sequence();
   check_memory(training_memory_bytes(run.config.model, sequence, run.config.train.batch),
                "evaluating " + run_dir, "");

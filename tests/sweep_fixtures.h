@@ -77,6 +77,8 @@ inline void write_fake_run_dir(const RunConfig& config, const std::string& dir,
   std::ofstream(dir + "/metrics.csv") << "step,train_loss,lr,grad_norm\n"
                                       << "25,0.9,0.01,0.5\n"
                                       << "50," << summary.final_train_loss << ",0.001,0.25\n";
+  // A finished run has weights (a sweep recovers a "done" directory only with them).
+  if (summary.status == "done") std::ofstream(dir + "/model.safetensors") << "weights";
   std::ofstream summary_file(dir + "/summary.json");
   summary_file << std::setprecision(17) << "{\"status\": \"" << summary.status
                << "\", \"test_mse\": "

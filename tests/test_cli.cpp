@@ -119,7 +119,7 @@ TEST(Cli, EvalOfMissingOrCorruptCheckpoint) {
   const fs::path weights = dir / "model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) - 7);
   const auto corrupt = run_attnrank("eval --checkpoint " + dir.string());
-  EXPECT_EQ(corrupt.exit_code, 1);
+  EXPECT_EQ(corrupt.exit_code, 2) << "a corrupt file is bad input";
   EXPECT_EQ(count_lines(corrupt.err), 1) << corrupt.err;
   EXPECT_NE(corrupt.err.find("model.safetensors"), std::string::npos) << corrupt.err;
 }
@@ -146,8 +146,9 @@ TEST(Cli, EvalRejectsACheckpointThatDoesNotMatchItsConfig) {
   config.replace(at, 7, "ffn: 17");
   std::ofstream(dir / "config.yaml") << config;
   const auto result = run_attnrank("eval --checkpoint " + dir.string());
-  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("does not match"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("model.ffn: 17"), std::string::npos) << result.err;
 }
 
 TEST(Cli, OutputPathThatIsAFile) {

@@ -496,7 +496,10 @@ TEST(ConfigErrors, YamlSyntaxErrorGivesTheLine) {
   const std::string message = error_of("model:\n  dim: 4\n heads: 2\n");
   EXPECT_CONTAINS(message, "x.yaml:3:");
   EXPECT_CONTAINS(message, "invalid YAML");
-  EXPECT_CONTAINS(error_of("model: {}\n---\ntask: {}\n"), "x.yaml: holds 2 YAML documents");
+  EXPECT_CONTAINS(error_of("model: {}\n---\ntask: {}\n"),
+                  "x.yaml: holds more than one YAML document");
+  // yaml-cpp 0.7 LoadAll yields documents forever here (found by fuzz/fuzz_config.cpp).
+  EXPECT_CONTAINS(error_of("!a,b"), "x.yaml: holds more than one YAML document");
 }
 
 TEST(ConfigErrors, StayOnOneLineWhateverTheInput) {

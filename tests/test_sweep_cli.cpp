@@ -587,3 +587,178 @@ TEST(SweepCli, DatabaseFromBeforeTheRefactorResumes) {
   EXPECT_NE(result.out.find("72 runs: 72 finished before, 0 trained now"), std::string::npos)
       << result.out;
 }
+
+// ---- Hostile input and faults (issue 15) ----------------------------------
+
+TEST(SweepCli, DeeplyNestedDerivedExpressionIsAnErrorNotACrash) {
+  const auto dir = fresh_dir("cli_nested_derived");
+  const std::string nested = std::string(50000, '(') + "1" + std::string(50000, ')');
+  const fs::path spec = write_spec(dir,
+                                   "base:\n  model: {dim: 8, ffn: 16}\n"
+                                   "grid:\n  train.seed: [0]\n"
+                                   "derived:\n  model.heads: \"" +
+                                       nested + "\"\n");
+  const auto result = run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db"));
+  expect_usage_error(result, "nested more than 100 levels deep");
+  EXPECT_LT(result.err.size(), 1000u) << "the expression is not echoed whole";
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+}
+
+TEST(SweepCli, DeeplyNestedYamlSpecIsAnError) {
+  const auto dir = fresh_dir("cli_nested_yaml");
+  const fs::path spec = write_spec(dir, "grid:\n  model.heads: " + std::string(100000, '[') + "\n");
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db")),
+                     "invalid YAML");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+}
+
+TEST(SweepCli, DerivedValueOutOfRangeAndHugeGridAreRefused) {
+  const auto dir = fresh_dir("cli_derived_range");
+  const fs::path spec = write_spec(dir,
+                                   "base:\n  model: {dim: 8, ffn: 16}\n"
+                                   "grid:\n  train.seed: [0]\n"
+                                   "derived:\n  model.heads: 1e300\n");
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "r.db")),
+                     "out of range for an integer key");
+  // 10^9 runs: refused from the counts, before any run is expanded.
+  std::string grid = "grid:\n";
+  for (const char* key : {"model.dim", "model.ffn", "model.layers", "task.points", "train.seed",
+                          "train.steps", "train.batch", "train.eval_batches", "train.log_every"})
+    grid += std::string("  ") + key + ": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n";
+  const fs::path huge = write_spec(dir, grid);
+  expect_usage_error(run_attnrank("sweep " + quoted(huge) + " --db " + quoted(dir / "r.db")),
+                     "1000000000 runs, more than the 1000000");
+  EXPECT_FALSE(fs::exists(dir / "r.db"));
+}
+
+TEST(SweepCli, ForeignDatabaseWithOurMetaIsLeftExactlyAsItWas) {
+  const auto dir = fresh_dir("cli_foreign_meta");
+  const fs::path database = dir / "results.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(database.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('format', 'attnrank-results'),"
+                         " ('schema_version', '2');"
+                         "CREATE TABLE runs(id TEXT, loss REAL);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  const std::string before = slurp(database);
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database)),
+                     "not its runs and metrics tables");
+  expect_usage_error(run_attnrank("merge " + quoted(database) + " " + quoted(dir / "none.db")),
+                     "no such results database");
+  make_database(dir / "good.db", 1);
+  expect_usage_error(run_attnrank("merge " + quoted(database) + " " + quoted(dir / "good.db")),
+                     "not its runs and metrics tables");
+  EXPECT_EQ(slurp(database), before) << "the foreign database was changed";
+  for (const char* left : {"results.runs", "results.db.lock", "results.db-wal", "results.db-shm"})
+    EXPECT_FALSE(fs::exists(dir / left)) << left;
+}
+
+TEST(SweepCli, WriterLockHoldsThroughASymbolicLink) {
+  const auto dir = fresh_dir("cli_lock_link");
+  const fs::path database = dir / "c.db";
+  fs::create_symlink(database, dir / "link.db");
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  ResultsStore writer(database.string(), ResultsStore::Mode::kWrite);
+  expect_usage_error(
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "link.db") + " --quiet"),
+      "database is locked by another writer");
+  EXPECT_FALSE(fs::exists(dir / "link.runs"));
+}
+
+TEST(SweepCli, RefusedSweepAndMergeChangeNothing) {
+  const auto dir = fresh_dir("cli_nothing_changed");
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  // --runs naming a file.
+  std::ofstream(dir / "file") << "x";
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "a.db") +
+                                  " --runs " + quoted(dir / "file")),
+                     "--runs");
+  EXPECT_FALSE(fs::exists(dir / "a.db"));
+  EXPECT_FALSE(fs::exists(dir / "a.db.lock"));
+  // --db x.runs: the database and its run directory would be one path.
+  expect_usage_error(run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "x.runs")),
+                     "--runs");
+  EXPECT_FALSE(fs::exists(dir / "x.runs"));
+  EXPECT_FALSE(fs::exists(dir / "x.runs.lock"));
+  // A device as the merge output: no /dev/null.lock.
+  make_database(dir / "good.db", 1);
+  expect_usage_error(run_attnrank("merge /dev/null " + quoted(dir / "good.db")),
+                     "not a regular file");
+  EXPECT_FALSE(fs::exists("/dev/null.lock"));
+  // Thread counts above the maximum.
+  expect_usage_error(
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(dir / "b.db") + " --threads 100"),
+      "--threads: 100 is more than the 64");
+  expect_usage_error(run_attnrank("reproduce fig1 --jobs 0 --out " + quoted(dir / "out")),
+                     "--jobs");
+  EXPECT_FALSE(fs::exists(dir / "b.db"));
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(SweepCli, CorruptConfigJsonInTheDatabaseExitsTwo) {
+  const auto dir = fresh_dir("cli_config_json");
+  const fs::path database = dir / "r.db";
+  make_database(database, 2);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(database.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE runs SET config_json = '{' WHERE id = 'run1'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  expect_usage_error(run_attnrank("results " + quoted(database)), "unreadable config_json");
+}
+
+// A closed database is one file in rollback-journal mode (header bytes 18 and 19
+// are 1; WAL writes 2), so readers open it on read-only media.
+TEST(SweepCli, DatabaseIsLeftReadableFromReadOnlyMedia) {
+  const auto dir = fresh_dir("cli_read_only");
+  const fs::path database = dir / "r.db";
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  const auto sweep =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --quiet --jobs 2");
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  const std::string bytes = slurp(database);
+  ASSERT_GT(bytes.size(), 20u);
+  EXPECT_EQ(bytes[18], 1) << "left in WAL mode";
+  EXPECT_EQ(bytes[19], 1) << "left in WAL mode";
+  EXPECT_FALSE(fs::exists(dir / "r.db-wal"));
+  EXPECT_FALSE(fs::exists(dir / "r.db-shm"));
+  // A database a writer left in WAL mode (killed) and whose directory cannot take
+  // the -shm file: the read falls back to an immutable open. Simulated with a WAL
+  // header and no -wal file in a read-only directory (effective for non-root).
+  std::string wal = bytes;
+  wal[18] = wal[19] = 2;
+  fs::create_directories(dir / "ro");
+  std::ofstream(dir / "ro" / "w.db", std::ios::binary) << wal;
+  chmod((dir / "ro").c_str(), 0555);
+  const auto read = run_attnrank("results " + quoted(dir / "ro" / "w.db") + " --runs");
+  chmod((dir / "ro").c_str(), 0755);
+  EXPECT_EQ(read.exit_code, 0) << read.err;
+  EXPECT_EQ(count_lines(read.out), 7) << read.out;
+  EXPECT_EQ(slurp(dir / "ro" / "w.db"), wal);
+}
+
+TEST(SweepCli, RecoveredDoneRunNeedsItsWeights) {
+  const auto dir = fresh_dir("cli_recover_weights");
+  const fs::path database = dir / "r.db";
+  const fs::path spec = write_spec(dir, tiny_spec(20));
+  ASSERT_EQ(
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --quiet").exit_code,
+      0);
+  // The database is lost; one run directory lost its weights.
+  fs::remove(database);
+  fs::path damaged;
+  for (const auto& entry : fs::directory_iterator(dir / "r.runs")) damaged = entry.path();
+  fs::remove(damaged / "model.safetensors");
+  const auto again =
+      run_attnrank("sweep " + quoted(spec) + " --db " + quoted(database) + " --quiet");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(number_after(again.out, "finished before ("), 5) << again.out;
+  EXPECT_EQ(number_before(again.out, " trained now"), 1) << again.out;
+  EXPECT_TRUE(fs::exists(damaged / "model.safetensors"));
+}

@@ -125,18 +125,28 @@ TEST(ResultsStore, RunDirectoriesMoveWithTheDatabase) {
   EXPECT_EQ(store.runs()[0].run_dir, (dir / "b" / "results.runs" / "aaaa").string());
 }
 
-TEST(ResultsStore, UsesWriteAheadLogging) {
+// WAL while a writer has it open (readers never block the sweep); a rollback
+// journal once closed, so the file alone is the database (read-only media).
+TEST(ResultsStore, UsesWriteAheadLoggingWhileOpenAndARollbackJournalWhenClosed) {
   const auto dir = fresh_dir("store_wal");
   const std::string path = (dir / "results.db").string();
-  { ResultsStore store(path, ResultsStore::Mode::kWrite); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  auto journal_mode = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    const std::string mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return mode;
+  };
+  {
+    ResultsStore store(path, ResultsStore::Mode::kWrite);
+    EXPECT_EQ(journal_mode(), "wal");
+  }
+  EXPECT_EQ(journal_mode(), "delete");
+  EXPECT_FALSE(fs::exists(path + "-wal"));
 }
 
 TEST(ResultsStore, OneWriterAtATimeReadersAlways) {

@@ -2,9 +2,9 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
 
+#include "attnrank/core/files.h"
 #include "attnrank/theory/inspect.h"
 #include "commands.h"
 
@@ -59,11 +59,8 @@ void add_inspect_command(CLI::App& app) {
       return;
     }
     print_table(inspection, args->singular_values);
-    if (!args->json_path.empty()) {
-      std::ofstream out(args->json_path);
-      out << inspection_json(inspection);
-      if (!out) throw std::runtime_error("cannot write " + args->json_path);
-    }
+    if (!args->json_path.empty())
+      write_file_atomically(args->json_path, inspection_json(inspection));
   });
 }
 

@@ -72,8 +72,9 @@ void add_reproduce_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", args->out_dir, "Output directory (default: reproduce/FIGURE-SCALE)");
   cmd->add_option("--db", args->database, "Results database (default: OUT/results.db)");
-  cmd->add_option("--jobs,-j", args->jobs,
-                  "Runs at a time (default: one per core at small scale, 1 at paper scale)");
+  CLI::Option* jobs_option =
+      cmd->add_option("--jobs,-j", args->jobs,
+                      "Runs at a time (default: one per core at small scale, 1 at paper scale)");
   cmd->add_option("--threads", args->threads,
                   "Threads shared by the jobs (0: every CPU this process may use)");
   cmd->add_option("--shard", args->shard,
@@ -84,7 +85,12 @@ void add_reproduce_command(CLI::App& app) {
                 "Only draw from the database (e.g. merged cluster shards); train nothing");
   cmd->add_option("--presets", args->presets_dir, "Directory of the presets (configs/reproduce)");
   cmd->add_flag("--quiet", args->quiet, "No per-run progress lines");
-  cmd->callback([args] {
+  cmd->callback([args, jobs_option] {
+    // --jobs 0 is an error, as in sweep; without --jobs the default below applies.
+    if (jobs_option->count() > 0 && args->jobs < 1) throw ConfigError("--jobs: must be at least 1");
+    SweepRunArgs checked;
+    checked.threads = args->threads;
+    validate_run_args(checked);
     const std::string preset = find_preset(args->figure, args->scale, args->presets_dir);
     const SweepSpec spec = load_sweep_spec(preset);
     if (spec.figure.kind == FigureKind::kNone) throw ConfigError(preset + ": figure: missing");

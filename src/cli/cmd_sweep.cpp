@@ -70,6 +70,7 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_flag("--dry-run", args->dry_run, "List the runs and what is left to do; train nothing");
   cmd->add_flag("--quiet", args->run.quiet, "Only the final summary line");
   cmd->callback([args] {
+    validate_run_args(args->run);
     const SweepSpec spec = load_sweep_spec(args->spec);
     const std::vector<PlannedRun> runs = expand_sweep(spec);
     if (args->dry_run) {

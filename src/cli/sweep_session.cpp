@@ -10,6 +10,7 @@
 
 #include "attnrank/core/error.h"
 #include "attnrank/core/progress.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/experiment/slurm.h"
 #include "commands.h"
 
@@ -81,11 +82,19 @@ std::string self_executable() {
   return exe.string();
 }
 
-SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,
-                               const std::string& database, const SweepRunArgs& args) {
+void validate_run_args(const SweepRunArgs& args) {
   if (args.jobs < 1) throw ConfigError("--jobs: must be at least 1");
   if (args.threads < 0)
     throw ConfigError("--threads: must be at least 0 (0: every CPU this process may use)");
+  if (args.threads > kMaxThreads)
+    throw ConfigError(fmt::format("--threads: {} is more than the {} threads attnrank runs",
+                                  args.threads, kMaxThreads));
+  parse_shard(args.shard);
+}
+
+SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,
+                               const std::string& database, const SweepRunArgs& args) {
+  validate_run_args(args);
   SweepOptions options;
   options.jobs = args.jobs;
   options.threads = args.threads;
@@ -97,6 +106,19 @@ SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedR
   options.sweep_name = spec.name;
   options.log = args.quiet ? nullptr : &std::cout;
   options.progress_bar = stdout_is_terminal();
+  // The run directory's path is checked before anything is created: an existing
+  // file, or the database's own path (--db x.runs), is refused.
+  {
+    std::error_code error;
+    const fs::path runs_path = fs::absolute(options.runs_dir).lexically_normal();
+    if (fs::exists(runs_path, error) && !fs::is_directory(runs_path, error))
+      throw ConfigError("--runs: " + options.runs_dir + " exists and is not a directory");
+    if (runs_path == fs::absolute(database).lexically_normal())
+      throw ConfigError("--db " + database +
+                        ": the database and its run directory (--runs, by default the database "
+                        "path with .runs) would be one path; name the database *.db or pass "
+                        "--runs");
+  }
   // The database first: a locked, corrupt or unwritable one stops the sweep before
   // anything is created.
   const auto store = open_results(database, ResultsStore::Mode::kWrite);

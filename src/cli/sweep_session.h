@@ -24,6 +24,10 @@ std::string default_runs_dir(const std::string& database);
 // Opens the database; a corrupt or foreign file is bad input (ConfigError, exit 2).
 std::unique_ptr<ResultsStore> open_results(const std::string& path, ResultsStore::Mode mode);
 
+// Checks --jobs, --threads and --shard (ConfigError), so a command can do it before
+// it changes anything.
+void validate_run_args(const SweepRunArgs& args);
+
 // Trains the runs the database lacks and prints a summary line. Throws ExitCode 1
 // when runs failed, 130 when interrupted.
 SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,

@@ -4,14 +4,17 @@
 #include "attnrank/config_io/config_io.h"
 
 #include <fmt/core.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
 
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "config_schema.h"
 
 namespace attnrank {
@@ -85,18 +88,42 @@ void apply_document(RunConfig& config, const YAML::Node& root, const std::string
   }
 }
 
+// Counts documents without building them.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 YAML::Node parse_document(const std::string& text, const std::string& source) {
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(text);
+    // At most two documents are looked at: yaml-cpp 0.7's LoadAll never ends on
+    // some inputs (a root tag holding ',' such as "!a,b" yields documents forever;
+    // found by fuzz/fuzz_config.cpp).
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    int documents = 0;
+    while (documents < 2 && parser.HandleNextDocument(counter)) ++documents;
+    if (documents > 1)
+      throw ConfigError(fmt::format("{}: holds more than one YAML document, expected one", source));
+    document = YAML::Load(text);
   } catch (const YAML::Exception& error) {
     throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", source, error.mark.line + 1,
                                   error.mark.column + 1, error.msg));
   }
-  if (documents.size() > 1)
-    throw ConfigError(
-        fmt::format("{}: holds {} YAML documents, expected one", source, documents.size()));
-  return documents.empty() ? YAML::Node() : documents.front();
+  return document;
 }
 
 std::string trim(std::string_view text) {
@@ -123,16 +150,7 @@ void apply_override(RunConfig& config, const std::string& override_text, Origins
 }
 
 std::string read_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  if (!fs::exists(path, error)) throw ConfigError(path + ": config file not found");
-  if (fs::is_directory(path, error))
-    throw ConfigError(path + ": is a directory, expected a YAML config file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read config file");
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError(path + ": cannot read config file");
-  return text;
+  return read_file_bounded(path, kMaxTextInputBytes, "config file");
 }
 
 }  // namespace

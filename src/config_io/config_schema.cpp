@@ -141,7 +141,7 @@ std::vector<KeySpec> build_specs() {
      kUnbounded, "seed of initialisation and data (non-negative 64-bit integer)"},
     {"train", "threads", IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.threads; }},
      kNonNegative, "worker threads; 0: every CPU this process may use (its affinity mask, capped by a "
-     "cgroup CPU quota; one thread for steps under 20 MFLOP)"},
+     "cgroup CPU quota; one thread for steps under 20 MFLOP); at most 64"},
     {"train", "eval_batches",
      IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.eval_batches; }},
      kAtLeastOne, "test batches for the final test MSE"},

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/tasks/sequence_length.h"
 #include "config_schema.h"
 
@@ -36,6 +37,33 @@ void check_cross_key_rules(const RunConfig& config, const Origins& origins) {
   const ModelConfig& model = config.model;
   const TaskConfig& task = config.task;
   const TrainConfig& train = config.train;
+  // Sizes the engine holds in int: computed in 64 bits here, so an absurd value is
+  // an error naming its key instead of an overflow.
+  constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+  const bool text_task = task.name == TaskKind::kLm || task.name == TaskKind::kMlm;
+  const int64_t tokens =
+      text_task ? int64_t{task.length}
+      : task.name == TaskKind::kIclLinear
+          ? 2 * int64_t{task.examples} + 1
+          : int64_t{task.points} + (task.name == TaskKind::kNearest ? task.queries : 0);
+  const char* length_key = text_task                           ? "task.length"
+                           : task.name == TaskKind::kIclLinear ? "task.examples"
+                                                               : "task.points";
+  if (tokens > kMaxInt)
+    fail(origins.of(length_key), length_key,
+         fmt::format("the sequence length {} is too large", tokens));
+  if (task.name == TaskKind::kIclLinear && int64_t{task.features} + 1 > kMaxInt)
+    fail(origins.of("task.features"), "task.features",
+         fmt::format("{} is too large", task.features));
+  if (int64_t{train.batch} * tokens > kMaxInt)
+    fail(origins.of("train.batch"), "train.batch",
+         fmt::format("{} sequences of {} tokens are {} rows, more than one batch may hold ({})",
+                     train.batch, tokens, int64_t{train.batch} * tokens, kMaxInt));
+  if (train.threads > kMaxThreads)
+    fail(origins.of("train.threads"), "train.threads",
+         fmt::format("{} is more than the {} threads attnrank runs (OpenBLAS's limit); 0 uses "
+                     "every CPU this process may use",
+                     train.threads, kMaxThreads));
   if (model.positional == Positional::kConcat && model.positional_dim < 1)
     fail(origins.of("model.positional_dim"), "model.positional_dim",
          fmt::format("must be >= 1 with model.positional = concat, got {}", model.positional_dim));

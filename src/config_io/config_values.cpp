@@ -58,6 +58,7 @@ std::string describe(const YAML::Node& node) {
   if (text.size() > kShown) text = text.substr(0, kShown) + "...";
   // yaml-cpp tags quoted scalars "!": they are strings whatever they look like.
   if (node.Tag() == "!") return "the quoted string '" + text + "'";
+  if (node.Tag() == "tag:yaml.org,2002:str") return "the string (!!str) '" + text + "'";
   return "'" + text + "'";
 }
 
@@ -65,7 +66,13 @@ namespace {
 
 // The text of a plain (unquoted) scalar, or nothing for anything else.
 std::optional<std::string> plain_scalar(const YAML::Node& node) {
-  if (!node.IsScalar() || node.Tag() == "!") return std::nullopt;
+  if (!node.IsScalar()) return std::nullopt;
+  // Untagged ("?"), or tagged as a number or boolean; "!" (quoted), !!str and any
+  // other tag make a string, whatever it looks like.
+  const std::string& tag = node.Tag();
+  if (tag != "?" && tag != "" && tag != "tag:yaml.org,2002:int" &&
+      tag != "tag:yaml.org,2002:float" && tag != "tag:yaml.org,2002:bool")
+    return std::nullopt;
   return node.Scalar();
 }
 
@@ -82,8 +89,9 @@ T parse_integer(const YAML::Node& node) {
   T value{};
   const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (error == std::errc::result_out_of_range)
-    throw ValueError(
-        fmt::format("{} is out of range (at most {})", *text, std::numeric_limits<T>::max()));
+    throw ValueError(fmt::format("{} is out of range (at most {})",
+                                 text->size() <= 60 ? *text : describe(node),
+                                 std::numeric_limits<T>::max()));
   if (digits.empty() || error != std::errc() || end != digits.data() + digits.size())
     throw ValueError(what + ", got " + describe(node));
   return value;

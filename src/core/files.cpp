@@ -6,11 +6,32 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace attnrank {
 
+namespace {
+
+// A device or pipe (/dev/stdout, /dev/full, a FIFO) is written in place: a
+// temporary next to it would be a stray file in /dev, and a rename would replace
+// the device.
+void write_in_place(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+  out << text;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path + ": write failed (disk full?)");
+}
+
+}  // namespace
+
 void write_file_atomically(const std::string& path, const std::string& text) {
+  std::error_code status_error;
+  const auto status = std::filesystem::status(path, status_error);
+  if (!status_error && std::filesystem::exists(status) &&
+      !std::filesystem::is_regular_file(status) && !std::filesystem::is_directory(status))
+    return write_in_place(path, text);
   const std::string temporary = path + ".tmp";
   auto fail = [&](const std::string& reason) {
     std::error_code ignored;

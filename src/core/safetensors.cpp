@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 
 namespace attnrank {
 
@@ -284,11 +285,25 @@ SafeTensorFile parse_safetensors(const std::vector<unsigned char>& contents,
 }
 
 SafeTensorFile read_safetensors(const std::string& path) {
+  // Only a regular file has a size to check before reading: a link to /dev/zero
+  // or a pipe would be read without end.
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (error) throw FormatError(path + ": cannot open safetensors file: " + error.message());
+  if (!std::filesystem::is_regular_file(status))
+    throw FormatError(path +
+                      ": not a regular file (a device, pipe or directory), expected a "
+                      "safetensors file");
+  const auto size = std::filesystem::file_size(path, error);
+  if (error) throw FormatError(path + ": cannot open safetensors file: " + error.message());
+  // The bytes are held once as read and once as tensors.
+  check_memory(2.0 * static_cast<double>(size), "reading " + path, "");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path + ": cannot open safetensors file: " + std::strerror(errno));
-  std::vector<unsigned char> contents((std::istreambuf_iterator<char>(in)),
-                                      std::istreambuf_iterator<char>());
-  if (in.bad()) throw FormatError(path + ": read error");
+  std::vector<unsigned char> contents(size);
+  in.read(reinterpret_cast<char*>(contents.data()), static_cast<std::streamsize>(size));
+  if (static_cast<uintmax_t>(in.gcount()) != size)
+    throw FormatError(path + ": read error (the file changed while being read?)");
   return parse_safetensors(contents, path);
 }
 

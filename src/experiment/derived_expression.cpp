@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "attnrank/core/error.h"
@@ -36,13 +37,18 @@ class Parser {
   double parse() {
     const double value = sum();
     skip_space();
-    if (pos_ != text_.size()) fail(fmt::format("unexpected '{}'", text_.substr(pos_)));
+    if (pos_ != text_.size()) fail(fmt::format("unexpected '{}'", shortened(text_.substr(pos_))));
     return value;
   }
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw ConfigError(fmt::format("derived: {}: '{}': {}", key_, text_, what));
+    throw ConfigError(fmt::format("derived: {}: '{}': {}", key_, shortened(text_), what));
+  }
+  // A hostile expression can be megabytes long: quote the start of it only.
+  static std::string shortened(const std::string& text) {
+    constexpr size_t kShown = 60;
+    return text.size() <= kShown ? text : text.substr(0, kShown) + "...";
   }
   void skip_space() {
     while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
@@ -78,6 +84,13 @@ class Parser {
     }
   }
   double unary() {
+    // Every nesting (a parenthesis or a unary minus) recurses: bound it so a hostile
+    // expression is an error, not a stack overflow.
+    if (++depth_ > kMaxDepth) fail(fmt::format("nested more than {} levels deep", kMaxDepth));
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     if (take('-')) return -unary();
     if (take('(')) {
       const double value = sum();
@@ -92,14 +105,13 @@ class Parser {
     fail(fmt::format("unexpected '{}'", c));
   }
   double number() {
-    size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(text_.substr(pos_), &used);
-    } catch (const std::exception&) {
-      fail("bad number at '" + text_.substr(pos_) + "'");
-    }
-    pos_ += used;
+    // strtod reads just the number (a substring copy per number would make a long
+    // expression quadratic).
+    const char* begin = text_.c_str() + pos_;
+    char* end = nullptr;
+    const double value = std::strtod(begin, &end);
+    if (end == begin) fail("bad number at '" + shortened(text_.substr(pos_, 61)) + "'");
+    pos_ += static_cast<size_t>(end - begin);
     return value;
   }
   double name() {
@@ -149,6 +161,8 @@ class Parser {
   const std::string& text_;
   const std::vector<std::pair<std::string, std::string>>& values_;
   size_t pos_ = 0;
+  int depth_ = 0;
+  static constexpr int kMaxDepth = 100;
 };
 
 }  // namespace
@@ -162,7 +176,9 @@ double evaluate_derived(const std::string& key, const std::string& expression,
                         const std::vector<std::pair<std::string, std::string>>& values) {
   const double value = Parser(key, expression, values).parse();
   if (!std::isfinite(value))
-    throw ConfigError(fmt::format("derived: {}: '{}' is not finite", key, expression));
+    throw ConfigError(
+        fmt::format("derived: {}: '{}' is not finite", key,
+                    expression.size() <= 60 ? expression : expression.substr(0, 60) + "..."));
   return value;
 }
 

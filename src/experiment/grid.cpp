@@ -72,6 +72,10 @@ std::string derived_value_text(const std::string& key, const std::string& expres
   if (std::fabs(value - rounded) > 1e-9 * std::max(1.0, std::fabs(value)))
     throw ConfigError(
         fmt::format("derived: {}: '{}' = {:.6g} is not an integer", key, expression, value));
+  // Integer keys are at most 64-bit: a value beyond is an error, not a wrapped number.
+  if (std::fabs(rounded) > 9.0e18)
+    throw ConfigError(fmt::format("derived: {}: '{}' = {:.6g} is out of range for an integer key",
+                                  key, expression, value));
   return fmt::format("{}", static_cast<long long>(rounded));
 }
 
@@ -121,6 +125,18 @@ void expand_grid(const SweepSpec& spec, const Grid& grid, std::vector<PlannedRun
 
 std::vector<PlannedRun> expand_sweep(const SweepSpec& spec) {
   if (spec.grids.empty()) throw ConfigError(spec.source + ": grid: empty grid");
+  // Count before expanding: a grid of 10^9 runs is refused at once, not enumerated.
+  double total = 0;
+  for (const Grid& grid : spec.grids) {
+    double points = 1;
+    for (const auto& [key, values] : grid) points *= static_cast<double>(values.size());
+    total += points;
+  }
+  if (total > kMaxSweepRuns)
+    throw ConfigError(
+        fmt::format("{}: grid: {:.0f} runs, more than the {} one sweep may hold; "
+                    "split it into several specs",
+                    spec.source, total, kMaxSweepRuns));
   std::vector<PlannedRun> runs;
   std::set<std::string> seen;
   for (const Grid& grid : spec.grids) {

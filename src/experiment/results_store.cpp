@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "attnrank/core/error.h"
 
@@ -238,50 +240,184 @@ double RunRecord::metric(const std::string& name) const {
   return NAN;
 }
 
+namespace {
+
+// The expected columns of each table (schema version 2; version 1 lacks
+// runs.final_metrics).
+const std::vector<std::string> kRunsColumnList = {"id",
+                                                  "status",
+                                                  "error",
+                                                  "config_yaml",
+                                                  "config_json",
+                                                  "test_mse",
+                                                  "trivial_mse",
+                                                  "final_train_loss",
+                                                  "steps",
+                                                  "wall_seconds",
+                                                  "ms_per_step",
+                                                  "parameters",
+                                                  "attention_parameters",
+                                                  "threads",
+                                                  "run_dir",
+                                                  "sweep",
+                                                  "finished_at",
+                                                  "final_metrics"};
+const std::vector<std::string> kMetricsColumnList = {"run_id", "step", "train_loss", "lr",
+                                                     "grad_norm"};
+
+// "file:PATH?QUERY" with the characters a URI path cannot hold escaped.
+std::string sqlite_uri(const std::string& path, const std::string& query) {
+  std::string uri = "file:";
+  for (const char c : fs::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#')
+      uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else
+      uri += c;
+  }
+  return uri + "?" + query;
+}
+
+}  // namespace
+
 ResultsStore::ResultsStore(const std::string& path, Mode mode) : path_(path), mode_(mode) {
   std::error_code error;
   if (fs::is_directory(path, error))
     throw ConfigError(path + ": is a directory, expected a results database file");
   const bool exists = fs::exists(path, error);
   if (mode == Mode::kRead && !exists) throw ConfigError(path + ": no such results database");
-  if (mode == Mode::kWrite) {
-    const fs::path parent = fs::absolute(fs::path(path)).parent_path();
-    if (!fs::is_directory(parent, error))
-      throw ConfigError(path + ": cannot create the database: directory " + parent.string() +
-                        " does not exist");
-    const std::string lock_path = path + ".lock";
-    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ < 0)
-      throw ConfigError(path + ": not writable (cannot create " + lock_path + ": " +
-                        std::strerror(errno) + ")");
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(lock_fd_);
-      lock_fd_ = -1;
-      throw ConfigError(path + ": database is locked by another writer (an attnrank sweep or " +
-                        "merge holds " + lock_path + "); wait for it to finish");
-    }
+  if (exists && !fs::is_regular_file(path, error))
+    throw ConfigError(path +
+                      ": not a regular file (a device or pipe), expected a results "
+                      "database file");
+  if (mode == Mode::kRead) {
+    open_read_only();
+    return;
   }
+  const fs::path parent = fs::absolute(fs::path(path)).parent_path();
+  if (!fs::is_directory(parent, error))
+    throw ConfigError(path + ": cannot create the database: directory " + parent.string() +
+                      " does not exist");
+  // An existing file is checked read-only first: a foreign, corrupt or damaged file
+  // is refused before anything (lock file, journal mode, tables) changes.
+  if (exists && fs::file_size(path, error) > 0) {
+    open_read_only();
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
+  take_lock();
   try {
-    const int flags =
-        mode == Mode::kWrite ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    const int code = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int code =
+        sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (code != SQLITE_OK) sqlite_error(db_, code, path, "open the database");
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, 3000);
-    if (mode == Mode::kWrite && sqlite3_db_readonly(db_, "main") == 1)
+    if (sqlite3_db_readonly(db_, "main") == 1)
       throw ConfigError(path + ": database is not writable");
     check_integrity();
     create_or_check_schema();
   } catch (...) {
     if (db_) sqlite3_close(db_);
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+    db_ = nullptr;
+    release_lock(/*failed=*/true);
+    if (!exists) fs::remove(path, error);  // a database this call created and could not use
     throw;
   }
 }
 
+void ResultsStore::open_read_only() {
+  auto open = [&](bool immutable) {
+    const std::string target = immutable ? sqlite_uri(path_, "immutable=1") : path_;
+    const int flags =
+        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (immutable ? SQLITE_OPEN_URI : 0);
+    const int code = sqlite3_open_v2(target.c_str(), &db_, flags, nullptr);
+    if (code != SQLITE_OK) sqlite_error(db_, code, path_, "open the database");
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, 3000);
+    check_integrity();
+    check_schema();
+  };
+  try {
+    open(false);
+  } catch (const FormatError&) {
+    if (db_) sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  } catch (const std::exception&) {
+    // A database left in WAL mode cannot be opened read-only where its -shm file
+    // cannot be created (read-only media). Without pending WAL content the file
+    // alone is the whole database: read it as immutable.
+    if (db_) sqlite3_close(db_);
+    db_ = nullptr;
+    std::error_code error;
+    const std::string wal = path_ + "-wal";
+    if (fs::exists(wal, error) && fs::file_size(wal, error) > 0)
+      throw ConfigError(path_ + ": cannot read the database: it has unmerged changes in " + wal +
+                        " and this location is read-only; open it once where it is writable "
+                        "(attnrank results) or copy it together with " +
+                        wal);
+    try {
+      open(true);
+    } catch (...) {
+      if (db_) sqlite3_close(db_);
+      db_ = nullptr;
+      throw;
+    }
+  }
+}
+
+void ResultsStore::take_lock() {
+  // The lock file belongs to the resolved database path, so a symbolic link to the
+  // database takes the same lock.
+  std::error_code error;
+  fs::path resolved = fs::weakly_canonical(fs::absolute(path_), error);
+  if (error) resolved = fs::absolute(path_);
+  lock_path_ = resolved.string() + ".lock";
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    lock_fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    created_lock_ = lock_fd_ >= 0;
+    if (lock_fd_ < 0 && errno == EEXIST) {
+      lock_fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CLOEXEC);
+      if (lock_fd_ < 0 && errno == ENOENT) continue;  // removed between the two opens
+    }
+    if (lock_fd_ < 0)
+      throw ConfigError(path_ + ": not writable (cannot create " + lock_path_ + ": " +
+                        std::strerror(errno) + ")");
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+      throw ConfigError(path_ + ": database is locked by another writer (an attnrank sweep or " +
+                        "merge holds " + lock_path_ + "); wait for it to finish");
+    }
+    // A failed writer removes the lock file it created: make sure the file locked
+    // is still the one at the path.
+    struct stat held {
+    }, current{};
+    if (::fstat(lock_fd_, &held) == 0 && ::stat(lock_path_.c_str(), &current) == 0 &&
+        held.st_ino == current.st_ino && held.st_dev == current.st_dev)
+      return;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+  }
+  throw ConfigError(path_ + ": cannot take the writer lock " + lock_path_);
+}
+
+void ResultsStore::release_lock(bool failed) {
+  if (lock_fd_ < 0) return;
+  // Removed while still held, so no other writer can hold a lock on it.
+  if (failed && created_lock_) ::unlink(lock_path_.c_str());
+  ::close(lock_fd_);  // releases the flock
+  lock_fd_ = -1;
+}
+
 ResultsStore::~ResultsStore() {
+  if (db_ && mode_ == Mode::kWrite) {
+    // Back to a rollback journal: the file alone is then the whole database, which
+    // readers open on read-only media (a busy database stays in WAL; harmless).
+    sqlite3_exec(db_, "PRAGMA journal_mode = DELETE", nullptr, nullptr, nullptr);
+  }
   if (db_) sqlite3_close(db_);
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+  release_lock(false);
 }
 
 const char* ResultsStore::run_columns() const {
@@ -312,13 +448,21 @@ void ResultsStore::check_integrity() {
   if (!problems.empty()) throw FormatError(path_ + ": corrupt database (" + problems + ")");
 }
 
-void ResultsStore::create_or_check_schema() {
+std::vector<std::string> ResultsStore::table_columns(const std::string& table) const {
+  std::vector<std::string> columns;
+  Statement info(db_, "PRAGMA table_info(" + table + ")", path_);
+  while (info.step()) columns.push_back(info.text(1));
+  return columns;
+}
+
+void ResultsStore::check_schema() {
   int tables = 0;
   bool has_meta = false;
   {
     Statement list(db_, "SELECT name FROM sqlite_master WHERE type = 'table'", path_);
     while (list.step()) ++tables, has_meta = has_meta || list.text(0) == "meta";
   }
+  empty_ = tables == 0;
   if (tables > 0 && !has_meta)
     throw FormatError(path_ + ": an SQLite database, but not an attnrank results database");
   if (tables > 0) {
@@ -336,11 +480,22 @@ void ResultsStore::create_or_check_schema() {
       throw FormatError(path_ + ": results database schema version " + version +
                         ", this attnrank reads versions 1 and " + kSchemaVersion);
     }
+    // The tables must be ours too: a file with our meta but other tables is refused
+    // before anything writes to it.
+    std::vector<std::string> runs = kRunsColumnList;
+    if (version_1_) runs.pop_back();
+    if (table_columns("runs") != runs || table_columns("metrics") != kMetricsColumnList)
+      throw FormatError(path_ +
+                        ": has attnrank's meta table but not its runs and metrics "
+                        "tables; not an intact attnrank results database");
   }
-  if (mode_ == Mode::kRead) {
-    if (tables == 0) throw FormatError(path_ + ": empty file, not an attnrank results database");
-    return;
-  }
+  if (mode_ == Mode::kRead && empty_)
+    throw FormatError(path_ + ": empty file, not an attnrank results database");
+}
+
+void ResultsStore::create_or_check_schema() {
+  check_schema();
+  if (mode_ == Mode::kRead) return;
   // WAL: readers (attnrank results) never block the sweep, and a crash mid-write
   // leaves the last committed state.
   exec("PRAGMA journal_mode = WAL");

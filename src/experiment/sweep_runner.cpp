@@ -67,6 +67,16 @@ std::optional<RunRecord> recover(const PlannedRun& run, const std::string& dir,
     if (run_identity(config) != run.id) return std::nullopt;
     const TrainSummary summary = read_summary(dir);
     if (summary.status != "done" && summary.status != "diverged") return std::nullopt;
+    // A finished run wrote its weights before its summary: "done" without them is
+    // a damaged directory, trained again rather than recorded.
+    const fs::path weights = fs::path(dir) / "model.safetensors";
+    if (summary.status == "done" &&
+        (!fs::is_regular_file(weights, error) || fs::file_size(weights, error) == 0)) {
+      // Its summary would make `train` report it finished: without it the run is
+      // trained again (or resumed from its checkpoint).
+      fs::remove(fs::path(dir) / "summary.json", error);
+      return std::nullopt;
+    }
     RunRecord record = base_record(run, config, dir, sweep);
     fill_summary(record, summary);
     record.metrics = read_metrics_csv(dir);

@@ -10,6 +10,7 @@
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/core/suggest.h"
 #include "attnrank/experiment/results_store.h"
 #include "attnrank/experiment/sweep.h"
@@ -131,14 +132,7 @@ struct SpecReader {
 };
 
 std::string read_text(const std::string& path, const std::string& what) {
-  std::error_code error;
-  if (!std::filesystem::exists(path, error)) throw ConfigError(path + ": " + what + " not found");
-  if (std::filesystem::is_directory(path, error))
-    throw ConfigError(path + ": is a directory, expected a YAML " + what);
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in && !in.eof()) throw ConfigError(path + ": cannot read " + what);
-  return text;
+  return read_file_bounded(path, kMaxTextInputBytes, what);
 }
 
 // Inline `base:` sections laid over the `base_config:` file, key by key.

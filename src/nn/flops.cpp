@@ -45,4 +45,35 @@ double training_step_flops(const ModelConfig& config, const SequenceSpec& sequen
   return total;
 }
 
+double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch) {
+  const double tokens = sequence.tokens;
+  const double rows = static_cast<double>(batch) * tokens;
+  const double dim = config.dim;
+  const double width = static_cast<double>(config.dim) +
+                       (config.positional == Positional::kConcat ? config.positional_dim : 0);
+  const double heads = static_cast<double>(config.width_multiplier) * config.heads;
+  const double qkv_width = heads * (2.0 * config.rank + config.value_rank);
+  const double context_width = heads * config.value_rank;
+  const double ffn = config.ffn;
+  const double input_width = sequence.input == InputKind::kVectors ? dim : sequence.input_width;
+  const double output_width = sequence.output == OutputKind::kLinear ? sequence.output_width : dim;
+  // Parameters (biases and norms included, whether or not the config has them).
+  double parameters = 0;
+  if (sequence.input != InputKind::kVectors) parameters += (input_width + 1) * dim;
+  if (config.positional == Positional::kAdditive) parameters += tokens * dim;
+  if (config.positional == Positional::kConcat) parameters += tokens * config.positional_dim;
+  const double per_layer = (qkv_width + 1) * width + (context_width + 1) * width + 2 * width +
+                           (ffn > 0 ? 2 * ffn * width + ffn + 3 * width : 0.0);
+  parameters += config.layers * per_layer + 2 * width;
+  if (sequence.output == OutputKind::kLinear) parameters += (dim + 1) * output_width;
+  // Activations and scratch (Transformer::allocate_activations).
+  const double per_layer_activations = 6 * rows * width + 4 * rows + rows * qkv_width +
+                                       rows * heads * tokens + rows * context_width + rows * ffn;
+  const double activations = 2 * rows * width + 2 * rows + config.layers * per_layer_activations +
+                             rows * input_width + rows * dim;
+  const double scratch = rows * (3 * width + context_width + qkv_width + ffn) + 2 * width * ffn;
+  const double batch_buffers = rows * (input_width + 3 * output_width);
+  return sizeof(float) * (4 * parameters + activations + scratch + batch_buffers);
+}
+
 }  // namespace attnrank

@@ -43,8 +43,14 @@ double log_log_slope(const std::vector<double>& betas, const std::vector<double>
 void run_fact1(const Fact1Options& options, const std::string& out_dir, std::ostream& log) {
   if (options.dims.empty() || options.points.empty() || options.betas.empty())
     throw ConfigError("fact1: --dims, --points and --betas must be non-empty");
+  for (int dim : options.dims)
+    if (dim < 2) throw ConfigError("fact1: --dims entries must be >= 2");
+  for (int points : options.points)
+    if (points < 2) throw ConfigError("fact1: --points entries must be >= 2");
   for (double beta : options.betas)
-    if (beta < 0) throw ConfigError("fact1: --betas must be >= 0");
+    if (!(beta >= 0) || !std::isfinite(beta))
+      throw ConfigError("fact1: --betas must be finite and >= 0");
+  if (options.samples < 2) throw ConfigError("fact1: --samples must be >= 2");
   ensure_output_directory(out_dir);
   std::string csv = "task,dim,points,attention,beta,mse,standard_error\n";
   nlohmann::json series = nlohmann::json::array();

@@ -28,6 +28,8 @@ void run_majority_vote(const MajorityVoteOptions& o, const std::string& out_dir,
     if (!(t > 0 && t < 1)) throw ConfigError("majority-vote: --targets must be in (0, 1)");
   if (o.draws < 1 || o.samples < 2)
     throw ConfigError("majority-vote: --draws must be >= 1 and --samples >= 2");
+  if (o.one_layer_max_heads < 0)
+    throw ConfigError("majority-vote: --one-layer-max-heads must be >= 0 (0: skip)");
   ensure_output_directory(out_dir);
 
   fmt::print(log,

@@ -52,6 +52,15 @@ void validate(const RandomFeaturesOptions& o) {
     throw ConfigError("random-features: --solver must be auto, cholesky or cg");
   if (o.check_heads < 0 || o.check_heads > o.max_heads)
     throw ConfigError("random-features: --check-heads must be in [0, --max-heads]");
+  if (!(o.memory_gb > 0) || !std::isfinite(o.memory_gb))
+    throw ConfigError("random-features: --memory-gb must be a finite number > 0");
+  if (!(o.tolerance > 0) || !std::isfinite(o.tolerance) || !(o.cg_tolerance > 0) ||
+      !std::isfinite(o.cg_tolerance))
+    throw ConfigError("random-features: --tolerance and --cg-tolerance must be finite and > 0");
+  if (o.cg_max_iterations < 1)
+    throw ConfigError("random-features: --cg-max-iterations must be >= 1");
+  if (o.check_heads > 0 && o.check_samples < 2)
+    throw ConfigError("random-features: --check-samples must be >= 2");
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "attnrank/train/checkpoint.h"
 
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/core/safetensors.h"
 #include "attnrank/train/objective.h"
 
@@ -19,6 +22,53 @@ void save_checkpoint(const std::string& path, const Transformer<float>& model,
   write_safetensors(path, file);
 }
 
+namespace {
+
+// "section.key: value" per line of a resolved config, train.threads left out (it
+// changes how fast, not what a run computes).
+std::vector<std::string> config_lines(const RunConfig& config) {
+  RunConfig copy = config;
+  copy.train.threads = 0;
+  std::vector<std::string> lines;
+  std::string section, line;
+  std::istringstream in(to_yaml(copy));
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] != ' ') {
+      section = line.substr(0, line.find(':'));
+      continue;
+    }
+    lines.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
+  }
+  return lines;
+}
+
+// The weights carry the config they were trained with (metadata "config"); an
+// edited config.yaml would evaluate them as another model.
+void check_same_config(const RunConfig& config, const SafeTensorFile& file,
+                       const std::string& weights_path) {
+  const auto stored = file.metadata.find("config");
+  if (stored == file.metadata.end()) return;  // written by hand or another tool
+  RunConfig trained;
+  try {
+    trained = parse_config(stored->second, {}, weights_path + ": metadata config");
+  } catch (const ConfigError& error) {
+    throw FormatError(weights_path + ": the config in its metadata is unreadable (" + error.what() +
+                      ")");
+  }
+  const std::vector<std::string> ours = config_lines(config), theirs = config_lines(trained);
+  for (size_t i = 0; i < std::max(ours.size(), theirs.size()); ++i) {
+    const std::string a = i < ours.size() ? ours[i] : "(nothing)";
+    const std::string b = i < theirs.size() ? theirs[i] : "(nothing)";
+    if (a != b)
+      throw FormatError(weights_path + ": the weights were trained with '" + b +
+                        "', which does not match config.yaml ('" + a +
+                        "'); restore config.yaml or retrain");
+  }
+}
+
+}  // namespace
+
 LoadedRun load_run(const std::string& run_dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(run_dir)) throw ConfigError("checkpoint: no such directory: " + run_dir);
@@ -28,9 +78,12 @@ LoadedRun load_run(const std::string& run_dir) {
   if (!fs::exists(weights_path)) throw ConfigError("checkpoint: missing " + weights_path);
   LoadedRun run;
   run.config = load_config(config_path, {});
-  run.model = std::make_unique<Transformer<float>>(run.config.model,
-                                                   make_objective(run.config)->sequence());
   const SafeTensorFile file = read_safetensors(weights_path);
+  check_same_config(run.config, file, weights_path);
+  const SequenceSpec sequence = make_objective(run.config)->sequence();
+  check_memory(training_memory_bytes(run.config.model, sequence, run.config.train.batch),
+               "evaluating " + run_dir, "");
+  run.model = std::make_unique<Transformer<float>>(run.config.model, sequence);
   for (const TensorInfo& tensor : run.model->layout().tensors()) {
     auto found = file.tensors.find(tensor.name);
     if (found == file.tensors.end())
@@ -39,6 +92,11 @@ LoadedRun load_run(const std::string& run_dir) {
       throw FormatError(weights_path + ": tensor '" + tensor.name +
                         "' has a shape that does not match config.yaml");
     const std::vector<float> values = found->second.to_float();
+    for (size_t i = 0; i < values.size(); ++i)
+      if (!std::isfinite(values[i]))
+        throw FormatError(weights_path + ": tensor '" + tensor.name + "' holds " +
+                          (std::isnan(values[i]) ? "NaN" : "an infinite value") + " at index " +
+                          std::to_string(i) + "; these weights cannot be evaluated");
     std::copy(values.begin(), values.end(), run.model->parameters().begin() + tensor.offset);
   }
   if (file.tensors.size() != run.model->layout().tensors().size())

@@ -15,6 +15,7 @@
 #include "attnrank/core/error.h"
 #include "attnrank/core/files.h"
 #include "attnrank/core/progress.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/core/threading.h"
 #include "attnrank/kernels/kernels.h"
 #include "attnrank/nn/model.h"
@@ -59,7 +60,15 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   const TrainConfig& tc = config.train;
   const std::unique_ptr<Objective> objective = make_objective(config);
   const SequenceSpec sequence = objective->sequence();
-  set_threads(run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch)));
+  // Before anything is allocated or created: a run that cannot fit is refused with
+  // what it needs and what there is, not ended by std::bad_alloc halfway.
+  check_memory(training_memory_bytes(config.model, sequence, tc.batch),
+               "training this model (parameters, optimiser state and one batch of activations)",
+               "lower train.batch or the model size");
+  const int threads =
+      run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch));
+  check_thread_address_space(threads, "train.threads");
+  set_threads(threads);
   Transformer<float> model(config.model, sequence);
   model.initialize(tc.seed);
   AdamW<float> optimizer(model.layout(), tc);
@@ -265,9 +274,11 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
 Evaluation evaluate_checkpoint(const std::string& run_dir, int batches) {
   LoadedRun run = load_run(run_dir);
   const std::unique_ptr<Objective> objective = make_objective(run.config);
-  set_threads(run_threads(
+  const int threads = run_threads(
       run.config.train.threads,
-      training_step_flops(run.config.model, objective->sequence(), run.config.train.batch)));
+      training_step_flops(run.config.model, objective->sequence(), run.config.train.batch));
+  check_thread_address_space(threads, "train.threads");
+  set_threads(threads);
   const int count = batches > 0 ? batches : run.config.train.eval_batches;
   return objective->evaluate(*run.model, run.config.train.seed, count, run.config.train.batch);
 }

@@ -65,7 +65,9 @@ class ResultsStore {
  public:
   enum class Mode { kRead, kWrite };
 
-  // kWrite creates the file if missing and takes the writer lock (PATH.lock);
+  // kWrite creates the file if missing and takes the writer lock (PATH.lock, of the
+  // path with symbolic links resolved); an existing file is checked read-only
+  // first, so a refused file is left exactly as it was (no lock file either);
   // kRead needs an existing database. Throws ConfigError for a missing or
   // unwritable path or a database locked by another writer, FormatError for a file
   // that is not an intact attnrank results database.
@@ -90,7 +92,17 @@ class ResultsStore {
   void exec(const std::string& sql) const;
   void begin_write();
   void check_integrity();
+  // Checks meta, runs and metrics against attnrank's schema without changing
+  // anything (FormatError otherwise); sets version_1_ and empty_.
+  void check_schema();
   void create_or_check_schema();
+  std::vector<std::string> table_columns(const std::string& table) const;
+  // Opens the file read-only (falling back to immutable on read-only media) and
+  // checks it.
+  void open_read_only();
+  // The writer lock: flock on RESOLVED_PATH.lock (symbolic links resolved).
+  void take_lock();
+  void release_lock(bool failed);
   void write_record(const RunRecord& record);
   const char* run_columns() const;
 
@@ -98,6 +110,9 @@ class ResultsStore {
   Mode mode_;
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
+  std::string lock_path_;
+  bool created_lock_ = false;
+  bool empty_ = false;
   bool version_1_ = false;  // a schema version 1 database opened for reading
 };
 

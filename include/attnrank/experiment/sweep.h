@@ -87,6 +87,9 @@ struct PlannedRun {
   std::string label;  // the grid values that produced it: "model.heads=2 train.seed=1"
 };
 
+// The most runs one sweep may expand to (a larger grid is refused before expansion).
+inline constexpr int kMaxSweepRuns = 1000000;
+
 // Expands every grid (first key outermost, last key fastest), resolves each run and
 // drops duplicate identities (first kept). Throws ConfigError naming the grid point
 // of the first invalid run, before anything runs.

@@ -60,6 +60,12 @@ struct SequenceSpec {
 // is not counted.
 double training_step_flops(const ModelConfig& config, const SequenceSpec& sequence, int batch);
 
+// Bytes a float32 training step of this model holds, estimated from the config
+// without allocating (in double: absurd configs give a large number, not an
+// overflow): parameters, gradients and two AdamW moments, the activations and
+// scratch of one batch, and the batch's inputs and outputs.
+double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch);
+
 template <typename T>
 class Transformer {
  public:

@@ -9,6 +9,7 @@
 #include "attnrank/core/resources.h"
 #include "attnrank/core/safetensors.h"
 #include "attnrank/train/objective.h"
+#include "attnrank/train/run_directory.h"
 
 namespace attnrank {
 
@@ -24,25 +25,6 @@ void save_checkpoint(const std::string& path, const Transformer<float>& model,
 
 namespace {
 
-// "section.key: value" per line of a resolved config, train.threads left out (it
-// changes how fast, not what a run computes).
-std::vector<std::string> config_lines(const RunConfig& config) {
-  RunConfig copy = config;
-  copy.train.threads = 0;
-  std::vector<std::string> lines;
-  std::string section, line;
-  std::istringstream in(to_yaml(copy));
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] != ' ') {
-      section = line.substr(0, line.find(':'));
-      continue;
-    }
-    lines.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
-  }
-  return lines;
-}
-
 // The weights carry the config they were trained with (metadata "config"); an
 // edited config.yaml would evaluate them as another model.
 void check_same_config(const RunConfig& config, const SafeTensorFile& file,
@@ -56,15 +38,10 @@ void check_same_config(const RunConfig& config, const SafeTensorFile& file,
     throw FormatError(weights_path + ": the config in its metadata is unreadable (" + error.what() +
                       ")");
   }
-  const std::vector<std::string> ours = config_lines(config), theirs = config_lines(trained);
-  for (size_t i = 0; i < std::max(ours.size(), theirs.size()); ++i) {
-    const std::string a = i < ours.size() ? ours[i] : "(nothing)";
-    const std::string b = i < theirs.size() ? theirs[i] : "(nothing)";
-    if (a != b)
-      throw FormatError(weights_path + ": the weights were trained with '" + b +
-                        "', which does not match config.yaml ('" + a +
-                        "'); restore config.yaml or retrain");
-  }
+  if (const auto difference = config_difference(config, trained))
+    throw FormatError(weights_path + ": the weights were trained with '" + difference->theirs +
+                      "', which does not match config.yaml ('" + difference->ours +
+                      "'); restore config.yaml or retrain");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+#include <algorithm>
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
@@ -77,30 +78,6 @@ int64_t parse_count(const std::string& text, const std::string& what) {
   }
   if (used != text.size() || value < 0) throw FormatError(what);
   return value;
-}
-
-// The first key whose line differs between two configs' YAML ("model.heads: 2").
-std::string first_difference(const std::string& ours, const std::string& theirs) {
-  std::istringstream a(ours), b(theirs);
-  std::string line_a, line_b, section;
-  while (true) {
-    const bool more_a = static_cast<bool>(std::getline(a, line_a));
-    const bool more_b = static_cast<bool>(std::getline(b, line_b));
-    if (!more_a && !more_b) return "";
-    if (!more_a) line_a.clear();
-    if (!more_b) line_b.clear();
-    if (line_a != line_b) {
-      auto key_value = [&](std::string line) {
-        const size_t start = line.find_first_not_of(' ');
-        if (start == std::string::npos) return std::string("(nothing)");
-        line = line.substr(start);
-        return (start > 0 && !section.empty() ? section + "." : "") + line;
-      };
-      return key_value(line_b) + " there, " + key_value(line_a) + " here";
-    }
-    if (!line_a.empty() && line_a[0] != ' ' && line_a.back() == ':')
-      section = line_a.substr(0, line_a.size() - 1);
-  }
 }
 
 RunConfig neutral(RunConfig config) {
@@ -285,10 +262,9 @@ TrainState read_train_state(const std::string& run_dir, const RunConfig& config,
   } catch (const ConfigError& error) {
     throw FormatError(path + ": its config does not load: " + error.what() + fix);
   }
-  if (!same_run(saved, config))
-    throw FormatError(path + ": a checkpoint of another run (" +
-                      first_difference(to_yaml(neutral(config)), to_yaml(neutral(saved))) + ")" +
-                      fix);
+  if (const auto difference = config_difference(config, saved))
+    throw FormatError(path + ": a checkpoint of another run (" + difference->theirs +
+                      " there, " + difference->ours + " here)" + fix);
   TrainState state;
   state.step = parse_count(meta("step"), path + ": bad step" + fix);
   if (state.step > config.train.steps)
@@ -320,6 +296,32 @@ bool same_run(const RunConfig& a, const RunConfig& b) {
   return neutral(a) == neutral(b);
 }
 
+std::optional<ConfigDifference> config_difference(const RunConfig& ours,
+                                                  const RunConfig& theirs) {
+  // "section.key: value" per line of the resolved YAML.
+  auto lines = [](const RunConfig& config) {
+    std::vector<std::string> out;
+    std::string section, line;
+    std::istringstream in(to_yaml(neutral(config)));
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] != ' ') {
+        section = line.substr(0, line.find(':'));
+        continue;
+      }
+      out.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
+    }
+    return out;
+  };
+  const std::vector<std::string> a = lines(ours), b = lines(theirs);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    ConfigDifference difference{i < a.size() ? a[i] : "(nothing)",
+                                i < b.size() ? b[i] : "(nothing)"};
+    if (difference.ours != difference.theirs) return difference;
+  }
+  return std::nullopt;
+}
+
 RunStart prepare_run_directory(const std::string& run_dir, const RunConfig& config, bool restart) {
   const std::string where = "--out " + run_dir;
   std::error_code error;
@@ -345,9 +347,10 @@ RunStart prepare_run_directory(const std::string& run_dir, const RunConfig& conf
   } catch (const std::exception& failure) {
     problem = std::string("its config.yaml does not load: ") + failure.what();
   }
-  if (existing && !same_run(*existing, config))
-    problem = "it holds another run (" +
-              first_difference(to_yaml(neutral(config)), to_yaml(neutral(*existing))) + ")";
+  if (existing)
+    if (const auto difference = config_difference(config, *existing))
+      problem = "it holds another run (" + difference->theirs + " there, " + difference->ours +
+                " here)";
   if (!problem.empty()) {
     if (!restart)
       throw ConfigError(where + ": " + problem +

@@ -131,6 +131,14 @@ TrainState read_train_state(const std::string& run_dir, const RunConfig& config,
 // results (train.threads and train.checkpoint_every do not).
 bool same_run(const RunConfig& a, const RunConfig& b);
 
+// The first key, in documentation order, whose value differs between two configs
+// as same_run compares them: each side as "section.key: value" ("(nothing)" past
+// the end); nothing when they describe the same run.
+struct ConfigDifference {
+  std::string ours, theirs;
+};
+std::optional<ConfigDifference> config_difference(const RunConfig& ours, const RunConfig& theirs);
+
 // What `train --out DIR` does with DIR.
 struct RunStart {
   enum class Kind { kFresh, kResume, kFinished };

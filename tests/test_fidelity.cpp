@@ -441,3 +441,28 @@ TEST(Fidelity, TheoryRandomFeaturesAcceptsThePublishedDirections) {
       "theory random-features --directions published --out " + (dir / "bad").string());
   EXPECT_EQ(bad.exit_code, 2);
 }
+
+TEST(Fidelity, StoppedAndResumedReplayRunKeepsItsStatistic) {
+  // The epoch accumulators travel in the checkpoint: stopped mid-epoch twice, the
+  // resumed run reports the uninterrupted run's statistic, bit for bit.
+  const RunConfig config =
+      tiny({"train.steps=60", "train.data=replay", "train.epoch_batches=7", "train.log_every=5",
+            "train.threads=1", "train.checkpoint_every=off"});
+  const fs::path reference = attnrank::testing::fresh_run_dir("fidelity", "resume_reference");
+  const TrainSummary whole = train(config, reference.string(), TrainOptions{});
+  const fs::path dir = attnrank::testing::fresh_run_dir("fidelity", "resume_stopped");
+  for (int polls_allowed : {17, 23}) {
+    TrainOptions options;
+    int polls = 0;
+    options.should_stop = [&] { return ++polls > polls_allowed; };
+    ASSERT_EQ(train(config, dir.string(), options).status, "interrupted");
+  }
+  const TrainSummary resumed = train(config, dir.string(), TrainOptions{});
+  ASSERT_EQ(resumed.status, "done");
+  EXPECT_EQ(resumed.resumed_from_step, 40);
+  ASSERT_TRUE(whole.final_metrics.contains(kBestEpochTrainLoss));
+  EXPECT_EQ(resumed.final_metrics.at(kBestEpochTrainLoss),
+            whole.final_metrics.at(kBestEpochTrainLoss));
+  EXPECT_EQ(attnrank::testing::read_file(reference / "metrics.csv"),
+            attnrank::testing::read_file(dir / "metrics.csv"));
+}

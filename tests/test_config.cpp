@@ -258,14 +258,16 @@ TEST(ConfigOutput, WritesEveryKeyWithResolvedRanks) {
 
 TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   const std::vector<std::string> keys = config_keys();
-  ASSERT_EQ(keys.size(), 40u);
+  ASSERT_EQ(keys.size(), 45u);
   EXPECT_EQ(keys.front(), "model.dim");
   EXPECT_EQ(keys[2], "model.rank");
   EXPECT_EQ(keys[13], "model.head_size");
   EXPECT_EQ(keys[15], "model.embed_std");
-  EXPECT_EQ(keys[16], "task.name");
-  EXPECT_EQ(keys[26], "train.steps");
-  EXPECT_EQ(keys[38], "train.log_every");
+  EXPECT_EQ(keys[17], "model.positional_init");
+  EXPECT_EQ(keys[18], "task.name");
+  EXPECT_EQ(keys[28], "train.steps");
+  EXPECT_EQ(keys[38], "train.init_seed");
+  EXPECT_EQ(keys[43], "train.log_every");
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const std::vector<ConfigKeyInfo> reference = config_reference();
   ASSERT_EQ(reference.size(), keys.size());

@@ -26,18 +26,23 @@ void print_table(const ModelInspection& inspection, int shown) {
       c.dim, inspection.width, c.layers, c.heads, c.rank, c.value_rank, c.width_multiplier,
       name_of(c.positional));
   fmt::print("M = W_Q W_K^T per head (scores x^T M x' / sqrt(r)); angles in degrees\n");
-  fmt::print("{:>5} {:>6} {:>4} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "layer",
-             "module", "head", "||M||_F", "beta", "ang(I)", "ang(-I)", "tok(I)", "eff.rank",
-             "st.rank", "top singular values");
+  fmt::print(
+      "pub.ang, pub.scale: the published measure, P = Q @ K.T of PyTorch's in_proj rows: "
+      "angle of P to I and ||P||_F / sqrt(r)\n");
+  fmt::print("{:>5} {:>6} {:>4} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}  {}\n",
+             "layer", "module", "head", "||M||_F", "beta", "ang(I)", "ang(-I)", "tok(I)",
+             "eff.rank", "st.rank", "pub.ang", "pub.scale", "top singular values");
   for (const HeadInspection& h : inspection.heads) {
     std::string top;
     const int count = std::min<int>(shown, static_cast<int>(h.singular_values.size()));
     for (int k = 0; k < count; ++k)
       top += fmt::format("{}{:.4g}", k ? " " : "", h.singular_values[k]);
     fmt::print(
-        "{:>5} {:>6} {:>4} {:>11.4g} {:>11.4g} {:>8.2f} {:>8.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {}\n",
+        "{:>5} {:>6} {:>4} {:>11.4g} {:>11.4g} {:>8.2f} {:>8.2f} {:>8.2f} {:>8.2f} {:>8.2f} "
+        "{:>8.2f} {:>10.4g}  {}\n",
         h.layer, h.module, h.head, h.frobenius, h.beta, h.angle_to_identity,
-        180.0 - h.angle_to_identity, h.angle_token_block, h.effective_rank, h.stable_rank, top);
+        180.0 - h.angle_to_identity, h.angle_token_block, h.effective_rank, h.stable_rank,
+        h.published_angle, h.published_scale, top);
   }
 }
 

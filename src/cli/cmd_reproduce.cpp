@@ -1,5 +1,6 @@
-// attnrank reproduce FIGURE [--scale small|paper] [--db PATH] [--out DIR] [--jobs J]
-//                    [--threads T] [--shard i/n|auto] [--no-train] [--presets DIR]
+// attnrank reproduce FIGURE [--scale small|paper] [--protocol clean|authors|both]
+//                    [--db PATH] [--out DIR] [--jobs J] [--threads T] [--shard i/n|auto]
+//                    [--no-train] [--presets DIR]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@ namespace {
 struct ReproduceArgs {
   std::string figure;
   std::string scale = "small";
+  std::string protocol = "clean";
   std::string database;
   std::string out_dir;
   std::string presets_dir;
@@ -38,8 +40,9 @@ std::vector<std::string> command_lines(const ReproduceArgs& args, const std::str
                                        int jobs, const SweepSpec& spec) {
   const FigureSpec& figure = spec.figure;
   std::vector<std::string> lines = {
-      fmt::format("attnrank reproduce {} --scale {} --db {} --out {} --jobs {}", args.figure,
-                  args.scale, database, out_dir, jobs),
+      fmt::format("attnrank reproduce {} --scale {}{} --db {} --out {} --jobs {}", args.figure,
+                  args.scale, args.protocol == "clean" ? "" : " --protocol " + args.protocol,
+                  database, out_dir, jobs),
       "# the same in steps: the sweep (resumable), then the table behind the figure",
       fmt::format("attnrank sweep {} --db {} --jobs {}", preset, database, jobs)};
   std::vector<std::string> group_by;
@@ -70,7 +73,13 @@ void add_reproduce_command(CLI::App& app) {
   cmd->add_option("--scale", args->scale,
                   "small (minutes on 2 cores) or paper (the published hyperparameters)")
       ->capture_default_str();
-  cmd->add_option("--out", args->out_dir, "Output directory (default: reproduce/FIGURE-SCALE)");
+  cmd->add_option("--protocol", args->protocol,
+                  "clean (fresh data, held-out test error), authors (the authors' code as run: "
+                  "replayed batches, fixed init, best epoch training loss) or both (side by "
+                  "side, OUT/comparison.md); docs/fidelity.md")
+      ->capture_default_str();
+  cmd->add_option("--out", args->out_dir,
+                  "Output directory (default: reproduce/FIGURE-SCALE, -authors or -both appended)");
   cmd->add_option("--db", args->database, "Results database (default: OUT/results.db)");
   CLI::Option* jobs_option =
       cmd->add_option("--jobs,-j", args->jobs,
@@ -91,12 +100,23 @@ void add_reproduce_command(CLI::App& app) {
     SweepRunArgs checked;
     checked.threads = args->threads;
     validate_run_args(checked);
+    if (args->protocol != "clean" && args->protocol != "authors" && args->protocol != "both")
+      throw ConfigError("--protocol '" + args->protocol + "': expected clean, authors or both");
     const std::string preset = find_preset(args->figure, args->scale, args->presets_dir);
-    const SweepSpec spec = load_sweep_spec(preset);
-    if (spec.figure.kind == FigureKind::kNone) throw ConfigError(preset + ": figure: missing");
-    const std::vector<PlannedRun> planned = expand_sweep(spec);
-    const std::string out_dir =
-        args->out_dir.empty() ? "reproduce/" + args->figure + "-" + args->scale : args->out_dir;
+    const SweepSpec preset_spec = load_sweep_spec(preset);
+    if (preset_spec.figure.kind == FigureKind::kNone)
+      throw ConfigError(preset + ": figure: missing");
+    const bool both = args->protocol == "both";
+    if (both && preset_spec.figure.kind != FigureKind::kCurves)
+      throw ConfigError("--protocol both: only for curves figures (" + args->figure +
+                        " draws heads)");
+    std::vector<Protocol> protocols;
+    if (both || args->protocol == "clean") protocols.push_back(Protocol::kClean);
+    if (both || args->protocol == "authors") protocols.push_back(Protocol::kAuthors);
+    const std::string suffix = args->protocol == "clean" ? "" : "-" + args->protocol;
+    const std::string out_dir = args->out_dir.empty()
+                                    ? "reproduce/" + args->figure + "-" + args->scale + suffix
+                                    : args->out_dir;
     const std::string database =
         args->database.empty() ? (fs::path(out_dir) / "results.db").string() : args->database;
     std::error_code error;
@@ -109,52 +129,71 @@ void add_reproduce_command(CLI::App& app) {
     const Shard shard = resolve_shard(args->shard).shard;
     if (args->no_train && shard.count > 1)
       throw ConfigError("--shard: a slice is for training; --no-train draws the whole database");
-    if (!args->no_train) {
-      SweepRunArgs run;
-      run.jobs = jobs;
-      run.threads = args->threads;
-      run.shard = args->shard;
-      run.quiet = args->quiet;
-      run_planned_sweep(spec, planned, database, run);
-    }
-    if (shard.count > 1) {
-      fmt::print(
-          "slice {}/{} of {} trained into {}; draw the figure once every slice is done: attnrank "
-          "merge MERGED.db SLICE.db... && attnrank reproduce {} --scale {} --no-train --db "
-          "MERGED.db\n",
-          shard.index, shard.count, args->figure, database, args->figure, args->scale);
-      return;
-    }
+    std::vector<std::vector<RunRecord>> runs_of(protocols.size());
+    for (size_t index = 0; index < protocols.size(); ++index) {
+      const Protocol protocol = protocols[index];
+      const SweepSpec spec = protocol_spec(preset_spec, protocol);
+      // With both, the authors' figure and report go to OUT/authors.
+      const std::string dir = both && protocol == Protocol::kAuthors
+                                  ? (fs::path(out_dir) / "authors").string()
+                                  : out_dir;
+      fs::create_directories(dir, error);
+      const std::vector<PlannedRun> planned = expand_sweep(spec);
+      if (!args->no_train) {
+        SweepRunArgs run;
+        run.jobs = jobs;
+        run.threads = args->threads;
+        run.shard = args->shard;
+        run.quiet = args->quiet;
+        run_planned_sweep(spec, planned, database, run);
+      }
+      if (shard.count > 1) {
+        fmt::print(
+            "slice {}/{} of {} trained into {}; draw the figure once every slice is done: "
+            "attnrank merge MERGED.db SLICE.db... && attnrank reproduce {} --scale {}{} "
+            "--no-train --db MERGED.db\n",
+            shard.index, shard.count, args->figure, database, args->figure, args->scale,
+            args->protocol == "clean" ? "" : " --protocol " + args->protocol);
+        continue;
+      }
 
-    std::set<std::string> ids;
-    for (const PlannedRun& run : planned) ids.insert(run.id);
-    std::vector<RunRecord> runs;
-    for (RunRecord& run : open_results(database, ResultsStore::Mode::kRead)->runs())
-      if (ids.contains(run.id)) runs.push_back(std::move(run));
+      std::set<std::string> ids;
+      for (const PlannedRun& run : planned) ids.insert(run.id);
+      std::vector<RunRecord>& runs = runs_of[index];
+      for (RunRecord& run : open_results(database, ResultsStore::Mode::kRead)->runs())
+        if (ids.contains(run.id)) runs.push_back(std::move(run));
 
-    std::vector<CurvePoint> curves;
-    std::vector<HeadPoint> heads;
-    FigureFiles figure;
-    if (spec.figure.kind == FigureKind::kCurves) {
-      curves = curve_points(spec.figure, runs);
-      figure = write_curves_figure(spec.figure, curves, out_dir, args->figure);
-    } else {
-      heads = head_points(spec.figure, runs);
-      figure = write_heads_figure(spec.figure, heads, out_dir, args->figure);
+      std::vector<CurvePoint> curves;
+      std::vector<HeadPoint> heads;
+      FigureFiles figure;
+      if (spec.figure.kind == FigureKind::kCurves) {
+        curves = curve_points(spec.figure, runs);
+        figure = write_curves_figure(spec.figure, curves, dir, args->figure);
+      } else {
+        heads = head_points(spec.figure, runs);
+        figure = write_heads_figure(spec.figure, heads, dir, args->figure);
+      }
+      ReportInputs inputs{args->figure,
+                          args->scale,
+                          preset,
+                          database,
+                          command_lines(*args, preset, database, out_dir, jobs, spec),
+                          spec,
+                          runs,
+                          static_cast<int>(planned.size())};
+      const std::string report = write_report(inputs, curves, heads, figure, dir);
+      if (protocols.size() > 1) fmt::print("protocol {}:\n", protocol_name(protocol));
+      if (spec.figure.kind == FigureKind::kCurves)
+        for (const auto& line : separation_lines(spec.figure, curves)) fmt::print("{}\n", line);
+      fmt::print("{}\ndata: {}\nreport: {}\n", figure.message,
+                 (fs::path(dir) / (args->figure + ".csv")).string(), report);
     }
-    ReportInputs inputs{args->figure,
-                        args->scale,
-                        preset,
-                        database,
-                        command_lines(*args, preset, database, out_dir, jobs, spec),
-                        spec,
-                        runs,
-                        static_cast<int>(planned.size())};
-    const std::string report = write_report(inputs, curves, heads, figure, out_dir);
-    if (spec.figure.kind == FigureKind::kCurves)
-      for (const auto& line : separation_lines(spec.figure, curves)) fmt::print("{}\n", line);
-    fmt::print("{}\ndata: {}\nreport: {}\n", figure.message,
-               (fs::path(out_dir) / (args->figure + ".csv")).string(), report);
+    if (shard.count > 1) return;
+    if (both) {
+      const auto rows = compare_protocols(preset_spec.figure, runs_of[0], runs_of[1]);
+      fmt::print("{}", write_protocol_comparison(rows, preset_spec.figure, out_dir, "comparison"));
+      fmt::print("comparison: {}\n", (fs::path(out_dir) / "comparison.md").string());
+    }
   });
 }
 

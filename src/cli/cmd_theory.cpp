@@ -40,7 +40,9 @@ void add_random_features(CLI::App& theory) {
       ->capture_default_str();
   cmd->add_option("--trials", o->trials, "Independent head draws per point")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Head seed")->capture_default_str();
-  cmd->add_option("--directions", o->directions, "independent | tied")->capture_default_str();
+  cmd->add_option("--directions", o->directions,
+                  "independent | tied | authors | authors-normalised (docs/theory.md)")
+      ->capture_default_str();
   cmd->add_option("--solver", o->solver, "auto | cholesky | cg")->capture_default_str();
   cmd->add_option("--memory-gb", o->memory_gb, "auto: Cholesky while H^2 doubles fit")
       ->capture_default_str();

@@ -81,6 +81,14 @@ std::vector<KeySpec> build_specs() {
      kPositive,
      "lm, mlm: standard deviation of the token embedding's normal initialisation (1: "
      "PyTorch's nn.Embedding; 0.02: GPT-2/BERT)"},
+    {"model", "identical_layers",
+     BoolValue{[](RunConfig& c) -> bool& { return c.model.identical_layers; }},
+     kUnbounded, "every layer starts as a copy of layer 0 (the authors' nn.TransformerEncoder "
+                 "deep-copies one layer); false: each layer drawn independently"},
+    {"model", "positional_init",
+     EnumValue<PositionalInit>{[](RunConfig& c) -> PositionalInit& { return c.model.positional_init; }},
+     kUnbounded, "learned positional tables: normal: N(0, 1/columns); uniform: U(-1, 1) (the "
+                 "authors' encoders.py)"},
 
     // task
     {"task", "name",
@@ -116,7 +124,7 @@ std::vector<KeySpec> build_specs() {
     // train
     {"train", "steps",
      IntegerValue<int64_t>{[](RunConfig& c) -> int64_t& { return c.train.steps; }},
-     kAtLeastOne, "optimiser steps, a fresh batch each step"},
+     kAtLeastOne, "optimiser steps, one batch each (see train.data)"},
     {"train", "batch", IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.batch; }},
      kAtLeastOne, "sets per batch"},
     {"train", "lr", FloatValue{[](RunConfig& c) -> double& { return c.train.lr; }},
@@ -138,7 +146,20 @@ std::vector<KeySpec> build_specs() {
      kNonNegative, "max global gradient norm; 0 disables clipping"},
     {"train", "seed",
      IntegerValue<uint64_t>{[](RunConfig& c) -> uint64_t& { return c.train.seed; }},
-     kUnbounded, "seed of initialisation and data (non-negative 64-bit integer)"},
+     kUnbounded, "seed of the data (and of the initialisation unless train.init_seed is set; "
+                 "non-negative 64-bit integer)"},
+    {"train", "init_seed",
+     IntegerValue<int64_t>{[](RunConfig& c) -> int64_t& { return c.train.init_seed; }},
+     at_least(-1), "seed of the model's initialisation; -1: train.seed (the authors fix it "
+                   "at 613 and vary only the data seed)"},
+    {"train", "data",
+     EnumValue<DataMode>{[](RunConfig& c) -> DataMode& { return c.train.data; }},
+     kUnbounded, "fresh: a new batch every step; replay: the same epoch_batches batches "
+                 "every epoch (the authors' data loader)"},
+    {"train", "epoch_batches",
+     IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.epoch_batches; }},
+     kAtLeastOne, "steps per epoch: replay repeats this many batches; with replay, "
+                  "summary.json has train_best_epoch_loss, the lowest epoch-mean training loss"},
     {"train", "threads", IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.threads; }},
      kNonNegative, "worker threads; 0: every CPU this process may use (its affinity mask, capped by a "
      "cgroup CPU quota; one thread for steps under 20 MFLOP); at most 64"},

@@ -63,7 +63,8 @@ struct FloatPairValue {  // a two-element list [first, second]
 using Value = std::variant<IntegerValue<int>, IntegerValue<int64_t>, IntegerValue<uint64_t>,
                            FloatValue, BoolValue, ChoiceValue, EnumValue<Norm>,
                            EnumValue<Positional>, EnumValue<HeadSize>, EnumValue<TaskKind>,
-                           EnumValue<PointDistribution>, RankValue, IntervalValue, FloatPairValue>;
+                           EnumValue<PointDistribution>, EnumValue<DataMode>,
+                           EnumValue<PositionalInit>, RankValue, IntervalValue, FloatPairValue>;
 
 // Closed or open numeric interval checked after resolution (per element for lists).
 struct Bounds {

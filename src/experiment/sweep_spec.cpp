@@ -19,8 +19,8 @@ namespace attnrank {
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "description", "base",  "base_config",
-                                           "grid", "derived",     "figure"};
+const std::vector<std::string> kTopKeys = {"name", "description", "base",   "base_config",
+                                           "grid", "derived",     "figure", "authors_grid"};
 const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",          "panel",
                                               "line",  "x_label", "metric",     "y_label",
                                               "log_x", "log_y",   "description"};
@@ -114,8 +114,9 @@ struct SpecReader {
            "missing: the config key (or parameters, attention_parameters) on the x axis");
     // Final metrics are only known once runs finish; the name's form is checked now.
     const auto& names = record_metric_names();
-    const bool final_metric =
-        figure.metric.rfind("test_", 0) == 0 || figure.metric.rfind("validation_", 0) == 0;
+    const bool final_metric = figure.metric.rfind("test_", 0) == 0 ||
+                              figure.metric.rfind("validation_", 0) == 0 ||
+                              figure.metric == kBestEpochTrainLoss;
     if (std::find(names.begin(), names.end(), figure.metric) == names.end() && !final_metric)
       fail("figure.metric", "'" + figure.metric +
                                 "': expected a final metric (test_* or validation_*) or one of " +
@@ -210,15 +211,26 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& sour
     spec.grids.push_back(reader.grid(grid, "grid"));
   }
 
+  // Extra grids run only under `reproduce --protocol authors` (docs/fidelity.md).
+  if (const YAML::Node extra = root["authors_grid"]; extra && !extra.IsNull()) {
+    if (extra.IsSequence()) {
+      for (size_t i = 0; i < extra.size(); ++i)
+        spec.authors_grids.push_back(reader.grid(extra[i], fmt::format("authors_grid[{}]", i)));
+    } else {
+      spec.authors_grids.push_back(reader.grid(extra, "authors_grid"));
+    }
+  }
+
   if (const YAML::Node derived = root["derived"]; derived && !derived.IsNull()) {
     if (!derived.IsMap()) reader.fail("derived", "expected a map from config keys to expressions");
     for (const auto& entry : derived) {
       const std::string key = reader.scalar(entry.first, "derived");
       reader.check_config_key(key, "derived");
-      for (const Grid& g : spec.grids)
-        for (const auto& [grid_key, values] : g)
-          if (grid_key == key)
-            reader.fail("derived." + key, "also in the grid: a key is either listed or derived");
+      for (const auto* grids : {&spec.grids, &spec.authors_grids})
+        for (const Grid& g : *grids)
+          for (const auto& [grid_key, values] : g)
+            if (grid_key == key)
+              reader.fail("derived." + key, "also in the grid: a key is either listed or derived");
       spec.derived.emplace_back(key, reader.scalar(entry.second, "derived." + key));
     }
   }

@@ -68,12 +68,19 @@ Transformer<T>::Transformer(const ModelConfig& config, const SequenceSpec& seque
     embed_ = layout_.add("read_in.weight", {dim, sequence.input_width}, false, true, read_in);
     if (config.bias) read_in_bias_ = layout_.add("read_in.bias", {dim}, false, false, read_in);
   }
+  // Positional tables: N(0, 1/columns), rows of about unit norm like the tokens; or
+  // the authors' init_.uniform_(table, -1, 1) (model.positional_init, docs/fidelity.md).
+  auto positional_init = [&](int64_t columns) {
+    return config.positional_init == PositionalInit::kUniform
+               ? Init::uniform(1.0)
+               : Init::normal(1.0 / std::sqrt(double(columns)));
+  };
   if (config.positional == Positional::kAdditive) {
     positional_ = layout_.add("pos.additive", {tokens, config.dim}, false, false,
-                              Init::normal(1.0 / std::sqrt(double(config.dim))));
+                              positional_init(config.dim));
   } else if (config.positional == Positional::kConcat) {
     positional_ = layout_.add("pos.concat", {tokens, config.positional_dim}, false, false,
-                              Init::normal(1.0 / std::sqrt(double(config.positional_dim))));
+                              positional_init(config.positional_dim));
   }
   const int64_t modules = config.width_multiplier;
   const int64_t qkv_width = modules * config.heads * (2 * config.rank + config.value_rank);
@@ -160,6 +167,26 @@ void Transformer<T>::initialize(uint64_t seed) {
         for (size_t i = 0; i < tensor.size; ++i) data[i] = T(scale * rng.normal());
         break;
     }
+  }
+  if (config_.identical_layers) copy_first_layer();
+}
+
+// nn.TransformerEncoder(layer, L) deep-copies one layer: every layer starts as layer 0.
+template <typename T>
+void Transformer<T>::copy_first_layer() {
+  const std::string first = "layers.0.";
+  const auto& tensors = layout_.tensors();
+  for (const TensorInfo& tensor : tensors) {
+    const std::string& name = tensor.name;
+    if (name.rfind("layers.", 0) != 0 || name.rfind(first, 0) == 0) continue;
+    const std::string suffix = name.substr(name.find('.', 7) + 1);
+    const auto source = std::find_if(tensors.begin(), tensors.end(), [&](const TensorInfo& other) {
+      return other.name == first + suffix;
+    });
+    if (source == tensors.end() || source->size != tensor.size)
+      throw std::logic_error("Transformer: no layer-0 tensor for " + name);
+    std::copy_n(parameters_.data() + source->offset, tensor.size,
+                parameters_.data() + tensor.offset);
   }
 }
 

@@ -48,6 +48,9 @@ HeadInspection inspect_head(const Matrix& queries, const Matrix& keys, int token
   out.angle_to_identity = angle_degrees(trace, out.frobenius, width);
   const Matrix block = queries.leftCols(token_dim).transpose() * keys.leftCols(token_dim);
   out.angle_token_block = angle_degrees(block.trace(), block.norm(), token_dim);
+  const Matrix published = queries * keys.transpose();  // PyTorch's Q @ K.T
+  out.published_angle = angle_degrees(trace, published.norm(), r);
+  out.published_scale = published.norm() / std::sqrt(double(r));
   return out;
 }
 
@@ -111,6 +114,8 @@ std::string inspection_json(const ModelInspection& inspection) {
                             {"angle_to_identity_deg", h.angle_to_identity},
                             {"angle_to_minus_identity_deg", 180.0 - h.angle_to_identity},
                             {"angle_token_block_deg", h.angle_token_block},
+                            {"published_angle_deg", h.published_angle},
+                            {"published_scale", h.published_scale},
                             {"singular_values", h.singular_values}});
   }
   return out.dump(2) + "\n";

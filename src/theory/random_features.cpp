@@ -54,11 +54,33 @@ RandomHeads draw_random_heads(int dim, int count, uint64_t seed, uint64_t trial,
     unit_vector(rng, q, dim);
     if (directions == HeadDirections::kTied) {
       std::copy(q, q + dim, k);
-    } else {
+    } else if (directions == HeadDirections::kIndependent) {
       unit_vector(rng, k, dim);
+    } else {
+      // cos angle(q, k) ~ U(-1, 1): k = c q + sqrt(1 - c^2) e_perp.
+      const double c = rng.uniform(-1.0, 1.0);
+      unit_vector(rng, k, dim);  // e, then its part orthogonal to q
+      double along = 0.0;
+      for (int i = 0; i < dim; ++i) along += q[i] * k[i];
+      double norm = 0.0;
+      for (int i = 0; i < dim; ++i) {
+        k[i] -= along * q[i];
+        norm += k[i] * k[i];
+      }
+      const double scale = directions == HeadDirections::kAuthorsNormalised && norm > 0.0
+                               ? 1.0 / std::sqrt(norm)
+                               : 1.0;
+      const double s = std::sqrt(std::max(0.0, 1.0 - c * c)) * scale;
+      for (int i = 0; i < dim; ++i) k[i] = c * q[i] + s * k[i];
     }
   }
   return heads;
+}
+
+const std::vector<std::string>& head_direction_names() {
+  static const std::vector<std::string> names = {"independent", "tied", "authors",
+                                                 "authors-normalised"};
+  return names;
 }
 
 double unit_dot_asin(double dot) {

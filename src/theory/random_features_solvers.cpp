@@ -34,7 +34,12 @@ void fill_vote_gram(const RandomHeads& heads, double* e) {
     for (int j = j0; j < j0 + jb; ++j) {
       double* column = e + static_cast<size_t>(j) * n;
       const double* keys = key_dots.data() + static_cast<size_t>(j - j0) * rows;
-      column[j] = 1.0;  // asin(1)^2 (4/pi^2), exactly
+      // Unit directions: asin(1)^2 (4/pi^2) = 1, exactly. Keys shorter than 1 (the
+      // authors' unnormalised construction) give (2/pi) asin(|k|^2), as their C_mat does.
+      const double key_norm2 = keys[j - j0];
+      column[j] = key_norm2 >= 1.0 - kUnitDotSnap
+                      ? 1.0
+                      : kVoteScale * unit_dot_asin(column[j]) * unit_dot_asin(key_norm2);
       for (int i = j + 1; i < n; ++i)
         column[i] = kVoteScale * unit_dot_asin(column[i]) * unit_dot_asin(keys[i - j0]);
     }

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -46,8 +47,11 @@ void validate(const RandomFeaturesOptions& o) {
     if (d < 2) throw ConfigError("random-features: --dims entries must be >= 2");
   if (o.max_heads < 1) throw ConfigError("random-features: --max-heads must be >= 1");
   if (o.trials < 1) throw ConfigError("random-features: --trials must be >= 1");
-  if (o.directions != "independent" && o.directions != "tied")
-    throw ConfigError("random-features: --directions must be independent or tied");
+  const auto& names = head_direction_names();
+  if (std::find(names.begin(), names.end(), o.directions) == names.end())
+    throw ConfigError(
+        "random-features: --directions must be independent, tied, authors or "
+        "authors-normalised");
   if (o.solver != "auto" && o.solver != "cholesky" && o.solver != "cg")
     throw ConfigError("random-features: --solver must be auto, cholesky or cg");
   if (o.check_heads < 0 || o.check_heads > o.max_heads)
@@ -69,8 +73,9 @@ void run_random_features(const RandomFeaturesOptions& o, const std::string& out_
                          std::ostream& log) {
   validate(o);
   ensure_output_directory(out_dir);
-  const HeadDirections directions =
-      o.directions == "tied" ? HeadDirections::kTied : HeadDirections::kIndependent;
+  const auto& names = head_direction_names();
+  const HeadDirections directions = static_cast<HeadDirections>(
+      std::find(names.begin(), names.end(), o.directions) - names.begin());
   const double dense_gb = 8.0 * o.max_heads * double(o.max_heads) / 1e9;
   const bool cholesky = o.solver == "cholesky" || (o.solver == "auto" && dense_gb <= o.memory_gb);
   const std::vector<int> grid = head_grid(o.max_heads);

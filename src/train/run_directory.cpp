@@ -113,6 +113,9 @@ void write_summary(const std::string& run_dir, const TrainSummary& summary) {
   if (summary.squared_error) json["test_mse"] = finite_or_null(summary.test_mse);
   for (const auto& [name, value] : summary.evaluation)
     if (name != "test_mse") json[name] = finite_or_null(value);
+  if (const auto best = summary.final_metrics.find(kBestEpochTrainLoss);
+      best != summary.final_metrics.end())
+    json[kBestEpochTrainLoss] = best->second;
   if (summary.squared_error) json["trivial_mse"] = summary.trivial_mse;
   json["trivial_loss"] = summary.trivial_loss;
   const double flops_per_ms = summary.gflop_per_step * 1e3;
@@ -165,7 +168,8 @@ TrainSummary read_summary(const std::string& run_dir) {
   summary.attention_parameters = integer_or_zero(json, "attention_parameters");
   summary.threads = static_cast<int>(integer_or_zero(json, "threads"));
   for (const auto& [key, value] : json.items()) {
-    const bool named = key.rfind("test_", 0) == 0 || key.rfind("validation_", 0) == 0;
+    const bool named = key.rfind("test_", 0) == 0 || key.rfind("validation_", 0) == 0 ||
+                       key == kBestEpochTrainLoss;
     if (named && value.is_number() && std::isfinite(value.get<double>()))
       summary.final_metrics[key] = value.get<double>();
   }

@@ -70,7 +70,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   check_thread_address_space(threads, "train.threads");
   set_threads(threads);
   Transformer<float> model(config.model, sequence);
-  model.initialize(tc.seed);
+  model.initialize(tc.model_seed());
   AdamW<float> optimizer(model.layout(), tc);
 
   const RunStart start = prepare_run_directory(out_dir, config, options.restart);
@@ -106,6 +106,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   double interval_loss = 0.0;
   int64_t interval_steps = 0;
   double last_lr = 0.0, last_grad_norm = 0.0, last_row_loss = NAN;
+  BestEpochLoss best_epoch(tc.epoch_batches);
   int64_t first_step = 0;
   if (resumed) {
     std::copy(resumed->parameters.begin(), resumed->parameters.end(), model.parameters().begin());
@@ -122,6 +123,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     last_lr = loop("last_lr");
     last_grad_norm = loop("last_grad_norm");
     last_row_loss = loop("last_row_loss");
+    best_epoch.restore(resumed->loop);
     first_step = resumed->step;
     summary.steps = first_step;
     summary.resumed_from_step = first_step;
@@ -151,6 +153,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
                   {"last_lr", last_lr},
                   {"last_grad_norm", last_grad_norm},
                   {"last_row_loss", last_row_loss}};
+    best_epoch.save(state.loop);
     const int64_t bytes = write_train_state(out_dir, config, state);
     last_checkpoint = std::chrono::steady_clock::now();
     ++summary.checkpoints_written;
@@ -194,7 +197,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       break;
     }
     const auto step_start = std::chrono::steady_clock::now();
-    objective->training_batch(tc.seed, static_cast<uint64_t>(step), batch, data);
+    objective->training_batch(tc.seed, training_batch_index(tc, step), batch, data);
     forward_batch(model, data, outputs.data());
     const double loss = objective->loss(data, outputs.data(), d_outputs.data());
     model.backward(d_outputs.data());
@@ -218,6 +221,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     step_ms.push_back(std::chrono::duration<double, std::milli>(step_end - step_start).count());
     interval_loss += loss;
     ++interval_steps;
+    best_epoch.add(loss);
     summary.steps = step + 1;
     if ((step + 1) % tc.log_every == 0 || step + 1 == tc.steps) {
       emit_row(step + 1);
@@ -246,6 +250,9 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     if (evaluation.metrics.empty() || !std::isfinite(evaluation.metrics.front().second))
       summary.status = "diverged";
   }
+  // The authors' statistic, for replayed data (docs/fidelity.md).
+  if (tc.data == DataMode::kReplay && std::isfinite(best_epoch.best()))
+    summary.final_metrics[kBestEpochTrainLoss] = best_epoch.best();
   for (const auto& [name, contents] : evaluation.files)
     write_file_atomically(run_file(out_dir, name.c_str()), contents);
   if ((summary.status == "done" || summary.status == "interrupted") && options.write_checkpoint)

@@ -17,6 +17,11 @@ enum class Positional { kNone, kAdditive, kConcat };
 enum class HeadSize { kStandard, kFixed };
 enum class TaskKind { kFarthest, kNearest, kLm, kMlm, kIclLinear };
 enum class PointDistribution { kUniform, kOrthogonal };
+// Training data: fresh: a new batch every step; replay: the same epoch_batches
+// batches every epoch (the authors' re-seeded data loader, docs/fidelity.md).
+enum class DataMode { kFresh, kReplay };
+// Learned positional tables: normal: N(0, 1/columns); uniform: U(-1, 1) (the authors').
+enum class PositionalInit { kNormal, kUniform };
 
 // ChoiceNames<E>::names[i] is the name of the enumerator with value i.
 template <typename E>
@@ -41,6 +46,15 @@ struct ChoiceNames<TaskKind> {
 template <>
 struct ChoiceNames<PointDistribution> {
   static constexpr std::array<std::string_view, 2> names{"uniform", "orthogonal"};
+};
+
+template <>
+struct ChoiceNames<DataMode> {
+  static constexpr std::array<std::string_view, 2> names{"fresh", "replay"};
+};
+template <>
+struct ChoiceNames<PositionalInit> {
+  static constexpr std::array<std::string_view, 2> names{"normal", "uniform"};
 };
 
 template <typename E>

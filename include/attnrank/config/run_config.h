@@ -29,6 +29,9 @@ struct ModelConfig {
   HeadSize head_size = HeadSize::kStandard;  // what an auto rank is
   bool tie_embeddings = true;  // text tasks: output layer = token embedding (transposed)
   double embed_std = 1.0;      // text tasks: token embedding init N(0, s^2) (1: PyTorch)
+  // Every layer starts as a copy of layer 0 (nn.TransformerEncoder deep-copies one layer).
+  bool identical_layers = false;
+  PositionalInit positional_init = PositionalInit::kNormal;
 
   // Width the layers operate on: d, plus p with concatenated positional encodings.
   int width() const { return dim + (positional == Positional::kConcat ? positional_dim : 0); }
@@ -75,10 +78,16 @@ struct TrainConfig {
   double min_lr = 0.0;   // cosine decay ends here
   double clip = 0.0;     // max global gradient norm; 0 disables clipping
   uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
+  int64_t init_seed = -1;  // seed of the initialisation; -1: train.seed
+  DataMode data = DataMode::kFresh;
+  int epoch_batches = 100;  // replay: batches per epoch; also the epoch of best_epoch loss
+  int threads = 0;          // 0: all cores
   int eval_batches = 16;
   int log_every = 100;
   CheckpointInterval checkpoint_every;  // never changes what a run computes
+
+  // The seed the model's initialisation draws from.
+  uint64_t model_seed() const { return init_seed >= 0 ? static_cast<uint64_t>(init_seed) : seed; }
 
   bool operator==(const TrainConfig&) const = default;
 };

@@ -2,7 +2,9 @@
 // in configs/reproduce/<figure>-<scale>.yaml, gnuplot figures laid out like the
 // paper's, the CSV of the plotted numbers and a Markdown report.
 #pragma once
+#include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnrank/experiment/results_store.h"
@@ -22,6 +24,23 @@ const std::vector<std::string>& reproduce_figures();
 // that exists. Throws ConfigError for an unknown figure or scale or a missing preset.
 std::string find_preset(const std::string& figure, const std::string& scale,
                         const std::string& presets_dir);
+
+// How a figure is run and what it reports (docs/fidelity.md).
+//   clean:   fresh data every step, independent seeds for data and initialisation,
+//            independent initial layers; the figure plots the held-out test error.
+//   authors: what the authors' code ran: the same train.epoch_batches = 100 batches
+//            every epoch (train.data = replay), initialisation fixed (train.init_seed =
+//            613) while train.seed varies the data, all layers starting as copies of
+//            one, positional tables U(-1, 1), the preset's authors_grid runs added; the
+//            figure plots train_best_epoch_loss, the lowest epoch-mean training loss,
+//            whose minimum over seeds is what the paper shows.
+enum class Protocol { kClean, kAuthors };
+Protocol protocol_from_name(const std::string& name);  // throws ConfigError
+std::string protocol_name(Protocol protocol);
+// The config keys (dotted key -> value) the authors' protocol sets in a preset's base.
+const std::vector<std::pair<std::string, std::string>>& authors_protocol_keys();
+// `spec` as run under `protocol` (clean: unchanged).
+SweepSpec protocol_spec(const SweepSpec& spec, Protocol protocol);
 
 // One plotted point of a curves figure: the statistics of the figure's metric over
 // seeds at one x.
@@ -53,6 +72,26 @@ struct HeadPoint {
 // Loads each finished run's checkpoint from its run directory and inspects its
 // heads. Runs without a checkpoint are skipped.
 std::vector<HeadPoint> head_points(const FigureSpec& figure, const std::vector<RunRecord>& runs);
+
+// One row of the side-by-side comparison of the two protocols on the same grid: per
+// configuration (panel, line, x), the clean held-out error and the authors' statistic.
+struct ProtocolComparison {
+  std::string panel, line;
+  double x = 0.0;
+  int clean_seeds = 0, authors_seeds = 0;
+  double clean_mean = NAN, clean_min = NAN;  // test error of the clean runs over seeds
+  double authors_min = NAN;       // min over seeds of train_best_epoch_loss (the paper's)
+  double authors_test_min = NAN;  // min over seeds of the authors' runs' own test error
+};
+// Matches the points of the clean figure (metric test error) with those of the authors'
+// runs (best epoch loss, and their test error) by panel, line and x.
+std::vector<ProtocolComparison> compare_protocols(const FigureSpec& clean_figure,
+                                                  const std::vector<RunRecord>& clean_runs,
+                                                  const std::vector<RunRecord>& authors_runs);
+// OUT/NAME.csv and OUT/NAME.md: the comparison table; returns the Markdown text.
+std::string write_protocol_comparison(const std::vector<ProtocolComparison>& rows,
+                                      const FigureSpec& figure, const std::string& out_dir,
+                                      const std::string& name);
 
 struct FigureFiles {
   std::vector<std::string> written;  // paths of everything written

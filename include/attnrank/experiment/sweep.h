@@ -52,6 +52,9 @@ struct SweepSpec {
   std::string base_yaml;  // base config as YAML text (sections model, task, train)
   // Union of grids (a spec's `grid:` is one map, or a list of maps).
   std::vector<Grid> grids;
+  // `authors_grid:` (a map or a list of maps): grids added only under the authors'
+  // protocol (`reproduce --protocol authors`), e.g. fig1's supplementary runs.
+  std::vector<Grid> authors_grids;
   // `derived:` key -> expression over config values, applied in order per run.
   std::vector<std::pair<std::string, std::string>> derived;
   FigureSpec figure;

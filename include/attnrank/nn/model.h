@@ -139,6 +139,7 @@ class Transformer {
   };
 
   NormOffsets add_norm(const std::string& prefix);
+  void copy_first_layer();  // model.identical_layers
   void allocate_activations(int batch);
   AttentionShape attention_shape(int batch) const;
   const T* param(size_t offset) const {

@@ -24,6 +24,12 @@ struct HeadInspection {
   double angle_to_identity = 0.0;       // degrees between M and I (Frobenius inner product);
                                         // the angle to -I is 180 minus this
   double angle_token_block = 0.0;       // the same for the d x d token block (concat encodings)
+  // The authors' published measure (docs/fidelity.md): P = Q K^T with Q, K the (r, D)
+  // query and key rows of PyTorch's in_proj_weight (r x r; D x D for one full-rank
+  // head), not M. Angle of P to I (same trace as M, a different norm) and
+  // ||P||_F / sqrt(r), the norm of I being sqrt(r).
+  double published_angle = 0.0;  // degrees
+  double published_scale = 0.0;
 };
 
 struct ModelInspection {

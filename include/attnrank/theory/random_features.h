@@ -16,14 +16,24 @@
 //   MSE(a) = 1 - 2 b.a + a.C a,  minimised by C a = b.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace attnrank {
 
 enum class HeadDirections {
-  kIndependent,  // q_h and k_h independent and uniform (the published experiment)
+  kIndependent,  // q_h and k_h independent and uniform (kernel_computations.py)
   kTied,         // q_h = k_h uniform (the voters of the majority-vote construction)
+  // The published figure's heads (optim_weight_linsolve.py, uniform_construction): q_h
+  // uniform, cos angle(q_h, k_h) = c ~ U(-1, 1), k_h = c q_h + sqrt(1 - c^2) e_perp with
+  // e_perp the part of a uniform e orthogonal to q_h, *not renormalised*: |k_h| < 1, so the
+  // closed-form C (which assumes unit keys) is not the heads' true C. As run.
+  kAuthors,
+  kAuthorsNormalised,  // the same with e_perp renormalised: unit k_h, q_h.k_h = c exactly
 };
+
+// The --directions names, in enum order.
+const std::vector<std::string>& head_direction_names();
 
 struct RandomHeads {
   int dim = 0;

@@ -24,7 +24,7 @@ struct RandomFeaturesOptions {
   int max_heads = 16384;
   int trials = 3;
   uint64_t seed = 0;
-  std::string directions = "independent";  // independent | tied
+  std::string directions = "independent";  // independent | tied | authors | authors-normalised
   std::string solver = "auto";             // auto | cholesky | cg
   double memory_gb = 3.0;                  // auto: Cholesky while the dense matrix fits
   double tolerance = 1e-7;                 // bound on the truncation error of each b_h

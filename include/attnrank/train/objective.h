@@ -3,7 +3,9 @@
 // training. The data itself comes from the task modules (point_task, text_task,
 // icl_linear), which know nothing of models; objectives connect them to one.
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -63,6 +65,33 @@ class Objective {
 // The objective of `config.task` (resolved). Throws ConfigError for an unusable
 // task (e.g. a missing corpus).
 std::unique_ptr<Objective> make_objective(const RunConfig& config);
+
+// The training-stream index of step `step` (0-based): the step itself with fresh
+// data; step mod train.epoch_batches with replayed data, so every epoch sees the
+// same batches in the same order (the authors' re-seeded loader, docs/fidelity.md).
+uint64_t training_batch_index(const TrainConfig& train, int64_t step);
+
+// The lowest epoch-mean training loss over the complete epochs of `epoch_steps`
+// steps seen so far (the authors' reported statistic: analysis.py takes the
+// minimum of Lightning's per-epoch train_loss). Fed one step's loss at a time.
+class BestEpochLoss {
+ public:
+  explicit BestEpochLoss(int epoch_steps) : epoch_steps_(epoch_steps) {}
+  void add(double loss);
+  double best() const { return best_; }  // NaN before the first complete epoch
+  int64_t epochs() const { return epochs_; }
+  // Its state in a checkpoint's loop values (names best_epoch.*), and back; a
+  // checkpoint without them (written before this existed) leaves it fresh.
+  void save(std::map<std::string, double>& loop) const;
+  void restore(const std::map<std::string, double>& loop);
+
+ private:
+  int epoch_steps_;
+  int in_epoch_ = 0;
+  double sum_ = 0.0;
+  double best_ = NAN;
+  int64_t epochs_ = 0;
+};
 
 // Runs the model's forward pass on the batch's inputs or tokens.
 void forward_batch(Transformer<float>& model, const Batch& batch, float* outputs);

@@ -48,6 +48,11 @@ inline constexpr const char* kMetricsHeader = "step,train_loss,lr,grad_norm\n";
 // One metrics.csv line, newline included (9 significant digits).
 std::string format_metrics_row(const MetricsRow& row);
 
+// With train.data = replay, summary.json (and a sweep's results database) holds
+// this final metric: the lowest epoch-mean training loss over all complete epochs
+// of train.epoch_batches steps (the authors' reported statistic, docs/fidelity.md).
+inline constexpr const char* kBestEpochTrainLoss = "train_best_epoch_loss";
+
 struct TrainSummary {
   std::string status;  // done | diverged | interrupted (a stop: SIGTERM, SIGINT, should_stop)
   double test_mse = 0.0;
@@ -61,7 +66,8 @@ struct TrainSummary {
   int threads = 0;
   // Every final metric by name, as written at the top level of summary.json: the
   // keys starting with "test_" or "validation_" (test_mse for the point tasks;
-  // test_loss, test_bits_per_char, ... for text). Finite values only.
+  // test_loss, test_bits_per_char, ... for text), and train_best_epoch_loss with
+  // replayed data (kBestEpochTrainLoss). Finite values only.
   std::map<std::string, double> final_metrics;
 
   // Written by train, not read back by read_summary.

@@ -79,6 +79,10 @@ struct TrainConfig {
   int eval_batches = 16;
   int log_every = 100;
   CheckpointInterval checkpoint_every;  // never changes what a run computes
+  // Steps between held-out evaluations on the validation set, written as
+  // validation_* columns of metrics.csv (a multiple of log_every); 0: none.
+  int eval_every = 0;
+  bool tensorboard = false;  // also write TensorBoard scalars (events.out.tfevents.*)
 
   bool operator==(const TrainConfig&) const = default;
 };

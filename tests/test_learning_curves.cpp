@@ -205,3 +205,17 @@ TEST(LearningCurves, EvalEveryMustLandOnMetricsRows) {
   EXPECT_THROW(tiny({"train.tensorboard=1"}), ConfigError);
   EXPECT_EQ(tiny({"train.eval_every=150"}).train.eval_every, 150);
 }
+
+TEST(LearningCurves, AResumedRunHasTheSameCurves) {
+  const RunConfig config = tiny({"train.eval_every=100"});
+  const fs::path whole = fresh_dir("resume_whole"), stopped = fresh_dir("resume_stopped");
+  train(config, whole.string(), TrainOptions{});
+  TrainOptions stop;
+  int64_t polls = 0;
+  stop.should_stop = [&polls] { return ++polls > 120; };  // stops before step 121
+  EXPECT_EQ(train(config, stopped.string(), stop).status, "interrupted");
+  EXPECT_EQ(train(config, stopped.string(), TrainOptions{}).status, "done");
+  EXPECT_EQ(read_file(stopped / "metrics.csv"), read_file(whole / "metrics.csv"));
+  // Another eval_every is another metrics layout: not resumed into this directory.
+  EXPECT_THROW(train(tiny({"train.eval_every=50"}), stopped.string(), TrainOptions{}), ConfigError);
+}

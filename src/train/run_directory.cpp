@@ -120,6 +120,12 @@ void remove_run_files(const std::string& run_dir) {
       throw std::runtime_error("cannot remove " + (fs::path(run_dir) / name).string() + ": " +
                                error.message());
   }
+  // TensorBoard files of the earlier attempt (train.tensorboard), so that
+  // TensorBoard shows one run.
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(run_dir, error))
+    if (entry.path().filename().string().starts_with("events.out.tfevents."))
+      fs::remove(entry.path(), error);
 }
 
 }  // namespace

@@ -258,7 +258,7 @@ TEST(ConfigOutput, WritesEveryKeyWithResolvedRanks) {
 
 TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   const std::vector<std::string> keys = config_keys();
-  ASSERT_EQ(keys.size(), 40u);
+  ASSERT_EQ(keys.size(), 42u);
   EXPECT_EQ(keys.front(), "model.dim");
   EXPECT_EQ(keys[2], "model.rank");
   EXPECT_EQ(keys[13], "model.head_size");
@@ -266,6 +266,8 @@ TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   EXPECT_EQ(keys[16], "task.name");
   EXPECT_EQ(keys[26], "train.steps");
   EXPECT_EQ(keys[38], "train.log_every");
+  EXPECT_EQ(keys[40], "train.eval_every");
+  EXPECT_EQ(keys[41], "train.tensorboard");
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const std::vector<ConfigKeyInfo> reference = config_reference();
   ASSERT_EQ(reference.size(), keys.size());

@@ -258,7 +258,7 @@ TEST(ConfigOutput, WritesEveryKeyWithResolvedRanks) {
 
 TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   const std::vector<std::string> keys = config_keys();
-  ASSERT_EQ(keys.size(), 45u);
+  ASSERT_EQ(keys.size(), 47u);
   EXPECT_EQ(keys.front(), "model.dim");
   EXPECT_EQ(keys[2], "model.rank");
   EXPECT_EQ(keys[13], "model.head_size");
@@ -268,6 +268,8 @@ TEST(ConfigOutput, KeysAreListedInDocumentationOrder) {
   EXPECT_EQ(keys[28], "train.steps");
   EXPECT_EQ(keys[38], "train.init_seed");
   EXPECT_EQ(keys[43], "train.log_every");
+  EXPECT_EQ(keys[45], "train.eval_every");
+  EXPECT_EQ(keys[46], "train.tensorboard");
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const std::vector<ConfigKeyInfo> reference = config_reference();
   ASSERT_EQ(reference.size(), keys.size());

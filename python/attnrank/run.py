@@ -78,7 +78,9 @@ class Run:
 
     @property
     def metrics(self):
-        """metrics.csv: step, train_loss, lr, grad_norm (DataFrame, or dict of lists)."""
+        """metrics.csv: step, train_loss, lr, grad_norm, and with train.eval_every the
+        held-out validation_* columns, NaN on rows without an evaluation (DataFrame, or
+        dict of lists)."""
         return read_table(self._file("metrics.csv"))
 
     @property

@@ -65,3 +65,20 @@ def test_missing_or_unfinished(tmp_path):
     (tmp_path / "config.yaml").write_text("model:\n  dmi: 8\n")
     with pytest.raises(attnrank.ConfigError, match="model.dmi: unknown key"):
         run.config
+
+
+@pytest.mark.parametrize("pandas", [True, False])
+def test_validation_columns(tmp_path, monkeypatch, pandas):
+    # train.eval_every = 80: rows at 40, 80, 120; held-out evaluations at 80 and the last step.
+    if not pandas:
+        monkeypatch.setattr(attnrank.run, "_pandas", lambda: None)
+    run = attnrank.train(tiny(train={"eval_every": 80}), out=tmp_path / "run", quiet=True)
+    assert run.config["train"]["eval_every"] == 80
+    metrics = run.metrics
+    assert list(metrics) == ["step", "train_loss", "lr", "grad_norm", "validation_mse"]
+    held_out = list(metrics["validation_mse"])
+    assert math.isnan(held_out[0]) and all(0 < value < 2 for value in held_out[1:])
+    # A validation set of its own: the last evaluation is not the test MSE.
+    assert held_out[2] != run.summary["test_mse"] and run.summary["ms_per_validation"] >= 0
+    if pandas and PANDAS:
+        assert metrics["validation_mse"].isna().tolist() == [True, False, False]

@@ -21,5 +21,6 @@ void add_results_command(CLI::App& app);
 void add_reproduce_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_submit_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 }  // namespace attnrank::cli

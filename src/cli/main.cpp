@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   attnrank::cli::add_results_command(app);
   attnrank::cli::add_reproduce_command(app);
   attnrank::cli::add_submit_command(app);
+  attnrank::cli::add_plot_command(app);
   attnrank::cli::add_info_command(app);
   try {
     app.parse(argc, argv);

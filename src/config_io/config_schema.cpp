@@ -174,6 +174,12 @@ std::vector<KeySpec> build_specs() {
      kUnbounded, "how often the whole training state is saved, so that a killed run resumes "
      "where it was: steps (500), wall-clock time (90s, 10min, 2h) or off; a stop (SIGTERM, "
      "SIGINT) always saves. Never changes results"},
+    {"train", "eval_every",
+     IntegerValue<int>{[](RunConfig& c) -> int& { return c.train.eval_every; }},
+     kNonNegative, "steps between held-out evaluations on the validation set (validation_* "
+     "columns of metrics.csv); a multiple of log_every; 0: none"},
+    {"train", "tensorboard", BoolValue{[](RunConfig& c) -> bool& { return c.train.tensorboard; }},
+     kUnbounded, "also write the metrics rows as TensorBoard scalars (events.out.tfevents.*)"},
   };
   // clang-format on
 }

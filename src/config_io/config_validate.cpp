@@ -84,6 +84,11 @@ void check_cross_key_rules(const RunConfig& config, const Origins& origins) {
   if (train.min_lr > train.lr)
     fail(origins.of("train.min_lr"), "train.min_lr",
          fmt::format("must be <= train.lr ({}), got {}", train.lr, train.min_lr));
+  if (train.eval_every > 0 && train.eval_every % train.log_every != 0)
+    fail(origins.of("train.eval_every"), "train.eval_every",
+         fmt::format("must be a multiple of train.log_every ({}) (evaluations land on metrics "
+                     "rows), got {}",
+                     train.log_every, train.eval_every));
 }
 
 // The source to blame for an `auto` rank that does not work out: an explicit

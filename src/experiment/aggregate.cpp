@@ -79,7 +79,10 @@ std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs) {
   std::vector<std::string> keys;
   if (runs.empty()) return keys;
   for (const auto& [key, value] : runs.front().config) {
-    if (key == "train.seed" || key == "train.threads") continue;
+    // Seeds are what a group aggregates over; the others never change a result.
+    if (key == "train.seed" || key == "train.threads" || key == "train.eval_every" ||
+        key == "train.tensorboard")
+      continue;
     for (const RunRecord& run : runs)
       if (run.value(key) != value) {
         keys.push_back(key);

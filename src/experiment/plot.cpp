@@ -1,6 +1,7 @@
 // Gnuplot figures of sweep results, laid out like the paper's: log-log axes, x the
 // swept key (rank), one panel per panel value (layers), one line per line value
 // (width multiplier c); mean +- std band over seeds and the min-over-seeds line.
+// And the learning curves of run directories (`attnrank plot`) in the same style.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -10,8 +11,12 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
+#include "attnrank/core/error.h"
 #include "attnrank/core/files.h"
+#include "attnrank/core/suggest.h"
+#include "attnrank/experiment/learning_curves.h"
 #include "attnrank/experiment/reproduce.h"
 #include "attnrank/report/output_files.h"
 
@@ -266,6 +271,196 @@ FigureFiles write_heads_figure(const FigureSpec& figure, const std::vector<HeadP
   files.message = rendered.message;
   files.rendered = rendered.rendered;
   return files;
+}
+
+namespace {
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream stream(line);
+  std::string cell;
+  while (std::getline(stream, cell, ',')) cells.push_back(cell);
+  if (!line.empty() && line.back() == ',') cells.emplace_back();
+  return cells;
+}
+
+// A cell of metrics.csv: a number ("nan" and "inf" included), NaN when empty.
+bool parse_cell(const std::string& text, double& value) {
+  if (text.empty()) {
+    value = NAN;
+    return true;
+  }
+  char* end = nullptr;
+  value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
+}
+
+// Blocks "step value" of one column of a run, finite values only (positive on a
+// log axis).
+std::string column_block(const MetricsTable& table, size_t column, bool log_y) {
+  std::string rows;
+  for (const auto& row : table.rows) {
+    const double value = row[column];
+    if (!std::isfinite(value) || (log_y && value <= 0)) continue;
+    rows += fmt::format("{:.9g} {:.9g}\n", row[0], value);
+  }
+  return rows;
+}
+
+// A temporary directory, removed with everything in it at the end of its scope.
+struct TemporaryDirectory {
+  fs::path path;
+  TemporaryDirectory() {
+    std::string pattern = (fs::temp_directory_path() / "attnrank-plot-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("cannot create a temporary directory in " +
+                               fs::temp_directory_path().string());
+    path = pattern;
+  }
+  ~TemporaryDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+};
+
+std::string read_whole(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace
+
+MetricsTable read_metrics_table(const std::string& run_dir) {
+  std::error_code error;
+  if (!fs::is_directory(run_dir, error))
+    throw ConfigError("run " + run_dir + ": no such directory");
+  const fs::path path = fs::path(run_dir) / "metrics.csv";
+  std::ifstream in(path);
+  if (!in) throw ConfigError("run " + run_dir + ": no metrics.csv (not a run directory?)");
+  MetricsTable table;
+  std::string line;
+  if (std::getline(in, line)) table.columns = split_csv_line(line);
+  if (table.columns.size() < 2 || table.columns.front() != "step")
+    throw ConfigError(path.string() +
+                      ": not a metrics table (its header does not start with step)");
+  while (std::getline(in, line)) {
+    const std::vector<std::string> cells = split_csv_line(line);
+    std::vector<double> row(table.columns.size());
+    bool whole = cells.size() == table.columns.size();
+    for (size_t i = 0; whole && i < cells.size(); ++i) whole = parse_cell(cells[i], row[i]);
+    if (!whole || !std::isfinite(row[0])) break;  // a row cut short by a kill
+    table.rows.push_back(std::move(row));
+  }
+  if (table.rows.empty())
+    throw ConfigError(path.string() + ": no metrics rows yet (the run has not logged a step)");
+  return table;
+}
+
+std::string plot_learning_curves(const std::vector<std::string>& run_dirs,
+                                 const LearningCurvesOptions& options) {
+  if (run_dirs.empty()) throw ConfigError("plot: name at least one run directory");
+  const fs::path out(options.out);
+  const std::string extension = out.extension().string();
+  if (extension != ".png" && extension != ".svg")
+    throw ConfigError("--out: " + options.out + ": the figure file must end in .png or .svg");
+
+  std::vector<std::string> labels;
+  std::vector<MetricsTable> tables;
+  std::vector<std::string> available;  // every column but step, in order of first appearance
+  for (const std::string& dir : run_dirs) {
+    std::string label = dir;
+    while (label.size() > 1 && label.back() == '/') label.pop_back();
+    labels.push_back(label);
+    tables.push_back(read_metrics_table(dir));
+    for (size_t i = 1; i < tables.back().columns.size(); ++i)
+      if (std::find(available.begin(), available.end(), tables.back().columns[i]) ==
+          available.end())
+        available.push_back(tables.back().columns[i]);
+  }
+  std::vector<std::string> metrics = options.metrics;
+  if (metrics.empty()) {
+    metrics.push_back("train_loss");
+    for (const std::string& name : available)
+      if (name.starts_with("validation_")) metrics.push_back(name);
+  }
+  std::string names;
+  for (const std::string& name : available) names += (names.empty() ? "" : ", ") + name;
+  for (const std::string& metric : metrics)
+    if (std::find(available.begin(), available.end(), metric) == available.end())
+      throw ConfigError("--metric: unknown metric '" + metric + "'" +
+                        did_you_mean(metric, available) + "; the runs have " + names);
+
+  // One data block per (metric, run) with values; `blocks[m]` lists (run, index).
+  std::string data;
+  std::vector<std::vector<std::pair<size_t, int>>> blocks(metrics.size());
+  int index = 0;
+  for (size_t m = 0; m < metrics.size(); ++m) {
+    for (size_t r = 0; r < tables.size(); ++r) {
+      const auto& columns = tables[r].columns;
+      const auto found = std::find(columns.begin(), columns.end(), metrics[m]);
+      if (found == columns.end()) continue;
+      const std::string rows =
+          column_block(tables[r], static_cast<size_t>(found - columns.begin()), options.log_y);
+      if (rows.empty()) continue;
+      data += fmt::format("# {} of {}\n{}\n\n", metrics[m], labels[r], rows);
+      blocks[m].emplace_back(r, index++);
+    }
+    if (blocks[m].empty())
+      throw ConfigError("--metric: " + metrics[m] + " has no " +
+                        (options.log_y ? "positive " : "") + "values to draw in these runs" +
+                        (metrics[m].starts_with("validation_")
+                             ? " (held-out evaluations need train.eval_every)"
+                             : ""));
+  }
+
+  double last_step = 0;  // steps as 20k from 10,000 on
+  for (const MetricsTable& table : tables) last_step = std::max(last_step, table.rows.back()[0]);
+  const std::string name = "curves";
+  const TemporaryDirectory work;
+  write_file_atomically((work.path / (name + ".dat")).string(), data);
+  const std::string title =
+      "learning curves: " +
+      (labels.size() == 1 ? labels.front() : fmt::format("{} runs", labels.size())) +
+      "\nlines: metrics rows; points: held-out evaluations on the validation set";
+  // Run paths and metric names are literal text (an underscore is no subscript).
+  std::string body = fmt::format(
+      "set multiplot layout 1,{} title {} noenhanced\n{}"
+      "set grid\nset key below horizontal font ',9'\nset bmargin {}\n"
+      "set xlabel 'step'\n{}",
+      metrics.size(), gnuplot_string(title), options.log_y ? "set logscale y\n" : "",
+      key_margin(labels.size()), last_step >= 10000 ? "set format x '%.0s%c'\n" : "");
+  for (size_t m = 0; m < metrics.size(); ++m) {
+    const bool held_out = metrics[m].starts_with("validation_");
+    std::string plots;
+    for (const auto& [run, block] : blocks[m])
+      plots += fmt::format("{}'{}.dat' index {} using 1:2 with {} lt {} lw 2{} title {} noenhanced",
+                           plots.empty() ? "" : ", \\\n  ", name, block,
+                           held_out ? "linespoints" : "lines", run + 1,
+                           held_out ? " pt 7 ps 0.7" : "", gnuplot_string(labels[run]));
+    body += fmt::format("set title {} noenhanced\nset ylabel {} noenhanced\nplot {}\n",
+                        gnuplot_string(metrics[m]), gnuplot_string(metrics[m]), plots);
+  }
+  body += "unset multiplot\n";
+  const int width = std::max(640, 460 * static_cast<int>(metrics.size()));
+  const PlotOutcome outcome = render_gnuplot(work.path.string(), name, body, width, 560);
+  if (!outcome.rendered) {
+    const std::string log = read_whole(work.path / (name + ".gnuplot.log"));
+    std::string detail;
+    std::stringstream lines(log);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty()) detail = line;
+    throw std::runtime_error(detail.empty() && outcome.message.starts_with("gnuplot not found")
+                                 ? "plot: gnuplot not found on PATH (install gnuplot-nox)"
+                                 : "plot: gnuplot failed" +
+                                       (detail.empty() ? std::string() : ": " + detail));
+  }
+  if (out.has_parent_path()) ensure_output_directory(out.parent_path().string());
+  write_file_atomically(options.out, read_whole(work.path / (name + extension)));
+  return options.out;
 }
 
 }  // namespace attnrank

@@ -19,9 +19,12 @@ std::string flow_text(const YAML::Node& node) {
   return emitter.c_str();
 }
 
-// Keys whose value never changes what a run computes.
+// Keys whose value never changes what a run computes: its model and held-out
+// metrics are the same bits whatever they say (eval_every and tensorboard add
+// outputs, validation curves, but take nothing from the training data stream).
 const std::set<std::string>& identity_neutral_keys() {
-  static const std::set<std::string> keys = {"train.threads", "train.checkpoint_every"};
+  static const std::set<std::string> keys = {"train.threads", "train.checkpoint_every",
+                                             "train.eval_every", "train.tensorboard"};
   return keys;
 }
 

@@ -1,7 +1,8 @@
 // In-context linear regression as an objective: (x, y) tokens read in linearly, one
 // value read out per position, the normalised squared error at the x positions;
 // held-out: the error after each number of in-context examples, next to the
-// minimum-norm least-squares fit of the same sequences.
+// minimum-norm least-squares fit of the same sequences; during training, the
+// model's errors on the validation stream.
 #include <fmt/core.h>
 
 #include <string>
@@ -49,24 +50,14 @@ class IclObjective final : public Objective {
 
   Evaluation evaluate(Transformer<float>& model, uint64_t seed, int batches,
                       int sequences) const override {
-    Batch batch;
-    std::vector<float> outputs;
     IclErrorCurve model_curve(task_), least_squares(task_);
-    double total = 0.0;
-    for (int index = 0; index < batches; ++index) {
-      fill(seed, Stream::kTest, static_cast<uint64_t>(index), sequences, batch);
-      outputs.resize(batch.targets.size());
-      forward_batch(model, batch, outputs.data());
-      total += loss(batch, outputs.data(), nullptr);
-      add_icl_errors(task_, outputs.data(), batch.targets.data(), sequences, model_curve);
-      add_least_squares_errors(task_, batch.inputs.data(), batch.targets.data(), sequences,
-                               least_squares);
-    }
+    const double mse =
+        held_out(model, seed, Stream::kTest, batches, sequences, model_curve, &least_squares);
     const std::vector<double> ours = model_curve.mean();
     const std::vector<double> reference = least_squares.mean();
     const int k = task_.examples();
     Evaluation evaluation;
-    evaluation.metrics = {{"test_mse", total / batches},
+    evaluation.metrics = {{"test_mse", mse},
                           {"test_mse_query", ours[k]},
                           {"test_least_squares_query", reference[k]},
                           {"test_least_squares_mean", mean_of(reference)}};
@@ -78,7 +69,40 @@ class IclObjective final : public Objective {
     return evaluation;
   }
 
+  std::vector<std::string> validation_names() const override {
+    return {"validation_mse", "validation_mse_query"};
+  }
+
+  // The model's errors only: the least-squares reference does not change in training.
+  std::vector<double> validate(Transformer<float>& model, uint64_t seed, int batches,
+                               int sequences) const override {
+    IclErrorCurve model_curve(task_);
+    const double mse =
+        held_out(model, seed, Stream::kValidation, batches, sequences, model_curve, nullptr);
+    return {mse, model_curve.mean()[static_cast<size_t>(task_.examples())]};
+  }
+
  private:
+  // Mean loss over `batches` batches of `stream`; the model's error per number of
+  // examples into `model_curve`, the least-squares fit's into `least_squares`.
+  double held_out(Transformer<float>& model, uint64_t seed, Stream stream, int batches,
+                  int sequences, IclErrorCurve& model_curve, IclErrorCurve* least_squares) const {
+    Batch batch;
+    std::vector<float> outputs;
+    double total = 0.0;
+    for (int index = 0; index < batches; ++index) {
+      fill(seed, stream, static_cast<uint64_t>(index), sequences, batch);
+      outputs.resize(batch.targets.size());
+      forward_batch(model, batch, outputs.data());
+      total += loss(batch, outputs.data(), nullptr);
+      add_icl_errors(task_, outputs.data(), batch.targets.data(), sequences, model_curve);
+      if (least_squares != nullptr)
+        add_least_squares_errors(task_, batch.inputs.data(), batch.targets.data(), sequences,
+                                 *least_squares);
+    }
+    return total / batches;
+  }
+
   static double mean_of(const std::vector<double>& values) {
     double sum = 0.0;
     for (double v : values) sum += v;

@@ -1,5 +1,6 @@
 // The point tasks (farthest, nearest) as an objective: vectors in and out, squared
-// error, test MSE over test-stream batches.
+// error, test MSE over test-stream batches, validation MSE over validation-stream
+// batches.
 #include <vector>
 
 #include "attnrank/tasks/point_task.h"
@@ -28,19 +29,32 @@ class PointObjective final : public Objective {
 
   Evaluation evaluate(Transformer<float>& model, uint64_t seed, int batches,
                       int sequences) const override {
+    return Evaluation{{{"test_mse", mean_loss(model, seed, Stream::kTest, batches, sequences)}},
+                      {}};
+  }
+
+  std::vector<std::string> validation_names() const override { return {"validation_mse"}; }
+
+  std::vector<double> validate(Transformer<float>& model, uint64_t seed, int batches,
+                               int sequences) const override {
+    return {mean_loss(model, seed, Stream::kValidation, batches, sequences)};
+  }
+
+ private:
+  double mean_loss(Transformer<float>& model, uint64_t seed, Stream stream, int batches,
+                   int sequences) const {
     Batch batch;
     std::vector<float> outputs;
     double total = 0.0;
     for (int index = 0; index < batches; ++index) {
-      fill(seed, Stream::kTest, static_cast<uint64_t>(index), sequences, batch);
+      fill(seed, stream, static_cast<uint64_t>(index), sequences, batch);
       outputs.resize(batch.targets.size());
       forward_batch(model, batch, outputs.data());
       total += loss(batch, outputs.data(), nullptr);
     }
-    return Evaluation{{{"test_mse", total / batches}}, {}};
+    return total / batches;
   }
 
- private:
   void fill(uint64_t seed, Stream stream, uint64_t index, int sequences, Batch& batch) const {
     const size_t values = static_cast<size_t>(sequences) * task_.tokens() * task_.dim();
     batch.size = sequences;

@@ -68,6 +68,18 @@ class TextModelObjective final : public Objective {
     return evaluation;
   }
 
+  std::vector<std::string> validation_names() const override {
+    return {"validation_bits_per_char", "validation_loss"};
+  }
+
+  // The whole validation split, as in the final evaluation; `batches` does not apply.
+  std::vector<double> validate(Transformer<float>& model, uint64_t seed, int /*batches*/,
+                               int sequences) const override {
+    const Totals totals = evaluate_split(model, TextSplit::kValidation, seed, sequences);
+    return {totals.nats / std::numbers::ln2 / static_cast<double>(totals.scored.characters),
+            totals.nats / static_cast<double>(totals.scored.tokens)};
+  }
+
  private:
   struct Totals {
     double nats = 0.0;

@@ -83,6 +83,7 @@ int64_t parse_count(const std::string& text, const std::string& what) {
 RunConfig neutral(RunConfig config) {
   config.train.threads = 0;
   config.train.checkpoint_every = CheckpointInterval{};
+  config.train.tensorboard = false;
   return config;
 }
 
@@ -96,6 +97,12 @@ void remove_run_files(const std::string& run_dir) {
       throw std::runtime_error("cannot remove " + (fs::path(run_dir) / name).string() + ": " +
                                error.message());
   }
+  // TensorBoard files of the earlier attempt (train.tensorboard), so that
+  // TensorBoard shows one run.
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(run_dir, error))
+    if (entry.path().filename().string().starts_with("events.out.tfevents."))
+      fs::remove(entry.path(), error);
 }
 
 }  // namespace
@@ -104,8 +111,18 @@ std::string run_file(const std::string& run_dir, const char* name) {
   return (fs::path(run_dir) / name).string();
 }
 
-std::string format_metrics_row(const MetricsRow& row) {
-  return fmt::format("{},{:.9g},{:.9g},{:.9g}\n", row.step, row.train_loss, row.lr, row.grad_norm);
+std::string metrics_header(const std::vector<std::string>& validation_names) {
+  std::string header = "step,train_loss,lr,grad_norm";
+  for (const std::string& name : validation_names) header += "," + name;
+  return header + "\n";
+}
+
+std::string format_metrics_row(const MetricsRow& row, size_t validation_columns) {
+  std::string line =
+      fmt::format("{},{:.9g},{:.9g},{:.9g}", row.step, row.train_loss, row.lr, row.grad_norm);
+  for (size_t i = 0; i < validation_columns; ++i)
+    line += i < row.validation.size() ? fmt::format(",{:.9g}", row.validation[i]) : ",";
+  return line + "\n";
 }
 
 void write_summary(const std::string& run_dir, const TrainSummary& summary) {
@@ -135,6 +152,9 @@ void write_summary(const std::string& run_dir, const TrainSummary& summary) {
       {"model_memory_mb", summary.model_memory_mb},
   };
   json.update(rest);
+  // Only with train.eval_every, so runs without it keep their summary unchanged.
+  if (std::isfinite(summary.ms_per_validation))
+    json["ms_per_validation"] = summary.ms_per_validation;
   if (summary.resumed_from_step >= 0) json["resumed_from_step"] = summary.resumed_from_step;
   if (summary.checkpoints_written > 0) {
     json["checkpoints_written"] = summary.checkpoints_written;
@@ -277,7 +297,8 @@ TrainState read_train_state(const std::string& run_dir, const RunConfig& config,
   state.optimizer_steps =
       parse_count(meta("optimizer_steps"), path + ": bad optimizer_steps" + fix);
   state.metrics_csv = meta("metrics_csv");
-  if (state.metrics_csv.rfind(kMetricsHeader, 0) != 0)
+  // The header, with validation columns or not (train.eval_every, part of the run).
+  if (state.metrics_csv.rfind("step,train_loss,lr,grad_norm", 0) != 0)
     throw FormatError(path + ": metrics rows without their header" + fix);
   for (const auto& [key, value] : file.metadata)
     if (key.rfind("loop.", 0) == 0)

@@ -23,6 +23,7 @@
 #include "attnrank/train/objective.h"
 #include "attnrank/train/optimizer.h"
 #include "attnrank/train/run_directory.h"
+#include "metrics_log.h"
 
 namespace attnrank {
 
@@ -84,8 +85,12 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   if (start.kind == RunStart::Kind::kResume)
     resumed = read_train_state(out_dir, config, model.parameters().size());
   write_file_atomically(run_file(out_dir, run_files::kConfig), to_yaml(config));
+  const std::vector<std::string> validation_names =
+      tc.eval_every > 0 ? objective->validation_names() : std::vector<std::string>{};
   MetricsFile metrics(run_file(out_dir, run_files::kMetrics),
-                      resumed ? resumed->metrics_csv : std::string(kMetricsHeader));
+                      resumed ? resumed->metrics_csv : metrics_header(validation_names));
+  std::optional<EventFileWriter> events;
+  if (tc.tensorboard) events.emplace(out_dir);
 
   const int batch = tc.batch;
   const size_t outputs_size = static_cast<size_t>(batch) * sequence.tokens * model.output_width();
@@ -169,16 +174,30 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
                .count() >= every.seconds;
   };
 
-  auto emit_row = [&](int64_t steps_done) {
+  std::vector<double> validation_ms;
+  // Held-out metrics for the row at `steps_done`, when it has an evaluation.
+  auto validate_at = [&](int64_t steps_done) {
+    if (!evaluates_at(tc, steps_done)) return std::vector<double>{};
+    const auto begin = std::chrono::steady_clock::now();
+    std::vector<double> values = objective->validate(model, tc.seed, tc.eval_batches, batch);
+    validation_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin)
+            .count());
+    return values;
+  };
+
+  auto emit_row = [&](int64_t steps_done, bool validate) {
     MetricsRow row{steps_done, interval_loss / std::max<int64_t>(1, interval_steps), last_lr,
-                   last_grad_norm};
-    metrics.append(format_metrics_row(row));
+                   last_grad_norm, validate ? validate_at(steps_done) : std::vector<double>{}};
+    metrics.append(format_metrics_row(row, validation_names.size()));
+    if (events) events->add_scalars(row.step, tensorboard_scalars(row, validation_names));
     last_row_loss = row.train_loss;
     if (options.on_metrics) options.on_metrics(row);
     if (log != nullptr) {
-      const std::string text =
-          fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, row.train_loss,
-                      row.lr, progress.steps_per_second(steps_done));
+      std::string text = fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix,
+                                     row.train_loss, row.lr, progress.steps_per_second(steps_done));
+      if (!row.validation.empty())
+        text += fmt::format(" {} {:.5f}", validation_names.front(), row.validation.front());
       progress.update(steps_done, text, steps_done == tc.steps);
     }
     interval_loss = 0.0;
@@ -193,7 +212,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       // the partial row after it is for the reader of this stopped run only (a
       // resumed run rewrites metrics.csv from the checkpoint).
       save_state(step);
-      if (interval_steps > 0) emit_row(step);
+      if (interval_steps > 0) emit_row(step, false);
       break;
     }
     const auto step_start = std::chrono::steady_clock::now();
@@ -207,7 +226,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       summary.status = "diverged";
       interval_loss += loss;
       ++interval_steps;
-      emit_row(step + 1);
+      emit_row(step + 1, false);
       summary.steps = step;
       break;
     }
@@ -224,7 +243,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
     best_epoch.add(loss);
     summary.steps = step + 1;
     if ((step + 1) % tc.log_every == 0 || step + 1 == tc.steps) {
-      emit_row(step + 1);
+      emit_row(step + 1, true);
     } else if (log != nullptr && options.progress_bar) {
       progress.update(
           step + 1, fmt::format("{}loss {:.5f} lr {:.2e} {:.1f} steps/s", options.log_prefix, loss,
@@ -238,6 +257,7 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   if (step_ms.size() > 3) step_ms.erase(step_ms.begin(), step_ms.begin() + 3);
   summary.ms_per_step = median_of(step_ms);
+  if (!validation_ms.empty()) summary.ms_per_validation = median_of(validation_ms);
 
   Evaluation evaluation;
   summary.test_mse = NAN;
@@ -253,6 +273,12 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   // The authors' statistic, for replayed data (docs/fidelity.md).
   if (tc.data == DataMode::kReplay && std::isfinite(best_epoch.best()))
     summary.final_metrics[kBestEpochTrainLoss] = best_epoch.best();
+  if (events && !evaluation.metrics.empty()) {
+    Scalars finals;
+    for (const auto& [name, value] : evaluation.metrics)
+      finals.emplace_back(tensorboard_tag(name), static_cast<float>(value));
+    events->add_scalars(summary.steps, finals);
+  }
   for (const auto& [name, contents] : evaluation.files)
     write_file_atomically(run_file(out_dir, name.c_str()), contents);
   if ((summary.status == "done" || summary.status == "interrupted") && options.write_checkpoint)

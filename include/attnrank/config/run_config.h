@@ -85,6 +85,10 @@ struct TrainConfig {
   int eval_batches = 16;
   int log_every = 100;
   CheckpointInterval checkpoint_every;  // never changes what a run computes
+  // Steps between held-out evaluations on the validation set, written as
+  // validation_* columns of metrics.csv (a multiple of log_every); 0: none.
+  int eval_every = 0;
+  bool tensorboard = false;  // also write TensorBoard scalars (events.out.tfevents.*)
 
   // The seed the model's initialisation draws from.
   uint64_t model_seed() const { return init_seed >= 0 ? static_cast<uint64_t>(init_seed) : seed; }

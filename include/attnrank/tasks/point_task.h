@@ -14,8 +14,10 @@
 
 namespace attnrank {
 
-// Streams are disjoint sources of batches for one seed.
-enum class Stream : uint64_t { kTrain = 0, kTest = 1 };
+// Streams are disjoint sources of batches for one seed: training batches, the
+// final test set, and the validation set evaluated during training
+// (train.eval_every), so the curves never see the test set.
+enum class Stream : uint64_t { kTrain = 0, kTest = 1, kValidation = 2 };
 
 class PointTask {
  public:

@@ -60,6 +60,16 @@ class Objective {
   // where the task samples its test set; text tasks read their whole held-out splits).
   virtual Evaluation evaluate(Transformer<float>& model, uint64_t seed, int batches,
                               int sequences) const = 0;
+
+  // The metrics evaluated during training (train.eval_every), in the order
+  // validate() returns them; every name starts with "validation_".
+  virtual std::vector<std::string> validation_names() const = 0;
+  // Those metrics of `model` on the validation set of `seed`: a fixed held-out set,
+  // a pure function of the seed, disjoint from the training batches and from the
+  // final test set (point and icl tasks: `batches` batches of Stream::kValidation;
+  // text: the whole validation split).
+  virtual std::vector<double> validate(Transformer<float>& model, uint64_t seed, int batches,
+                                       int sequences) const = 0;
 };
 
 // The objective of `config.task` (resolved). Throws ConfigError for an unusable

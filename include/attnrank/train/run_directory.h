@@ -3,7 +3,9 @@
 // the Python package read.
 //
 //   config.yaml              the resolved config, written first
-//   metrics.csv              step,train_loss,lr,grad_norm: one row per log_every steps
+//   metrics.csv              step,train_loss,lr,grad_norm: one row per log_every steps,
+//                            then validation_* columns with train.eval_every
+//   events.out.tfevents.*    TensorBoard scalars of the rows (train.tensorboard)
 //   summary.json             status and final metrics, written last
 //   model.safetensors        the weights, with the config in the metadata (checkpoint.h)
 //   train_state.safetensors  the mid-run checkpoint: weights, AdamW moments and step,
@@ -15,6 +17,7 @@
 // metrics.csv is the exception: it grows row by row, and a resumed run rewrites it
 // from the checkpoint's copy of the rows.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -42,11 +45,17 @@ struct MetricsRow {
   double train_loss = 0.0;  // mean batch loss since the previous row
   double lr = 0.0;          // rate of the last step
   double grad_norm = 0.0;   // before clipping, last step
+  // Held-out metrics on the validation set (train.eval_every), in the order of
+  // Objective::validation_names(); empty when this row has no evaluation.
+  std::vector<double> validation = {};
 };
 
 inline constexpr const char* kMetricsHeader = "step,train_loss,lr,grad_norm\n";
-// One metrics.csv line, newline included (9 significant digits).
-std::string format_metrics_row(const MetricsRow& row);
+// The header with one column per validation metric (train.eval_every), newline included.
+std::string metrics_header(const std::vector<std::string>& validation_names);
+// One metrics.csv line, newline included (9 significant digits); `validation_columns`
+// validation cells, empty when the row has no evaluation (pandas reads NaN).
+std::string format_metrics_row(const MetricsRow& row, size_t validation_columns = 0);
 
 // With train.data = replay, summary.json (and a sweep's results database) holds
 // this final metric: the lowest epoch-mean training loss over all complete epochs
@@ -78,6 +87,7 @@ struct TrainSummary {
   double gflop_per_step = 0.0;
   double peak_rss_mb = 0.0;
   double model_memory_mb = 0.0;
+  double ms_per_validation = NAN;   // median held-out evaluation (train.eval_every)
   int64_t resumed_from_step = -1;   // >= 0: this process continued a checkpoint
   int checkpoints_written = 0;      // by this process
   double checkpoint_mb = 0.0;       // size of the last one
@@ -134,7 +144,8 @@ TrainState read_train_state(const std::string& run_dir, const RunConfig& config,
                             size_t parameter_count);
 
 // Whether two configs describe the same run: equal in every key that changes
-// results (train.threads and train.checkpoint_every do not).
+// results (train.threads, train.checkpoint_every and train.tensorboard do not;
+// train.eval_every does, as it sets the columns of metrics.csv).
 bool same_run(const RunConfig& a, const RunConfig& b);
 
 // The first key, in documentation order, whose value differs between two configs

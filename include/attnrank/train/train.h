@@ -43,8 +43,9 @@ struct TrainOptions {
 // (NaN/inf) stops with status "diverged" and still writes its metrics and summary;
 // a stopped one (should_stop) saves its training state, then its weights, metrics
 // and summary with status "interrupted"; training the same DIR again resumes it.
-// Checkpoints follow train.checkpoint_every. Throws ConfigError for invalid configs
-// and a DIR that holds something else.
+// Checkpoints follow train.checkpoint_every; train.eval_every adds held-out columns
+// to metrics.csv and train.tensorboard an events.out.tfevents.* file. Throws
+// ConfigError for invalid configs and a DIR that holds something else.
 TrainSummary train(const RunConfig& config, const std::string& out_dir,
                    const TrainOptions& options);
 

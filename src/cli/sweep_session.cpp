@@ -89,7 +89,7 @@ void validate_run_args(const SweepRunArgs& args) {
   if (args.threads > kMaxThreads)
     throw ConfigError(fmt::format("--threads: {} is more than the {} threads attnrank runs",
                                   args.threads, kMaxThreads));
-  parse_shard(args.shard);
+  resolve_shard(args.shard);  // "auto" reads the environment
 }
 
 SweepOutcome run_planned_sweep(const SweepSpec& spec, const std::vector<PlannedRun>& runs,

@@ -6,6 +6,7 @@
 #include "attnrank/nn/model.h"
 #include "attnrank/tasks/point_task.h"
 #include "attnrank/train/objective.h"
+#include "bare_attention.h"
 #include "task_monte_carlo.h"
 
 namespace attnrank {
@@ -17,15 +18,7 @@ MonteCarloEstimate fact1_mse(TaskKind task_name, int dim, int points, AttentionK
   task_config.points = points;
   task_config.queries = 1;
   const PointTask task(task_config, dim);
-  ModelConfig model_config;
-  model_config.dim = dim;
-  model_config.heads = 1;
-  model_config.rank = dim;
-  model_config.value_rank = dim;
-  model_config.ffn = 0;
-  model_config.norm = Norm::kNone;
-  model_config.bias = false;
-  model_config.residual = false;
+  const ModelConfig model_config = bare_attention(dim, 1, dim, dim);
   SequenceSpec sequence = point_sequence(task);
   sequence.kind = kind;
   Transformer<double> model(model_config, sequence);

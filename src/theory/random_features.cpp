@@ -8,29 +8,16 @@
 #include "attnrank/core/eigen_dense.h"
 #include "attnrank/core/error.h"
 #include "attnrank/core/rng.h"
+#include "attnrank/core/vectors.h"
 #include "attnrank/theory/gegenbauer.h"
 
 namespace attnrank {
 
 namespace {
 
-void unit_vector(Rng& rng, double* v, int dim) {
-  double norm = 0.0;
-  do {
-    norm = 0.0;
-    for (int i = 0; i < dim; ++i) {
-      v[i] = rng.normal();
-      norm += v[i] * v[i];
-    }
-  } while (norm == 0.0);
-  const double inv = 1.0 / std::sqrt(norm);
-  for (int i = 0; i < dim; ++i) v[i] *= inv;
-}
-
-double dot(const double* a, const double* b, int dim) {
-  double sum = 0.0;
-  for (int i = 0; i < dim; ++i) sum += a[i] * b[i];
-  return std::clamp(sum, -1.0, 1.0);  // unit vectors: only rounding can leave [-1, 1]
+// Dot product of vectors of norm at most 1: only rounding can leave [-1, 1].
+double clamped_dot(const double* a, const double* b, int dim) {
+  return std::clamp(dot(a, b, dim), -1.0, 1.0);
 }
 
 constexpr int kMaxDegree = 16383;
@@ -51,15 +38,15 @@ RandomHeads draw_random_heads(int dim, int count, uint64_t seed, uint64_t trial,
     Rng rng(seed, trial, static_cast<uint64_t>(h));
     double* q = heads.queries.data() + static_cast<size_t>(h) * dim;
     double* k = heads.keys.data() + static_cast<size_t>(h) * dim;
-    unit_vector(rng, q, dim);
+    random_unit_vector(rng, q, dim);
     if (directions == HeadDirections::kTied) {
       std::copy(q, q + dim, k);
     } else if (directions == HeadDirections::kIndependent) {
-      unit_vector(rng, k, dim);
+      random_unit_vector(rng, k, dim);
     } else {
       // cos angle(q, k) ~ U(-1, 1): k = c q + sqrt(1 - c^2) e_perp.
       const double c = rng.uniform(-1.0, 1.0);
-      unit_vector(rng, k, dim);  // e, then its part orthogonal to q
+      random_unit_vector(rng, k, dim);  // e, then its part orthogonal to q
       double along = 0.0;
       for (int i = 0; i < dim; ++i) along += q[i] * k[i];
       double norm = 0.0;
@@ -136,7 +123,7 @@ std::vector<double> head_target_vector(const RandomHeads& heads, const HeadTarge
 #pragma omp parallel for schedule(static)
   for (int h = 0; h < count; ++h) {
     const size_t at = static_cast<size_t>(h) * dim;
-    values[h] = b(dot(heads.queries.data() + at, heads.keys.data() + at, dim));
+    values[h] = b(clamped_dot(heads.queries.data() + at, heads.keys.data() + at, dim));
   }
   return values;
 }
@@ -150,8 +137,8 @@ Eigen::MatrixXd dense_head_gram(const RandomHeads& heads) {
     for (int b = 0; b <= a; ++b) {
       const size_t ia = static_cast<size_t>(a) * dim, ib = static_cast<size_t>(b) * dim;
       c(a, b) = c(b, a) =
-          head_gram_entry(dot(heads.queries.data() + ia, heads.queries.data() + ib, dim),
-                          dot(heads.keys.data() + ia, heads.keys.data() + ib, dim));
+          head_gram_entry(clamped_dot(heads.queries.data() + ia, heads.queries.data() + ib, dim),
+                          clamped_dot(heads.keys.data() + ia, heads.keys.data() + ib, dim));
     }
   return c;
 }

@@ -8,6 +8,7 @@
 #include "attnrank/tasks/point_task.h"
 #include "attnrank/theory/random_features.h"
 #include "attnrank/train/objective.h"
+#include "bare_attention.h"
 #include "task_monte_carlo.h"
 
 namespace attnrank {
@@ -23,15 +24,7 @@ MonteCarloEstimate head_mixture_mse_monte_carlo(const RandomHeads& heads,
   task_config.points = 2;
   task_config.queries = 1;
   const PointTask task(task_config, dim);
-  ModelConfig model_config;
-  model_config.dim = dim;
-  model_config.heads = count;
-  model_config.rank = 1;
-  model_config.value_rank = dim;
-  model_config.ffn = 0;
-  model_config.norm = Norm::kNone;
-  model_config.bias = false;
-  model_config.residual = false;
+  const ModelConfig model_config = bare_attention(dim, count, 1, dim);
   SequenceSpec sequence = point_sequence(task);
   sequence.kind = AttentionKind::kHardmax;
   Transformer<double> model(model_config, sequence);

@@ -87,20 +87,15 @@ class IclObjective final : public Objective {
   // examples into `model_curve`, the least-squares fit's into `least_squares`.
   double held_out(Transformer<float>& model, uint64_t seed, Stream stream, int batches,
                   int sequences, IclErrorCurve& model_curve, IclErrorCurve* least_squares) const {
-    Batch batch;
-    std::vector<float> outputs;
-    double total = 0.0;
-    for (int index = 0; index < batches; ++index) {
-      fill(seed, stream, static_cast<uint64_t>(index), sequences, batch);
-      outputs.resize(batch.targets.size());
-      forward_batch(model, batch, outputs.data());
-      total += loss(batch, outputs.data(), nullptr);
-      add_icl_errors(task_, outputs.data(), batch.targets.data(), sequences, model_curve);
-      if (least_squares != nullptr)
-        add_least_squares_errors(task_, batch.inputs.data(), batch.targets.data(), sequences,
-                                 *least_squares);
-    }
-    return total / batches;
+    return held_out_mean_loss(
+        *this, model, batches,
+        [&](uint64_t index, Batch& batch) { fill(seed, stream, index, sequences, batch); },
+        [&](const Batch& batch, const std::vector<float>& outputs) {
+          add_icl_errors(task_, outputs.data(), batch.targets.data(), sequences, model_curve);
+          if (least_squares != nullptr)
+            add_least_squares_errors(task_, batch.inputs.data(), batch.targets.data(), sequences,
+                                     *least_squares);
+        });
   }
 
   static double mean_of(const std::vector<double>& values) {

@@ -43,16 +43,10 @@ class PointObjective final : public Objective {
  private:
   double mean_loss(Transformer<float>& model, uint64_t seed, Stream stream, int batches,
                    int sequences) const {
-    Batch batch;
-    std::vector<float> outputs;
-    double total = 0.0;
-    for (int index = 0; index < batches; ++index) {
-      fill(seed, stream, static_cast<uint64_t>(index), sequences, batch);
-      outputs.resize(batch.targets.size());
-      forward_batch(model, batch, outputs.data());
-      total += loss(batch, outputs.data(), nullptr);
-    }
-    return total / batches;
+    return held_out_mean_loss(
+        *this, model, batches,
+        [&](uint64_t index, Batch& batch) { fill(seed, stream, index, sequences, batch); },
+        [](const Batch&, const std::vector<float>&) {});
   }
 
   void fill(uint64_t seed, Stream stream, uint64_t index, int sequences, Batch& batch) const {

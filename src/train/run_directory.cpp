@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -13,7 +14,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
-#include <algorithm>
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
@@ -287,8 +287,8 @@ TrainState read_train_state(const std::string& run_dir, const RunConfig& config,
     throw FormatError(path + ": its config does not load: " + error.what() + fix);
   }
   if (const auto difference = config_difference(config, saved))
-    throw FormatError(path + ": a checkpoint of another run (" + difference->theirs +
-                      " there, " + difference->ours + " here)" + fix);
+    throw FormatError(path + ": a checkpoint of another run (" + difference->theirs + " there, " +
+                      difference->ours + " here)" + fix);
   TrainState state;
   state.step = parse_count(meta("step"), path + ": bad step" + fix);
   if (state.step > config.train.steps)
@@ -321,8 +321,7 @@ bool same_run(const RunConfig& a, const RunConfig& b) {
   return neutral(a) == neutral(b);
 }
 
-std::optional<ConfigDifference> config_difference(const RunConfig& ours,
-                                                  const RunConfig& theirs) {
+std::optional<ConfigDifference> config_difference(const RunConfig& ours, const RunConfig& theirs) {
   // "section.key: value" per line of the resolved YAML.
   auto lines = [](const RunConfig& config) {
     std::vector<std::string> out;
@@ -374,8 +373,8 @@ RunStart prepare_run_directory(const std::string& run_dir, const RunConfig& conf
   }
   if (existing)
     if (const auto difference = config_difference(config, *existing))
-      problem = "it holds another run (" + difference->theirs + " there, " + difference->ours +
-                " here)";
+      problem =
+          "it holds another run (" + difference->theirs + " there, " + difference->ours + " here)";
   if (!problem.empty()) {
     if (!restart)
       throw ConfigError(where + ": " + problem +

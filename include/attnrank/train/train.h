@@ -18,7 +18,6 @@ namespace attnrank {
 inline constexpr int kExitDiverged = 3;
 inline constexpr int kExitInterrupted = 4;
 
-
 struct TrainOptions {
   // Progress display: a bar when `progress_bar`, otherwise a line per log_every steps.
   bool progress_bar = false;

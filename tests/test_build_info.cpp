@@ -3,6 +3,7 @@
 // per ISA, rounding-level differences across ISAs).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -121,12 +122,14 @@ TEST(BuildInfoCli, ThreadsFollowTheAffinityMask) {
   const auto result = run_attnrank("info --json");
   ASSERT_EQ(result.exit_code, 0);
   // taskset is in util-linux (essential on Debian).
-  const auto pinned = std::system(("taskset -c 0 " + std::string(ATTNRANK_BINARY) +
-                                   " info --json > /tmp/attnrank_pinned_info.json")
-                                      .c_str());
+  const fs::path pinned_file =
+      fs::temp_directory_path() / ("attnrank_pinned_info_" + std::to_string(::getpid()) + ".json");
+  const auto pinned = std::system(
+      ("taskset -c 0 " + std::string(ATTNRANK_BINARY) + " info --json > " + pinned_file.string())
+          .c_str());
   ASSERT_EQ(pinned, 0);
-  const auto json = nlohmann::json::parse(slurp("/tmp/attnrank_pinned_info.json"));
+  const auto json = nlohmann::json::parse(slurp(pinned_file));
   EXPECT_EQ(json["threads"], 1);
   EXPECT_EQ(json["blas_threads"], 1);
-  fs::remove("/tmp/attnrank_pinned_info.json");
+  fs::remove(pinned_file);
 }

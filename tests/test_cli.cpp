@@ -1,6 +1,7 @@
 // The `attnrank` command line: train, eval, and one test per class of bad input
 // (exit code 2 and one line naming the key).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,8 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("attnrank_cli_test_" + name);
+  const fs::path dir =
+      fs::temp_directory_path() / ("attnrank_cli_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(dir);
   return dir;
 }

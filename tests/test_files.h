@@ -1,6 +1,8 @@
 // Files for the training tests: whole-file reads and fresh run directories under
 // the temporary directory.
 #pragma once
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,10 +17,11 @@ inline std::string read_file(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-// TMP/attnrank_<prefix>_<name>, removed if present and not created: train()
-// creates its run directory.
+// TMP/attnrank_<prefix>_<pid>_<name> (per process: ctest runs tests in parallel), removed if
+// present and not created: train() creates its run directory.
 inline std::filesystem::path fresh_run_dir(const std::string& prefix, const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("attnrank_" + prefix + "_" + name);
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("attnrank_" + prefix + "_" + std::to_string(::getpid()) + "_" + name);
   std::filesystem::remove_all(dir);
   return dir;
 }

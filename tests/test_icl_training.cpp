@@ -2,6 +2,7 @@
 // examples in its context, and the run directory holds the error curve next to the
 // least-squares reference on the same test sequences.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,7 +24,8 @@ TEST(IclTraining, LearnsToUseTheContextAndWritesTheCurve) {
                         "model.norm=layer", "model.norm_first=true", "model.positional=additive",
                         "train.batch=64", "train.steps=800", "train.lr=0.003", "train.warmup=0.1",
                         "train.threads=1", "train.eval_batches=16"});
-  const fs::path dir = fs::temp_directory_path() / "attnrank_icl_training";
+  const fs::path dir =
+      fs::temp_directory_path() / ("attnrank_icl_training_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const TrainSummary summary = train(config, dir.string(), TrainOptions{});
   ASSERT_EQ(summary.status, "done");

@@ -2,6 +2,7 @@
 // binary; a held-out evaluation shows in the log line; bad input exits 2 with one
 // line naming the problem.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kBase = fs::temp_directory_path() / "attnrank_plot_cli";
+// One directory per test process: ctest runs each test of the suite as its own
+// process, in parallel, and each repeats SetUpTestSuite.
+const fs::path kBase =
+    fs::temp_directory_path() / ("attnrank_plot_cli_" + std::to_string(::getpid()));
 const std::string kTiny = std::string("--config ") + ATTNRANK_SOURCE_DIR + "/configs/tiny.yaml";
 
 // Two tiny runs (one with held-out evaluations, one without), trained once.

@@ -8,7 +8,7 @@ and what the run needs (parameters, gradients, AdamW moments, activations).
 
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--repeats 3]
-      [--builds release generic] [--family reference|small] [--isa avx2]
+      [--builds release generic] [--family reference|small|heads-lm] [--isa avx2]
       [--write docs/performance.md --section NAME]
 
 --isa caps every engine at one instruction set on a CPU that has more: attnrank's
@@ -46,7 +46,13 @@ REFERENCE_CONFIGS = [
 # The fig1-small preset: d = 16, N = 8, ffn 64, batch 128, L = 2, c = 4, r = d/H.
 SMALL = dict(dim=16, points=8, ffn=64, batch=128)
 SMALL_CONFIGS = [(2, 1, 16, 4), (2, 4, 4, 4), (2, 16, 1, 4)]
-FAMILIES = {"reference": (REFERENCE, REFERENCE_CONFIGS), "small": (SMALL, SMALL_CONFIGS)}
+# The heads-lm-small preset: causal byte LM, d = 32, N = 32, ffn 128, batch 32,
+# L = 2, pre-norm LayerNorm, additive positions; H in {1, 4, 16} with the standard
+# head size r = d/H and the fixed one r = N = 32 (H = 1 is the same model in both).
+HEADS_LM = dict(dim=32, points=32, ffn=128, batch=32, task="lm")
+HEADS_LM_CONFIGS = [(2, 1, 32, 1), (2, 4, 8, 1), (2, 16, 2, 1), (2, 4, 32, 1), (2, 16, 32, 1)]
+FAMILIES = {"reference": (REFERENCE, REFERENCE_CONFIGS), "small": (SMALL, SMALL_CONFIGS),
+            "heads-lm": (HEADS_LM, HEADS_LM_CONFIGS)}
 
 # Environment variables that cap each engine at one instruction set.
 ISA_CAPS = {
@@ -56,9 +62,14 @@ ISA_CAPS = {
 
 
 def run_attnrank(binary, shape, layers, heads, rank, modules, threads, steps, env):
+    if shape.get("task") == "lm":
+        task = ["task.name=lm", f"task.length={shape['points']}", "model.norm=layer",
+                "model.norm_first=true", "model.positional=additive"]
+    else:
+        task = [f"task.points={shape['points']}"]
     with tempfile.TemporaryDirectory() as out:
-        command = [binary, "train", "--quiet", f"model.dim={shape['dim']}",
-                   f"task.points={shape['points']}", f"model.ffn={shape['ffn']}",
+        command = [binary, "train", "--quiet", f"model.dim={shape['dim']}", *task,
+                   f"model.ffn={shape['ffn']}",
                    f"train.batch={shape['batch']}", f"model.layers={layers}",
                    f"model.heads={heads}", f"model.rank={rank}",
                    f"model.width_multiplier={modules}", f"train.threads={threads}",
@@ -69,8 +80,9 @@ def run_attnrank(binary, shape, layers, heads, rank, modules, threads, steps, en
             return json.load(f)
 
 
-def run_torch(shape, layers, heads, modules, threads, steps, env):
-    command = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_peer.py"),
+def run_torch(shape, layers, heads, rank, modules, threads, steps, env):
+    task = ([f"--task=lm", f"--rank={rank}"] if shape.get("task") == "lm" else [])
+    command = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_peer.py"), *task,
                f"--layers={layers}", f"--heads={heads}", f"--width-multiplier={modules}",
                f"--dim={shape['dim']}", f"--points={shape['points']}", f"--ffn={shape['ffn']}",
                f"--batch={shape['batch']}", f"--threads={threads}", f"--steps={steps}"]
@@ -135,7 +147,7 @@ def main():
             for build_runs, binary in zip(runs, binaries):
                 build_runs.append(run_attnrank(binary, shape, layers, heads, rank, modules,
                                                args.threads, args.steps, env))
-            theirs_runs.append(run_torch(shape, layers, heads, modules, args.threads,
+            theirs_runs.append(run_torch(shape, layers, heads, rank, modules, args.threads,
                                          args.torch_steps, env))
         best = [min(build_runs, key=lambda run: run["ms_per_step"]) for build_runs in runs]
         isas.update(run.get("kernel_isa", "?") for run in best)
@@ -156,7 +168,7 @@ def main():
     cap = f"every engine capped at {args.isa} ({', '.join(f'{k}={v}' for k, v in ISA_CAPS[args.isa].items())})" if args.isa else "no ISA cap"
     machine = (f"{cpu_name()} ({isa_flags()}), {os.cpu_count()} cores visible, {args.threads} threads; "
                f"attnrank kernels {', '.join(sorted(isas))}; {cap}; builds {', '.join(args.builds)}; "
-               f"{args.family} configurations ({', '.join(f'{k} {v}' for k, v in shape.items())}); "
+               f"{args.family} configurations ({', '.join(f'{k} {v}' for k, v in shape.items() if k != 'task')}); "
                f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s; "
                f"fastest of {max(1, args.repeats)} measurements per engine and configuration; "
                f"{datetime.date.today().isoformat()}")

@@ -2,7 +2,11 @@
 """PyTorch peer of attnrank's training step, built from torch.nn modules as a new
 user of the published code would: c nn.MultiheadAttention modules averaged, post-norm
 encoder layers with the sphere norm, ReLU MLP, the farthest-point task, mse*d loss,
-AdamW with the warm-up + cosine schedule. Prints one JSON line with the median
+AdamW with the warm-up + cosine schedule. With --task lm, the heads-lm model
+instead: byte embedding (tied read-out), learned additive positions, pre-norm
+LayerNorm layers whose causal attention has a free head size (--rank; PyTorch's
+scaled_dot_product_attention), a final LayerNorm and cross-entropy on the next byte
+of random windows of a fixed random text. Prints one JSON line with the median
 milliseconds per full training step (data generation included).
 
 Run with Debian's interpreter: /usr/bin/python3 bench/torch_peer.py --layers 1 ...
@@ -54,6 +58,54 @@ class EncoderLayer(nn.Module):
         return self.norm2(x + self.mlp(x))
 
 
+class FreeRankAttention(nn.Module):
+    """H heads of query/key/value width `rank` (not dim / H), causal."""
+
+    def __init__(self, dim, heads, rank):
+        super().__init__()
+        self.heads, self.rank = heads, rank
+        self.qkv = nn.Linear(dim, 3 * heads * rank)
+        self.out = nn.Linear(heads * rank, dim)
+
+    def forward(self, x):
+        batch, length, _ = x.shape
+        q, k, v = (t.view(batch, length, self.heads, self.rank).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(batch, length, self.heads * self.rank))
+
+
+class PreNormLayer(nn.Module):
+    def __init__(self, dim, heads, rank, ffn):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = FreeRankAttention(dim, heads, rank)
+        self.mlp = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Linear(ffn, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ByteLanguageModel(nn.Module):
+    def __init__(self, dim, heads, rank, ffn, layers, length):
+        super().__init__()
+        self.embed = nn.Embedding(256, dim)
+        self.position = nn.Parameter(torch.randn(length, dim) / math.sqrt(dim))
+        self.layers = nn.Sequential(*[PreNormLayer(dim, heads, rank, ffn) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens):
+        x = self.layers(self.embed(tokens) + self.position)
+        return self.norm(x) @ self.embed.weight.T  # tied read-out
+
+
+def lm_batch(text, batch, length, generator):
+    starts = torch.randint(0, text.numel() - length - 1, (batch, 1), generator=generator)
+    windows = text[starts + torch.arange(length + 1)]
+    return windows[:, :-1], windows[:, 1:]
+
+
 def farthest_batch(batch, points, dim, generator):
     x = torch.randn(batch, points, dim, generator=generator)
     x = x / x.norm(dim=-1, keepdim=True)
@@ -73,12 +125,19 @@ def main():
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--task", choices=["farthest", "lm"], default="farthest")
+    parser.add_argument("--rank", type=int, help="lm: head size (default dim / heads)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = nn.Sequential(*[EncoderLayer(args.dim, args.heads, args.width_multiplier, args.ffn)
-                            for _ in range(args.layers)])
+    if args.task == "lm":
+        rank = args.rank or args.dim // args.heads
+        model = ByteLanguageModel(args.dim, args.heads, rank, args.ffn, args.layers, args.points)
+        text = torch.randint(0, 256, (1 << 20,), generator=generator)
+    else:
+        model = nn.Sequential(*[EncoderLayer(args.dim, args.heads, args.width_multiplier, args.ffn)
+                                for _ in range(args.layers)])
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, betas=(0.9, 0.95), weight_decay=0.0)
     total_steps, warmup = 100000, 5000
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -87,8 +146,12 @@ def main():
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
-        x, target = farthest_batch(args.batch, args.points, args.dim, generator)
-        loss = nn.functional.mse_loss(model(x), target) * args.dim
+        if args.task == "lm":
+            tokens, target = lm_batch(text, args.batch, args.points, generator)
+            loss = nn.functional.cross_entropy(model(tokens).flatten(0, 1), target.flatten())
+        else:
+            x, target = farthest_batch(args.batch, args.points, args.dim, generator)
+            loss = nn.functional.mse_loss(model(x), target) * args.dim
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -2,6 +2,7 @@
 // merge, recovery from run directories, and a sweep killed with SIGKILL.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +132,44 @@ TEST(SweepRunner, ParallelJobsShareTheThreads) {
   EXPECT_EQ(counting.calls, 9);
   for (int threads : counting.threads_seen) EXPECT_EQ(threads, 2);
   EXPECT_EQ(store.finished_ids().size(), 9u);
+}
+
+// Without --jobs: one run per thread, at most the runs, as many as memory holds.
+TEST(SweepRunner, JobPlanGivesEachThreadARunWithinTheMemoryBudget) {
+  const std::vector<PlannedRun> runs = small_runs();  // 9 runs
+  unsetenv("ATTNRANK_MEMORY_MB");
+  JobPlan plan = plan_jobs(runs, 4);
+  EXPECT_EQ(plan.jobs, 4);
+  EXPECT_EQ(plan.threads_per_run, 1);
+  EXPECT_EQ(plan.reason, "");
+  // More threads than runs: every run at once, the threads divided between them.
+  plan = plan_jobs(runs, 20);
+  EXPECT_EQ(plan.jobs, 9);
+  EXPECT_EQ(plan.threads_per_run, 2);
+  plan = plan_jobs({runs.front()}, 2);
+  EXPECT_EQ(plan.jobs, 1);
+  EXPECT_EQ(plan.threads_per_run, 2);
+  // A budget for two runs (each needs the process overhead of 32 MiB and a little).
+  setenv("ATTNRANK_MEMORY_MB", "80", 1);
+  plan = plan_jobs(runs, 8);
+  unsetenv("ATTNRANK_MEMORY_MB");
+  EXPECT_EQ(plan.jobs, 2);
+  EXPECT_EQ(plan.threads_per_run, 4);
+  EXPECT_NE(plan.reason.find("80 MiB (ATTNRANK_MEMORY_MB) holds 2 runs of 32 MiB"),
+            std::string::npos)
+      << plan.reason;
+}
+
+TEST(SweepRunner, WithoutJobsTheSweepFollowsThePlan) {
+  const auto dir = fresh_dir("runner_planned_jobs");
+  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+  CountingTrainer counting;
+  SweepOptions options = options_for(dir);
+  options.jobs = 0;
+  options.threads = 4;
+  const SweepOutcome outcome = run_sweep(small_runs(), store, counting.trainer(), options);
+  EXPECT_EQ(outcome.done, 9);
+  for (int threads : counting.threads_seen) EXPECT_EQ(threads, 1);
 }
 
 TEST(SweepRunner, ShardsMergeIntoTheWholeSweep) {

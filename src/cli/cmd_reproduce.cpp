@@ -9,7 +9,6 @@
 #include <set>
 
 #include "attnrank/core/error.h"
-#include "attnrank/core/threading.h"
 #include "attnrank/experiment/reproduce.h"
 #include "attnrank/experiment/slurm.h"
 #include "commands.h"
@@ -39,12 +38,13 @@ std::vector<std::string> command_lines(const ReproduceArgs& args, const std::str
                                        const std::string& database, const std::string& out_dir,
                                        int jobs, const SweepSpec& spec) {
   const FigureSpec& figure = spec.figure;
+  const std::string jobs_argument = jobs > 0 ? fmt::format(" --jobs {}", jobs) : "";
   std::vector<std::string> lines = {
-      fmt::format("attnrank reproduce {} --scale {}{} --db {} --out {} --jobs {}", args.figure,
-                  args.scale, args.protocol == "clean" ? "" : " --protocol " + args.protocol,
-                  database, out_dir, jobs),
+      fmt::format("attnrank reproduce {} --scale {}{} --db {} --out {}{}", args.figure, args.scale,
+                  args.protocol == "clean" ? "" : " --protocol " + args.protocol, database,
+                  out_dir, jobs_argument),
       "# the same in steps: the sweep (resumable), then the table behind the figure",
-      fmt::format("attnrank sweep {} --db {} --jobs {}", preset, database, jobs)};
+      fmt::format("attnrank sweep {} --db {}{}", preset, database, jobs_argument)};
   std::vector<std::string> group_by;
   for (const auto* key : {&figure.panel, &figure.line, &figure.x})
     if (!key->empty() && !(key == &figure.x && figure.x_is_size())) group_by.push_back(*key);
@@ -83,7 +83,8 @@ void add_reproduce_command(CLI::App& app) {
   cmd->add_option("--db", args->database, "Results database (default: OUT/results.db)");
   CLI::Option* jobs_option =
       cmd->add_option("--jobs,-j", args->jobs,
-                      "Runs at a time (default: one per core at small scale, 1 at paper scale)");
+                      "Runs at a time (default: one per thread, at most the runs, as many as "
+                      "memory holds)");
   cmd->add_option("--threads", args->threads,
                   "Threads shared by the jobs (0: every CPU this process may use)");
   cmd->add_option("--shard", args->shard,
@@ -123,8 +124,7 @@ void add_reproduce_command(CLI::App& app) {
     fs::create_directories(out_dir, error);
     if (error || !fs::is_directory(out_dir, error))
       throw ConfigError("--out: cannot create directory " + out_dir);
-    const int jobs =
-        args->jobs > 0 ? args->jobs : (args->scale == "small" ? hardware_threads() : 1);
+    const int jobs = args->jobs;  // 0: the sweep's job plan (plan_jobs)
 
     const Shard shard = resolve_shard(args->shard).shard;
     if (args->no_train && shard.count > 1)

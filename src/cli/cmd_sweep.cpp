@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "attnrank/core/error.h"
 #include "attnrank/experiment/slurm.h"
 #include "attnrank/experiment/sweep.h"
 #include "commands.h"
@@ -54,8 +55,10 @@ void add_sweep_command(CLI::App& app) {
       ->required();
   cmd->add_option("--db", args->database, "Results database (SQLite; created if missing)")
       ->required();
-  cmd->add_option("--jobs,-j", args->run.jobs, "Runs at a time, each in its own process")
-      ->capture_default_str();
+  CLI::Option* jobs_option = cmd->add_option(
+      "--jobs,-j", args->run.jobs,
+      "Runs at a time, each in its own process (default: one per thread, at most the runs, "
+      "as many as memory holds)");
   cmd->add_option("--threads", args->run.threads,
                   "Threads shared by the jobs (0: every CPU this process may use); each run gets "
                   "threads/jobs")
@@ -69,7 +72,10 @@ void add_sweep_command(CLI::App& app) {
                   "Directory of run directories (default: the database path with .runs)");
   cmd->add_flag("--dry-run", args->dry_run, "List the runs and what is left to do; train nothing");
   cmd->add_flag("--quiet", args->run.quiet, "Only the final summary line");
-  cmd->callback([args] {
+  cmd->callback([args, jobs_option] {
+    // --jobs 0 is an error; without --jobs, 0 asks for the job plan (plan_jobs).
+    if (jobs_option->count() > 0 && args->run.jobs < 1)
+      throw ConfigError("--jobs: must be at least 1");
     validate_run_args(args->run);
     const SweepSpec spec = load_sweep_spec(args->spec);
     const std::vector<PlannedRun> runs = expand_sweep(spec);

@@ -83,7 +83,7 @@ std::string self_executable() {
 }
 
 void validate_run_args(const SweepRunArgs& args) {
-  if (args.jobs < 1) throw ConfigError("--jobs: must be at least 1");
+  if (args.jobs < 0) throw ConfigError("--jobs: must be at least 1");
   if (args.threads < 0)
     throw ConfigError("--threads: must be at least 0 (0: every CPU this process may use)");
   if (args.threads > kMaxThreads)

@@ -11,7 +11,7 @@
 namespace attnrank::cli {
 
 struct SweepRunArgs {
-  int jobs = 1;
+  int jobs = 0;  // 0: plan_jobs chooses
   int threads = 0;
   std::string shard = "0/1";
   std::string runs_dir;  // empty: next to the database (results.db -> results.runs)

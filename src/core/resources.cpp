@@ -84,14 +84,14 @@ MemoryBudget available_memory() {
   return budget;
 }
 
+MemoryBudget memory_budget() {
+  if (const char* forced = std::getenv("ATTNRANK_MEMORY_MB"); forced && *forced)
+    return {std::strtod(forced, nullptr) * 1024.0 * 1024.0, "ATTNRANK_MEMORY_MB"};
+  return available_memory();
+}
+
 void check_memory(double need_bytes, const std::string& what, const std::string& hint) {
-  MemoryBudget budget;
-  if (const char* forced = std::getenv("ATTNRANK_MEMORY_MB"); forced && *forced) {
-    budget.bytes = std::strtod(forced, nullptr) * 1024.0 * 1024.0;
-    budget.limit = "ATTNRANK_MEMORY_MB";
-  } else {
-    budget = available_memory();
-  }
+  const MemoryBudget budget = memory_budget();
   if (!(need_bytes <= budget.bytes))
     throw ConfigError(fmt::format(
         "{} needs {:.4g} MiB of memory, but only {:.4g} MiB are "

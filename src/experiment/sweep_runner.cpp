@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -13,9 +14,12 @@
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/core/error.h"
+#include "attnrank/core/resources.h"
 #include "attnrank/core/threading.h"
 #include "attnrank/experiment/results_store.h"
 #include "attnrank/experiment/sweep.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/train/objective.h"
 #include "sweep_progress.h"
 
 namespace attnrank {
@@ -97,7 +101,53 @@ std::string describe(const RunRecord& record, const PlannedRun& run) {
   return text + metrics + fmt::format(", train loss {:.4g}", record.final_train_loss);
 }
 
+// What one run's process holds besides its model: the binary, OpenBLAS and OpenMP
+// buffers, the task's data (peak RSS minus the model's need was 10 MiB for the
+// tiny config and 16 MiB for reference configuration 5 on 2026-12-04; doubled).
+constexpr double kProcessOverheadBytes = 32.0 * 1024 * 1024;
+
+// The run's parameters, optimiser state and activations (what train checks), plus
+// the process overhead; 0 when the task cannot be set up (the run then fails on
+// its own, with the task's error in its log).
+double run_memory_bytes(const RunConfig& config) {
+  try {
+    const SequenceSpec sequence = make_objective(config)->sequence();
+    return training_memory_bytes(config.model, sequence, config.train.batch) +
+           kProcessOverheadBytes;
+  } catch (const std::exception&) {
+    return 0.0;
+  }
+}
+
 }  // namespace
+
+JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
+  const int total_threads = threads > 0 ? threads : hardware_threads();
+  JobPlan plan;
+  plan.jobs = std::clamp<int>(static_cast<int>(runs.size()), 1, total_threads);
+  // Runs of one model differ only in seeds and the like: one estimate per model,
+  // task and batch, so a sweep of text runs loads its corpus once per model.
+  double largest = 0.0;
+  std::set<std::string> estimated;
+  for (const PlannedRun& run : runs) {
+    RunConfig sized = run.config;
+    sized.train.seed = 0;
+    if (!estimated.insert(to_yaml(sized)).second) continue;
+    largest = std::max(largest, run_memory_bytes(run.config));
+  }
+  const MemoryBudget budget = memory_budget();
+  if (largest > 0 && std::isfinite(budget.bytes)) {
+    const int fit = static_cast<int>(std::max(1.0, std::floor(budget.bytes / largest)));
+    if (fit < plan.jobs) {
+      plan.jobs = fit;
+      plan.reason = fmt::format("memory: {} MiB ({}) holds {} run{} of {:.0f} MiB",
+                                static_cast<long long>(budget.bytes / (1024 * 1024)), budget.limit,
+                                fit, fit == 1 ? "" : "s", largest / (1024 * 1024));
+    }
+  }
+  plan.threads_per_run = std::max(1, total_threads / plan.jobs);
+  return plan;
+}
 
 SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
                        const Trainer& trainer, const SweepOptions& options) {
@@ -105,8 +155,10 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   const std::vector<std::string> finished_ids = store.finished_ids();
   const std::set<std::string> finished(finished_ids.begin(), finished_ids.end());
   std::vector<const PlannedRun*> pending;
+  std::vector<PlannedRun> shard_runs;  // for the job plan
   for (const PlannedRun& run : runs) {
     if (!in_shard(run.id, options.shard)) continue;
+    if (options.jobs == 0) shard_runs.push_back(run);
     ++outcome.total;
     if (finished.contains(run.id)) {
       ++outcome.skipped;
@@ -121,15 +173,25 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
     pending.push_back(&run);
   }
 
-  const int jobs = std::clamp<int>(options.jobs, 1, std::max<int>(1, pending.size()));
-  const int total_threads = options.threads > 0 ? options.threads : hardware_threads();
-  const int threads_per_run = std::max(1, total_threads / std::max(1, options.jobs));
+  JobPlan plan;
+  if (options.jobs == 0 && !pending.empty()) {
+    plan = plan_jobs(shard_runs, options.threads);
+  } else {
+    plan.jobs = std::max(1, options.jobs);
+    const int total_threads = options.threads > 0 ? options.threads : hardware_threads();
+    plan.threads_per_run = std::max(1, total_threads / plan.jobs);
+  }
+  // Thread counts follow the plan, not what is left, so that a resumed sweep gives
+  // each run the same thread count (and results) as an uninterrupted one.
+  const int jobs = std::clamp<int>(plan.jobs, 1, std::max<int>(1, pending.size()));
+  const int threads_per_run = plan.threads_per_run;
   if (options.log && !pending.empty())
     *options.log << fmt::format(
                         "sweep {}: {} runs, {} finished before, {} to train, {} at a time with {} "
-                        "thread{} each\n",
+                        "thread{} each{}\n",
                         options.sweep_name, outcome.total, outcome.skipped + outcome.recovered,
-                        pending.size(), jobs, threads_per_run, threads_per_run == 1 ? "" : "s")
+                        pending.size(), jobs, threads_per_run, threads_per_run == 1 ? "" : "s",
+                        plan.reason.empty() ? "" : " (" + plan.reason + ")")
                  << std::flush;
   SweepProgress progress(options.log, options.progress_bar, outcome.total,
                          outcome.skipped + outcome.recovered, jobs);

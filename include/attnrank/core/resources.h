@@ -21,6 +21,10 @@ struct MemoryBudget {
 };
 MemoryBudget available_memory();
 
+// ATTNRANK_MEMORY_MB when set (for tests and for sharing a machine), otherwise
+// available_memory(): the budget check_memory and a sweep's job plan go by.
+MemoryBudget memory_budget();
+
 // Throws ConfigError "WHAT needs X MiB of memory, but only Y MiB are available
 // (LIMIT); HINT" when need_bytes exceeds available_memory(). ATTNRANK_MEMORY_MB,
 // when set, replaces the measured budget (for tests and for sharing a machine).

@@ -130,7 +130,7 @@ void clear_sweep_stop();
 Trainer subprocess_trainer(const std::string& binary);
 
 struct SweepOptions {
-  int jobs = 1;  // runs at a time
+  int jobs = 1;  // runs at a time; 0: chosen by plan_jobs
   int threads =
       0;        // threads shared by the jobs (0: all cores); train.threads = max(1, threads / jobs)
   Shard shard;  // the slice this process runs
@@ -147,6 +147,22 @@ struct SweepOutcome {
   int done = 0, diverged = 0, failed = 0;  // trained now
   bool interrupted = false;
 };
+
+// How a sweep shares the machine: `jobs` runs at a time, `threads_per_run` each.
+struct JobPlan {
+  int jobs = 1;
+  int threads_per_run = 1;
+  std::string reason;  // why not one job per thread, when memory bounds it
+};
+
+// The default split of `threads` (0: every CPU) between concurrent runs: one run
+// per thread (independent runs scale perfectly; one run's threads do not, most of
+// all for small models: docs/sweeps.md has the measurement), at most as many as
+// the sweep has runs, and no more than the memory budget (available_memory(), or
+// ATTNRANK_MEMORY_MB) holds at the largest run's need plus a process's overhead.
+// It depends on the whole list, not on what is left to train, so a resumed sweep
+// gives its runs the thread counts an uninterrupted one would have.
+JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads);
 
 // Trains every run of `runs` in the shard that `store` does not hold as finished
 // (done or diverged), `options.jobs` at a time, committing each as it ends. Failed

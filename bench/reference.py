@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """One command for the throughput comparison: runs every reference configuration
-through `attnrank train` (one or more builds side by side, e.g. the native and the
-generic build) and through the PyTorch peer (bench/torch_peer.py) on this machine,
+through `attnrank train` (one or more builds side by side, e.g. the release and the
+-march=native build) and through the PyTorch peer (bench/torch_peer.py) on this machine,
 in this run, and prints a Markdown table: ms/step of each build, PyTorch ms/step,
 speed-ups, GFLOP/s, % of the SGEMM peak (measured here by sgemm_peak), peak RSS
 and what the run needs (parameters, gradients, AdamW moments, activations).
 
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--repeats 3]
-      [--builds release generic] [--family reference|small|heads-lm] [--isa avx2]
+      [--builds release native] [--family reference|small|heads-lm] [--isa avx2]
       [--write docs/performance.md --section NAME]
 
 --isa caps every engine at one instruction set on a CPU that has more: attnrank's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest -R EmulatedCpu: runs the generic build on a CPU model that lacks this
+# ctest -R EmulatedCpu: runs the release build (not -march=native) on a CPU model that lacks this
 # machine's instruction sets (qemu-user's -cpu), so an instruction the model does
 # not have (an AVX-512 one on Haswell, an AVX2 one on qemu64) dies with SIGILL
 # even on an AVX-512 host. Checks that the dispatcher picks the expected variant,

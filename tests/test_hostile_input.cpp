@@ -173,7 +173,7 @@ TEST(HostileInput, RunsThatCannotFitAreRefusedBeforeAnythingIsCreated) {
 TEST(HostileInput, ThreadsThatCannotFitTheAddressSpaceAreRefused) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "AddressSanitizer reserves terabytes of shadow memory at start-up, which no "
-                  "binary gets under ulimit -v; the release and generic suites run this test";
+                  "binary gets under ulimit -v; the release suite runs this test";
 #endif
   const fs::path out = fresh_dir("threads_as");
   const auto result = run_shell("ulimit -v 3000000; exec timeout 120 $B train " + kTiny +

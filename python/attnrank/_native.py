@@ -3,7 +3,7 @@
 Where it looks, in order:
   1. $ATTNRANK_BUILD_DIR/python/attnrank/ (a CMake build directory);
   2. this package's own directory (where `pip install ./python` puts it);
-  3. in a source checkout, build/release/ then build/generic/ (the CMake presets),
+  3. in a source checkout, build/release/ then build/native/ (the CMake presets),
      as BUILD/python/attnrank/.
 It is loaded on first use, so the pure-Python parts (attnrank.safetensors,
 attnrank.torch's modules, attnrank.Results) work without it.
@@ -26,7 +26,7 @@ def search_dirs():
         dirs.append(os.path.join(build, "python", "attnrank"))
     dirs.append(_PACKAGE_DIR)
     if os.path.isfile(os.path.join(_SOURCE_ROOT, "CMakeLists.txt")):
-        for preset in ("release", "generic"):
+        for preset in ("release", "native"):
             dirs.append(os.path.join(_SOURCE_ROOT, "build", preset, "python", "attnrank"))
     return dirs
 

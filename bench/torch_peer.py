@@ -4,8 +4,8 @@ user of the published code would: c nn.MultiheadAttention modules averaged, post
 encoder layers with the sphere norm, ReLU MLP, the farthest-point task, mse*d loss,
 AdamW with the warm-up + cosine schedule. With --task lm, the heads-lm model
 instead: byte embedding (tied read-out), learned additive positions, pre-norm
-LayerNorm layers whose causal attention has a free head size (--rank; PyTorch's
-scaled_dot_product_attention), a final LayerNorm and cross-entropy on the next byte
+LayerNorm layers whose causal attention has a free head size (--rank; written out,
+as Debian's torch 1.13 has no scaled_dot_product_attention), a final LayerNorm and cross-entropy on the next byte
 of random windows of a fixed random text. Prints one JSON line with the median
 milliseconds per full training step (data generation included).
 
@@ -71,7 +71,9 @@ class FreeRankAttention(nn.Module):
         batch, length, _ = x.shape
         q, k, v = (t.view(batch, length, self.heads, self.rank).transpose(1, 2)
                    for t in self.qkv(x).chunk(3, dim=-1))
-        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.rank)
+        causal = torch.ones(length, length, dtype=torch.bool).triu(1)
+        y = scores.masked_fill(causal, float("-inf")).softmax(dim=-1) @ v
         return self.out(y.transpose(1, 2).reshape(batch, length, self.heads * self.rank))
 
 

@@ -13,27 +13,12 @@
 
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/experiment/sweep.h"
+#include "temp_dirs.h"
 
 namespace attnrank::testing {
 
-// Removes this process's test directories when the test program exits, unless
-// ATTNRANK_KEEP_TEST_DIRS is set (to look at them after a failure).
-struct TestDirCleaner {
-  ~TestDirCleaner() {
-    if (std::getenv("ATTNRANK_KEEP_TEST_DIRS") != nullptr) return;
-    const std::string prefix = "attnrank_sweep_test_" + std::to_string(::getpid()) + "_";
-    std::error_code error;
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), error))
-      if (entry.path().filename().string().rfind(prefix, 0) == 0)
-        std::filesystem::remove_all(entry.path(), error);
-  }
-};
-inline TestDirCleaner test_dir_cleaner;
-
 inline std::filesystem::path fresh_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("attnrank_sweep_test_" + std::to_string(::getpid()) + "_" + name);
+  const auto dir = process_temp_path("sweep_test", name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

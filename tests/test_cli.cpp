@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "temp_dirs.h"
 
 using attnrank::testing::count_lines;
 using attnrank::testing::run_attnrank;
@@ -17,8 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("attnrank_cli_test_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path dir = attnrank::testing::process_temp_path("cli_test", name);
   fs::remove_all(dir);
   return dir;
 }

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "temp_dirs.h"
+
 namespace attnrank::testing {
 
 inline std::string read_file(const std::filesystem::path& path) {
@@ -17,11 +19,10 @@ inline std::string read_file(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-// TMP/attnrank_<prefix>_<pid>_<name> (per process: ctest runs tests in parallel), removed if
-// present and not created: train() creates its run directory.
+// TMP/attnrank_<prefix>_<pid>_<name> (temp_dirs.h), removed if present and not
+// created: train() creates its run directory.
 inline std::filesystem::path fresh_run_dir(const std::string& prefix, const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("attnrank_" + prefix + "_" + std::to_string(::getpid()) + "_" + name);
+  const auto dir = process_temp_path(prefix, name);
   std::filesystem::remove_all(dir);
   return dir;
 }

@@ -12,6 +12,7 @@
 
 #include "attnrank/core/safetensors.h"
 #include "cli_runner.h"
+#include "temp_dirs.h"
 
 using attnrank::testing::CommandResult;
 using attnrank::testing::count_lines;
@@ -22,8 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("attnrank_hostile_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path dir = attnrank::testing::process_temp_path("hostile", name);
   fs::remove_all(dir);
   return dir;
 }

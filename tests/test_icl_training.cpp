@@ -13,6 +13,7 @@
 #include "attnrank/config_io/config_io.h"
 #include "attnrank/train/objective.h"
 #include "attnrank/train/train.h"
+#include "temp_dirs.h"
 
 using namespace attnrank;
 namespace fs = std::filesystem;
@@ -24,8 +25,7 @@ TEST(IclTraining, LearnsToUseTheContextAndWritesTheCurve) {
                         "model.norm=layer", "model.norm_first=true", "model.positional=additive",
                         "train.batch=64", "train.steps=800", "train.lr=0.003", "train.warmup=0.1",
                         "train.threads=1", "train.eval_batches=16"});
-  const fs::path dir =
-      fs::temp_directory_path() / ("attnrank_icl_training_" + std::to_string(::getpid()));
+  const fs::path dir = attnrank::testing::process_temp_path("icl_training", "run");
   fs::remove_all(dir);
   const TrainSummary summary = train(config, dir.string(), TrainOptions{});
   ASSERT_EQ(summary.status, "done");

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli_runner.h"
+#include "temp_dirs.h"
 
 using attnrank::testing::count_lines;
 using attnrank::testing::run_attnrank;
@@ -19,8 +20,7 @@ namespace {
 
 // One directory per test process: ctest runs each test of the suite as its own
 // process, in parallel, and each repeats SetUpTestSuite.
-const fs::path kBase =
-    fs::temp_directory_path() / ("attnrank_plot_cli_" + std::to_string(::getpid()));
+const fs::path kBase = attnrank::testing::process_temp_path("plot_cli", "runs");
 const std::string kTiny = std::string("--config ") + ATTNRANK_SOURCE_DIR + "/configs/tiny.yaml";
 
 // Two tiny runs (one with held-out evaluations, one without), trained once.

@@ -63,9 +63,9 @@ void expect_same_run_files(const fs::path& expected, const fs::path& actual) {
 fs::path reference_run(const std::string& every = "off") {
   static std::map<std::string, fs::path> runs;
   if (!runs.contains(every)) {
-    // One per test process: CTest runs tests of this file side by side.
-    const fs::path path =
-        fresh_run_dir("resume", "reference_" + every + "_" + std::to_string(::getpid()));
+    // One per test process (fresh_run_dir's names carry the pid): CTest runs tests
+    // of this file side by side.
+    const fs::path path = fresh_run_dir("resume", "reference_" + every);
     auto overrides = kOverrides;
     overrides.push_back("train.checkpoint_every=" + every);
     train(parse_config("", overrides), path.string(), TrainOptions{});

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "attnrank/core/error.h"
@@ -134,42 +135,91 @@ TEST(SweepRunner, ParallelJobsShareTheThreads) {
   EXPECT_EQ(store.finished_ids().size(), 9u);
 }
 
-// Without --jobs: one run per thread, at most the runs, as many as memory holds.
+// Without --jobs: one run per thread, as many as memory holds, whatever the
+// number of runs; the threads shared out when memory bounds the runs.
 TEST(SweepRunner, JobPlanGivesEachThreadARunWithinTheMemoryBudget) {
-  const std::vector<PlannedRun> runs = small_runs();  // 9 runs
-  unsetenv("ATTNRANK_MEMORY_MB");
+  const std::vector<PlannedRun> runs = small_runs();  // 9 runs of a few KiB each
+  setenv("ATTNRANK_MEMORY_MB", "100000", 1);
   JobPlan plan = plan_jobs(runs, 4);
   EXPECT_EQ(plan.jobs, 4);
   EXPECT_EQ(plan.threads_per_run, 1);
   EXPECT_EQ(plan.reason, "");
-  // More threads than runs: every run at once, the threads divided between them.
-  plan = plan_jobs(runs, 20);
-  EXPECT_EQ(plan.jobs, 9);
-  EXPECT_EQ(plan.threads_per_run, 2);
-  plan = plan_jobs({runs.front()}, 2);
-  EXPECT_EQ(plan.jobs, 1);
-  EXPECT_EQ(plan.threads_per_run, 2);
-  // A budget for two runs (each needs the process overhead of 32 MiB and a little).
-  setenv("ATTNRANK_MEMORY_MB", "80", 1);
+  // Not the number of runs: one run gets the thread count it gets in the sweep.
+  plan = plan_jobs({runs.front()}, 20);
+  EXPECT_EQ(plan.jobs, 20);
+  EXPECT_EQ(plan.threads_per_run, 1);
+  // Each run: 24 MiB of process, 8 MiB per thread and its model (under 1 MiB).
+  // 170 MiB hold five runs of one thread (six would need 192); 130 MiB hold three
+  // runs of two threads (four would need 160).
+  setenv("ATTNRANK_MEMORY_MB", "170", 1);
   plan = plan_jobs(runs, 8);
-  unsetenv("ATTNRANK_MEMORY_MB");
-  EXPECT_EQ(plan.jobs, 2);
-  EXPECT_EQ(plan.threads_per_run, 4);
-  EXPECT_NE(plan.reason.find("80 MiB (ATTNRANK_MEMORY_MB) holds 2 runs of 32 MiB"),
+  EXPECT_EQ(plan.jobs, 5);
+  EXPECT_EQ(plan.threads_per_run, 1);
+  EXPECT_NE(plan.reason.find("memory: 170 MiB (ATTNRANK_MEMORY_MB) holds 5 runs of 32 MiB"),
             std::string::npos)
       << plan.reason;
+  setenv("ATTNRANK_MEMORY_MB", "130", 1);
+  plan = plan_jobs(runs, 8);
+  EXPECT_EQ(plan.jobs, 3);
+  EXPECT_EQ(plan.threads_per_run, 2);
+  EXPECT_NE(plan.reason.find("memory: 130 MiB (ATTNRANK_MEMORY_MB) holds 3 runs of 40 MiB"),
+            std::string::npos)
+      << plan.reason;
+  // Too little for one run: one at a time, said so (each run then checks for itself).
+  setenv("ATTNRANK_MEMORY_MB", "20", 1);
+  plan = plan_jobs(runs, 2);
+  EXPECT_EQ(plan.jobs, 1);
+  EXPECT_NE(plan.reason.find("20 MiB (ATTNRANK_MEMORY_MB) cannot hold one run of 40 MiB"),
+            std::string::npos)
+      << plan.reason;
+  // A budget that is not a positive number is a usage error, not a silent 0.
+  for (const char* bad : {"0", "-5", "abc", "nan", "12x"}) {
+    setenv("ATTNRANK_MEMORY_MB", bad, 1);
+    EXPECT_THROW(plan_jobs(runs, 2), ConfigError) << bad;
+  }
+  unsetenv("ATTNRANK_MEMORY_MB");
 }
 
-TEST(SweepRunner, WithoutJobsTheSweepFollowsThePlan) {
+// The plan is the sweep's: a shard, a resumed sweep or one with most runs done
+// gives its runs the same threads as the whole sweep.
+TEST(SweepRunner, WithoutJobsEveryRunGetsThePlansThreadsWhateverIsLeft) {
   const auto dir = fresh_dir("runner_planned_jobs");
-  ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
-  CountingTrainer counting;
-  SweepOptions options = options_for(dir);
-  options.jobs = 0;
-  options.threads = 4;
-  const SweepOutcome outcome = run_sweep(small_runs(), store, counting.trainer(), options);
-  EXPECT_EQ(outcome.done, 9);
-  for (int threads : counting.threads_seen) EXPECT_EQ(threads, 1);
+  setenv("ATTNRANK_MEMORY_MB", "100000", 1);
+  std::ostringstream log;
+  {
+    ResultsStore store((dir / "results.db").string(), ResultsStore::Mode::kWrite);
+    CountingTrainer counting;
+    SweepOptions options = options_for(dir);
+    options.jobs = 0;
+    options.threads = 4;
+    options.shard = Shard{0, 3};
+    run_sweep(small_runs(), store, counting.trainer(), options);
+    options.shard = Shard{};
+    options.log = &log;
+    const SweepOutcome outcome = run_sweep(small_runs(), store, counting.trainer(), options);
+    EXPECT_EQ(outcome.skipped + outcome.done, 9);
+    EXPECT_EQ(counting.calls, 9);
+    for (int threads : counting.threads_seen) EXPECT_EQ(threads, 1);
+  }
+  {
+    // 4 threads, 4 runs per the plan; here only the last of the 9 is left.
+    ResultsStore store((dir / "last.db").string(), ResultsStore::Mode::kWrite);
+    CountingTrainer counting;
+    SweepOptions options = options_for(dir / "last");
+    options.jobs = 0;
+    options.threads = 4;
+    const auto runs = small_runs();
+    run_sweep({runs.begin(), runs.end() - 1}, store, counting.trainer(), options);
+    std::ostringstream last_log;
+    options.log = &last_log;
+    run_sweep(runs, store, counting.trainer(), options);
+    EXPECT_EQ(counting.threads_seen.back(), 1);
+    EXPECT_NE(last_log.str().find("1 at a time with 1 thread each (the plan is 4 at a time, fewer "
+                                  "runs to train; --jobs and --threads choose)"),
+              std::string::npos)
+        << last_log.str();
+  }
+  unsetenv("ATTNRANK_MEMORY_MB");
 }
 
 TEST(SweepRunner, ShardsMergeIntoTheWholeSweep) {

@@ -41,8 +41,8 @@ std::vector<std::string> command_lines(const ReproduceArgs& args, const std::str
   const std::string jobs_argument = jobs > 0 ? fmt::format(" --jobs {}", jobs) : "";
   std::vector<std::string> lines = {
       fmt::format("attnrank reproduce {} --scale {}{} --db {} --out {}{}", args.figure, args.scale,
-                  args.protocol == "clean" ? "" : " --protocol " + args.protocol, database,
-                  out_dir, jobs_argument),
+                  args.protocol == "clean" ? "" : " --protocol " + args.protocol, database, out_dir,
+                  jobs_argument),
       "# the same in steps: the sweep (resumable), then the table behind the figure",
       fmt::format("attnrank sweep {} --db {}{}", preset, database, jobs_argument)};
   std::vector<std::string> group_by;

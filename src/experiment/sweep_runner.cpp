@@ -102,18 +102,19 @@ std::string describe(const RunRecord& record, const PlannedRun& run) {
 }
 
 // What one run's process holds besides its model: the binary, OpenBLAS and OpenMP
-// buffers, the task's data (peak RSS minus the model's need was 10 MiB for the
-// tiny config and 16 MiB for reference configuration 5 on 2026-12-04; doubled).
-constexpr double kProcessOverheadBytes = 32.0 * 1024 * 1024;
+// buffers, the task's data. Peak RSS minus the model's estimated need, measured on
+// 2026-12-04 (AMD EPYC): 10 MiB for configs/tiny.yaml, 25 MiB (1 thread) and 31 MiB
+// (2 threads) for reference configuration 5; about 7 MiB more per thread.
+constexpr double kProcessOverheadBytes = 24.0 * 1024 * 1024;
+constexpr double kThreadOverheadBytes = 8.0 * 1024 * 1024;
 
-// The run's parameters, optimiser state and activations (what train checks), plus
-// the process overhead; 0 when the task cannot be set up (the run then fails on
-// its own, with the task's error in its log).
-double run_memory_bytes(const RunConfig& config) {
+// The run's parameters, optimiser state and activations (what train checks); 0
+// when the task cannot be set up (the run then fails on its own, with the task's
+// error in its log).
+double model_memory_bytes(const RunConfig& config) {
   try {
     const SequenceSpec sequence = make_objective(config)->sequence();
-    return training_memory_bytes(config.model, sequence, config.train.batch) +
-           kProcessOverheadBytes;
+    return training_memory_bytes(config.model, sequence, config.train.batch);
   } catch (const std::exception&) {
     return 0.0;
   }
@@ -123,27 +124,35 @@ double run_memory_bytes(const RunConfig& config) {
 
 JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
   const int total_threads = threads > 0 ? threads : hardware_threads();
-  JobPlan plan;
-  plan.jobs = std::clamp<int>(static_cast<int>(runs.size()), 1, total_threads);
-  // Runs of one model differ only in seeds and the like: one estimate per model,
-  // task and batch, so a sweep of text runs loads its corpus once per model.
+  // Runs that differ in seeds, rates or steps need the same memory: one estimate
+  // per model, task and batch (a text task loads its corpus for it).
   double largest = 0.0;
   std::set<std::string> estimated;
   for (const PlannedRun& run : runs) {
-    RunConfig sized = run.config;
-    sized.train.seed = 0;
-    if (!estimated.insert(to_yaml(sized)).second) continue;
-    largest = std::max(largest, run_memory_bytes(run.config));
+    RunConfig sized;
+    sized.model = run.config.model;
+    sized.task = run.config.task;
+    sized.train.batch = run.config.train.batch;
+    if (estimated.insert(to_yaml(sized)).second)
+      largest = std::max(largest, model_memory_bytes(run.config));
   }
-  const MemoryBudget budget = memory_budget();
+  JobPlan plan;
+  plan.jobs = total_threads;
+  const MemoryBudget budget = total_memory();
   if (largest > 0 && std::isfinite(budget.bytes)) {
-    const int fit = static_cast<int>(std::max(1.0, std::floor(budget.bytes / largest)));
-    if (fit < plan.jobs) {
-      plan.jobs = fit;
-      plan.reason = fmt::format("memory: {} MiB ({}) holds {} run{} of {:.0f} MiB",
-                                static_cast<long long>(budget.bytes / (1024 * 1024)), budget.limit,
-                                fit, fit == 1 ? "" : "s", largest / (1024 * 1024));
-    }
+    const auto need = [&](int jobs) {
+      return jobs * (largest + kProcessOverheadBytes +
+                     kThreadOverheadBytes * std::max(1, total_threads / jobs));
+    };
+    while (plan.jobs > 1 && need(plan.jobs) > budget.bytes) --plan.jobs;
+    const double mebibytes = budget.bytes / (1024.0 * 1024.0);
+    const double run_mebibytes = need(plan.jobs) / plan.jobs / (1024.0 * 1024.0);
+    if (need(plan.jobs) > budget.bytes)
+      plan.reason = fmt::format("memory: {:.0f} MiB ({}) cannot hold one run of {:.0f} MiB",
+                                mebibytes, budget.limit, run_mebibytes);
+    else if (plan.jobs < total_threads)
+      plan.reason = fmt::format("memory: {:.0f} MiB ({}) holds {} runs of {:.0f} MiB", mebibytes,
+                                budget.limit, plan.jobs, run_mebibytes);
   }
   plan.threads_per_run = std::max(1, total_threads / plan.jobs);
   return plan;
@@ -155,10 +164,8 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   const std::vector<std::string> finished_ids = store.finished_ids();
   const std::set<std::string> finished(finished_ids.begin(), finished_ids.end());
   std::vector<const PlannedRun*> pending;
-  std::vector<PlannedRun> shard_runs;  // for the job plan
   for (const PlannedRun& run : runs) {
     if (!in_shard(run.id, options.shard)) continue;
-    if (options.jobs == 0) shard_runs.push_back(run);
     ++outcome.total;
     if (finished.contains(run.id)) {
       ++outcome.skipped;
@@ -175,7 +182,7 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
 
   JobPlan plan;
   if (options.jobs == 0 && !pending.empty()) {
-    plan = plan_jobs(shard_runs, options.threads);
+    plan = plan_jobs(runs, options.threads);  // the whole sweep's: the same in every shard
   } else {
     plan.jobs = std::max(1, options.jobs);
     const int total_threads = options.threads > 0 ? options.threads : hardware_threads();
@@ -185,13 +192,18 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   // each run the same thread count (and results) as an uninterrupted one.
   const int jobs = std::clamp<int>(plan.jobs, 1, std::max<int>(1, pending.size()));
   const int threads_per_run = plan.threads_per_run;
+  std::string why = plan.reason;
+  if (jobs < plan.jobs)
+    why = fmt::format("{}the plan is {} at a time, fewer runs to train{}",
+                      why.empty() ? "" : why + "; ", plan.jobs,
+                      options.jobs == 0 ? "; --jobs and --threads choose" : "");
   if (options.log && !pending.empty())
     *options.log << fmt::format(
                         "sweep {}: {} runs, {} finished before, {} to train, {} at a time with {} "
                         "thread{} each{}\n",
                         options.sweep_name, outcome.total, outcome.skipped + outcome.recovered,
                         pending.size(), jobs, threads_per_run, threads_per_run == 1 ? "" : "s",
-                        plan.reason.empty() ? "" : " (" + plan.reason + ")")
+                        why.empty() ? "" : " (" + why + ")")
                  << std::flush;
   SweepProgress progress(options.log, options.progress_bar, outcome.total,
                          outcome.skipped + outcome.recovered, jobs);
@@ -202,7 +214,7 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
   std::mutex store_mutex;
   std::exception_ptr store_error;
 
-  auto worker = [&] {
+  auto work = [&] {
     for (;;) {
       const size_t index = next++;
       if (index >= pending.size()) return;
@@ -252,7 +264,17 @@ SweepOutcome run_sweep(const std::vector<PlannedRun>& runs, ResultsStore& store,
       progress.finished(record.status, describe(record, run), seconds);
     }
   };
-
+  // An error outside a run's own try (out of memory while preparing its record)
+  // stops the sweep like a database error instead of escaping the thread.
+  auto worker = [&] {
+    try {
+      work();
+    } catch (...) {
+      std::lock_guard lock(store_mutex);
+      if (!store_error) store_error = std::current_exception();
+      stop = true;
+    }
+  };
   std::vector<std::thread> workers;
   for (int j = 0; j < jobs; ++j) workers.emplace_back(worker);
   for (auto& thread : workers) thread.join();

@@ -21,9 +21,17 @@ struct MemoryBudget {
 };
 MemoryBudget available_memory();
 
-// ATTNRANK_MEMORY_MB when set (for tests and for sharing a machine), otherwise
-// available_memory(): the budget check_memory and a sweep's job plan go by.
+// ATTNRANK_MEMORY_MB when set (for tests and for sharing a machine; a positive
+// number of MiB, else ConfigError), otherwise available_memory(): the budget
+// check_memory goes by.
 MemoryBudget memory_budget();
+
+// What the machine or container holds in all, whatever is in use now: MemTotal,
+// or the tightest cgroup v2 memory.max above this process; ATTNRANK_MEMORY_MB
+// when set. A sweep plans its concurrent runs by it, so the plan (and each run's
+// thread count) does not change with the momentary load. RLIMIT_AS is left out:
+// it limits each process, not their sum.
+MemoryBudget total_memory();
 
 // Throws ConfigError "WHAT needs X MiB of memory, but only Y MiB are available
 // (LIMIT); HINT" when need_bytes exceeds available_memory(). ATTNRANK_MEMORY_MB,
@@ -34,8 +42,9 @@ void check_memory(double need_bytes, const std::string& what, const std::string&
 // OpenBLAS's per-thread buffers and a stack; when they cannot be mapped OpenBLAS
 // retries forever instead of failing. Throws ConfigError naming `key` when
 // `threads` threads would not fit (about 128 MiB of address space each, measured:
-// 16 threads run and 32 hang under ulimit -v 3000000); does nothing without a limit.
-void check_thread_address_space(int threads, const std::string& key);
+// 16 threads run and 32 hang under ulimit -v 3000000) beside `model_bytes` not yet
+// allocated; does nothing without a limit.
+void check_thread_address_space(int threads, const std::string& key, double model_bytes = 0);
 
 // Reads a whole file of at most max_bytes; throws ConfigError naming the path (and
 // `what`: "config file", "sweep spec") when it is missing, a directory, unreadable

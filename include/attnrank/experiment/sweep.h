@@ -157,11 +157,14 @@ struct JobPlan {
 
 // The default split of `threads` (0: every CPU) between concurrent runs: one run
 // per thread (independent runs scale perfectly; one run's threads do not, most of
-// all for small models: docs/sweeps.md has the measurement), at most as many as
-// the sweep has runs, and no more than the memory budget (available_memory(), or
-// ATTNRANK_MEMORY_MB) holds at the largest run's need plus a process's overhead.
-// It depends on the whole list, not on what is left to train, so a resumed sweep
-// gives its runs the thread counts an uninterrupted one would have.
+// all for small models: docs/sweeps.md has the measurement), fewer when the
+// machine's memory (total_memory(): MemTotal or the cgroup limit, or
+// ATTNRANK_MEMORY_MB) cannot hold that many of the sweep's largest run, each with
+// its process and thread overhead; the threads are then shared out. It depends on
+// the thread count, the memory and the largest run only: not on how many runs
+// there are, which shard this is, what is left to train or the momentary load,
+// so the same run gets the same thread count (and results) in a resumed, grown
+// or sharded sweep on the same machine.
 JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads);
 
 // Trains every run of `runs` in the shard that `store` does not hold as finished

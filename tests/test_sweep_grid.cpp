@@ -229,7 +229,7 @@ TEST(SweepShards, ParsesAndRejects) {
 
 TEST(SweepPresets, EveryPresetParsesAndExpands) {
   for (const auto& figure : reproduce_figures())
-    for (const char* scale : {"small", "paper"}) {
+    for (const char* scale : {"small", "medium", "paper"}) {
       SCOPED_TRACE(figure + "-" + scale);
       const std::string path =
           find_preset(figure, scale, std::string(ATTNRANK_SOURCE_DIR) + "/configs/reproduce");

@@ -1,4 +1,4 @@
-// attnrank reproduce FIGURE [--scale small|paper] [--protocol clean|authors|both]
+// attnrank reproduce FIGURE [--scale small|medium|paper] [--protocol clean|authors|both]
 //                    [--db PATH] [--out DIR] [--jobs J] [--threads T] [--shard i/n|auto]
 //                    [--no-train] [--presets DIR]
 #include <fmt/core.h>
@@ -9,6 +9,7 @@
 #include <set>
 
 #include "attnrank/core/error.h"
+#include "attnrank/experiment/claims.h"
 #include "attnrank/experiment/reproduce.h"
 #include "attnrank/experiment/slurm.h"
 #include "commands.h"
@@ -71,7 +72,8 @@ void add_reproduce_command(CLI::App& app) {
   for (const auto& name : reproduce_figures()) figures += (figures.empty() ? "" : ", ") + name;
   cmd->add_option("figure", args->figure, figures)->required();
   cmd->add_option("--scale", args->scale,
-                  "small (minutes on 2 cores) or paper (the published hyperparameters)")
+                  "small (minutes on 2 cores), medium (each claim of the figure beyond the seeds' "
+                  "spread, at most 2 hours on 2 cores) or paper (the published hyperparameters)")
       ->capture_default_str();
   cmd->add_option("--protocol", args->protocol,
                   "clean (fresh data, held-out test error), authors (the authors' code as run: "
@@ -185,6 +187,12 @@ void add_reproduce_command(CLI::App& app) {
       if (protocols.size() > 1) fmt::print("protocol {}:\n", protocol_name(protocol));
       if (spec.figure.kind == FigureKind::kCurves)
         for (const auto& line : separation_lines(spec.figure, curves)) fmt::print("{}\n", line);
+      if (!spec.figure.claims.empty()) {
+        const auto checks = check_claims(spec.figure, runs);
+        for (const ClaimCheck& check : checks)
+          fmt::print("- {}: {}\n", check.claim.says, verdict_text(check.verdict));
+        fmt::print("{}\n", claims_summary(checks));
+      }
       fmt::print("{}\ndata: {}\nreport: {}\n", figure.message,
                  (fs::path(dir) / (args->figure + ".csv")).string(), report);
     }

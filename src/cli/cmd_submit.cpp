@@ -1,4 +1,4 @@
-// attnrank submit SPEC|FIGURE --shards K [--scale small|paper] [--time T] [--cpus C]
+// attnrank submit SPEC|FIGURE --shards K [--scale small|medium|paper] [--time T] [--cpus C]
 //                 [--jobs J] [--partition P] [--sbatch OPTION]... [--out DIR] [--db PATH]
 //                 [--signal-before S] [--max-requeues N] [--presets DIR] [--dry-run]
 #include <fmt/core.h>
@@ -43,7 +43,7 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("target", options->target, "Sweep spec (YAML) or figure of reproduce")
       ->required();
   CLI::Option* scale =
-      cmd->add_option("--scale", options->scale, "A figure's scale: small or paper")
+      cmd->add_option("--scale", options->scale, "A figure's scale: small, medium or paper")
           ->capture_default_str();
   cmd->add_option("--shards", options->shards, "Array tasks, one shard of the sweep each")
       ->required();

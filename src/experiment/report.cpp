@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "attnrank/experiment/aggregate.h"
+#include "attnrank/experiment/claims.h"
 #include "attnrank/experiment/reproduce.h"
 
 namespace attnrank {
@@ -208,6 +209,15 @@ std::string write_report(const ReportInputs& inputs, const std::vector<CurvePoin
         "form K Q^T = W_Q W_K^T and the identity (180° means a multiple of -I, the "
         "farthest-point construction of Fact 1) and its Frobenius norm.\n\n" +
         heads_table(spec, heads) + "\n";
+  }
+  if (!spec.claims.empty()) {
+    const auto checks = check_claims(spec, inputs.runs);
+    md += "## Claims\n\nEach claim of the figure (the preset's `figure.claims`), read as " +
+          spec.metric_label() +
+          " of the configuration said to be better against the one said to be worse, over "
+          "their seeds. It holds beyond the seeds' spread when every seed of the better one "
+          "is below every seed of the worse one (two seeds or more each).\n\n" +
+          claims_table(checks) + "\n" + claims_summary(checks) + ".\n\n";
   }
   md += "## Sweep spec\n\n```yaml\n";
   std::ifstream in(inputs.preset);

@@ -60,8 +60,8 @@ std::string find_preset(const std::string& figure, const std::string& scale,
     for (const auto& name : figures) names += (names.empty() ? "" : ", ") + name;
     throw ConfigError("reproduce: unknown figure '" + figure + "' (the figures are " + names + ")");
   }
-  if (scale != "small" && scale != "paper")
-    throw ConfigError("--scale '" + scale + "': expected small or paper");
+  if (scale != "small" && scale != "medium" && scale != "paper")
+    throw ConfigError("--scale '" + scale + "': expected small, medium or paper");
   const std::string file = figure + "-" + scale + ".yaml";
   const auto dirs = preset_directories(presets_dir);
   std::error_code error;

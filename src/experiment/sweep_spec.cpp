@@ -21,9 +21,10 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "base",   "base_config",
                                            "grid", "derived",     "figure", "authors_grid"};
-const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",          "panel",
-                                              "line",  "x_label", "metric",     "y_label",
-                                              "log_x", "log_y",   "description"};
+const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",           "panel",
+                                              "line",  "x_label", "metric",      "y_label",
+                                              "log_x", "log_y",   "description", "claims"};
+const std::vector<std::string> kClaimKeys = {"says", "better", "worse"};
 
 std::string suggestion(const std::string& wrong, const std::vector<std::string>& candidates) {
   return did_you_mean(wrong, candidates);
@@ -81,6 +82,50 @@ struct SpecReader {
     return grid;
   }
 
+  // One side of a claim: a map of config keys to single values.
+  std::vector<std::pair<std::string, std::string>> selection(const YAML::Node& node,
+                                                             const std::string& where) const {
+    if (!node.IsMap() || node.size() == 0)
+      fail(where,
+           "expected a map of config keys to values, e.g. {model.layers: 1, model.rank: 16}");
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (const auto& entry : node) {
+      const std::string key = scalar(entry.first, where);
+      check_config_key(key, where);
+      for (const auto& seen : keys)
+        if (seen.first == key) fail(where + "." + key, "appears twice");
+      keys.emplace_back(key, scalar(entry.second, where + "." + key));
+    }
+    return keys;
+  }
+
+  std::vector<FigureClaim> claims(const YAML::Node& node) const {
+    if (!node.IsSequence() || node.size() == 0)
+      fail("figure.claims", "expected a list of claims, each with says, better and worse");
+    std::vector<FigureClaim> claims;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const std::string where = fmt::format("figure.claims[{}]", i);
+      const YAML::Node& claim = node[i];
+      if (!claim.IsMap()) fail(where, "expected a map with says, better and worse");
+      for (const auto& entry : claim) {
+        const std::string key = scalar(entry.first, where);
+        if (std::find(kClaimKeys.begin(), kClaimKeys.end(), key) == kClaimKeys.end())
+          fail(where + "." + key, "unknown key (the keys are " + joined(kClaimKeys) + ")" +
+                                      suggestion(key, kClaimKeys));
+      }
+      for (const auto& key : kClaimKeys)
+        if (!claim[key]) fail(where + "." + key, "missing");
+      FigureClaim parsed;
+      parsed.says = scalar(claim["says"], where + ".says");
+      parsed.better = selection(claim["better"], where + ".better");
+      parsed.worse = selection(claim["worse"], where + ".worse");
+      if (parsed.better == parsed.worse)
+        fail(where, "better and worse select the same configuration");
+      claims.push_back(std::move(parsed));
+    }
+    return claims;
+  }
+
   FigureSpec figure(const YAML::Node& node) const {
     if (!node.IsMap()) fail("figure", "expected a map of keys");
     FigureSpec figure;
@@ -90,6 +135,10 @@ struct SpecReader {
       if (std::find(kFigureKeys.begin(), kFigureKeys.end(), key) == kFigureKeys.end())
         fail(where, "unknown key (the keys are " + joined(kFigureKeys) + ")" +
                         suggestion(key, kFigureKeys));
+      if (key == "claims") {
+        figure.claims = claims(entry.second);
+        continue;
+      }
       const std::string value = scalar(entry.second, where);
       if (key == "kind") {
         if (value != "curves" && value != "heads") fail(where, "expected curves or heads");

@@ -23,6 +23,15 @@ class ResultsStore;
 enum class FigureKind { kNone, kCurves, kHeads };
 
 // How `attnrank reproduce` draws a sweep's results (the spec's optional `figure:`).
+// A qualitative claim a figure makes, checked on its runs (report.md, "Claims"): the
+// configuration `better` has a lower figure metric than `worse`. Each side selects
+// the finished runs whose config has every listed key at the listed value (its seeds).
+struct FigureClaim {
+  std::string says;                                         // the claim in words
+  std::vector<std::pair<std::string, std::string>> better;  // config key -> value
+  std::vector<std::pair<std::string, std::string>> worse;
+};
+
 struct FigureSpec {
   // The y axis label: y_label, else "test MSE" for test_mse, else the metric name.
   std::string metric_label() const;
@@ -41,6 +50,7 @@ struct FigureSpec {
   bool log_x = true;                // log-scaled x axis
   bool log_y = true;                // log-scaled y axis (errors spanning decades)
   std::string description;          // what the figure shows, for the report
+  std::vector<FigureClaim> claims;  // checked in the report (`claims:`)
 };
 
 // One list of keys whose Cartesian product is taken; keys in the order written.

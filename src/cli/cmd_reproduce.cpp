@@ -72,8 +72,9 @@ void add_reproduce_command(CLI::App& app) {
   for (const auto& name : reproduce_figures()) figures += (figures.empty() ? "" : ", ") + name;
   cmd->add_option("figure", args->figure, figures)->required();
   cmd->add_option("--scale", args->scale,
-                  "small (minutes on 2 cores), medium (each claim of the figure beyond the seeds' "
-                  "spread, at most 2 hours on 2 cores) or paper (the published hyperparameters)")
+                  "small (minutes on 2 cores), medium (sized for the figure's claims to be checked "
+                  "against the seeds' spread; at most 2 hours on 2 cores) or paper (the "
+                  "published hyperparameters)")
       ->capture_default_str();
   cmd->add_option("--protocol", args->protocol,
                   "clean (fresh data, held-out test error), authors (the authors' code as run: "
@@ -141,6 +142,7 @@ void add_reproduce_command(CLI::App& app) {
                                   : out_dir;
       fs::create_directories(dir, error);
       const std::vector<PlannedRun> planned = expand_sweep(spec);
+      check_claim_selections(spec.figure, planned);  // before anything is trained
       if (!args->no_train) {
         SweepRunArgs run;
         run.jobs = jobs;
@@ -173,6 +175,7 @@ void add_reproduce_command(CLI::App& app) {
         figure = write_curves_figure(spec.figure, curves, dir, args->figure);
       } else {
         heads = head_points(spec.figure, runs);
+        add_head_metrics(runs, heads);
         figure = write_heads_figure(spec.figure, heads, dir, args->figure);
       }
       ReportInputs inputs{args->figure,

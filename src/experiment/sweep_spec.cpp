@@ -24,7 +24,7 @@ const std::vector<std::string> kTopKeys = {"name", "description", "base",   "bas
 const std::vector<std::string> kFigureKeys = {"kind",  "title",   "x",           "panel",
                                               "line",  "x_label", "metric",      "y_label",
                                               "log_x", "log_y",   "description", "claims"};
-const std::vector<std::string> kClaimKeys = {"says", "better", "worse"};
+const std::vector<std::string> kClaimKeys = {"says", "better", "worse", "metric"};
 
 std::string suggestion(const std::string& wrong, const std::vector<std::string>& candidates) {
   return did_you_mean(wrong, candidates);
@@ -87,21 +87,28 @@ struct SpecReader {
                                                              const std::string& where) const {
     if (!node.IsMap() || node.size() == 0)
       fail(where,
-           "expected a map of config keys to values, e.g. {model.layers: 1, model.rank: 16}");
+           "expected a map of config keys to values, e.g. {model.layers: 1, model.heads: 4}");
     std::vector<std::pair<std::string, std::string>> keys;
     for (const auto& entry : node) {
       const std::string key = scalar(entry.first, where);
+      if (key == "train.seed")
+        fail(where + "." + key, "a side is every seed of one configuration: leave train.seed out");
       check_config_key(key, where);
       for (const auto& seen : keys)
         if (seen.first == key) fail(where + "." + key, "appears twice");
-      keys.emplace_back(key, scalar(entry.second, where + "." + key));
+      const std::string value = scalar(entry.second, where + "." + key);
+      if (value == "auto")
+        fail(where + "." + key, "'auto' selects nothing: runs record the resolved value");
+      keys.emplace_back(key, value);
     }
     return keys;
   }
 
   std::vector<FigureClaim> claims(const YAML::Node& node) const {
-    if (!node.IsSequence() || node.size() == 0)
+    if (!node.IsSequence())
       fail("figure.claims", "expected a list of claims, each with says, better and worse");
+    if (node.size() == 0)
+      fail("figure.claims", "empty list: give at least one claim, or leave claims out");
     std::vector<FigureClaim> claims;
     for (size_t i = 0; i < node.size(); ++i) {
       const std::string where = fmt::format("figure.claims[{}]", i);
@@ -113,17 +120,48 @@ struct SpecReader {
           fail(where + "." + key, "unknown key (the keys are " + joined(kClaimKeys) + ")" +
                                       suggestion(key, kClaimKeys));
       }
-      for (const auto& key : kClaimKeys)
-        if (!claim[key]) fail(where + "." + key, "missing");
+      for (const char* key : {"says", "better", "worse"})
+        if (!claim[key] || claim[key].IsNull())
+          fail(where + "." + key,
+               std::string("missing: ") + (key == std::string("says")
+                                               ? "the claim in words"
+                                               : "a map of config keys to values"));
       FigureClaim parsed;
       parsed.says = scalar(claim["says"], where + ".says");
+      if (parsed.says.empty()) fail(where + ".says", "empty: say the claim in words");
       parsed.better = selection(claim["better"], where + ".better");
-      parsed.worse = selection(claim["worse"], where + ".worse");
-      if (parsed.better == parsed.worse)
-        fail(where, "better and worse select the same configuration");
+      const YAML::Node worse = claim["worse"];
+      if (worse.IsScalar()) {
+        // `worse: NUMBER`: every seed of `better` below a bound (e.g. an angle gap).
+        try {
+          size_t used = 0;
+          parsed.worse_than = std::stod(worse.Scalar(), &used);
+          if (used != worse.Scalar().size() || !std::isfinite(parsed.worse_than))
+            throw std::invalid_argument("not a number");
+        } catch (const std::exception&) {
+          fail(where + ".worse",
+               "'" + worse.Scalar() + "': expected a map of config keys to values, or a number");
+        }
+      } else {
+        parsed.worse = selection(worse, where + ".worse");
+      }
+      if (claim["metric"]) parsed.metric = scalar(claim["metric"], where + ".metric");
       claims.push_back(std::move(parsed));
     }
     return claims;
+  }
+
+  // Final metrics are only known once runs finish; the name's form is checked now.
+  // `extra`: one more name the caller allows ("" for none).
+  void check_metric_name(const std::string& metric, const std::string& where,
+                         const std::string& extra) const {
+    std::vector<std::string> names = record_metric_names();
+    if (!extra.empty()) names.push_back(extra);
+    const bool final_metric = metric.rfind("test_", 0) == 0 ||
+                              metric.rfind("validation_", 0) == 0 || metric == kBestEpochTrainLoss;
+    if (std::find(names.begin(), names.end(), metric) == names.end() && !final_metric)
+      fail(where, "'" + metric + "': expected a final metric (test_* or validation_*) or one of " +
+                      joined(names) + suggestion(metric, names));
   }
 
   FigureSpec figure(const YAML::Node& node) const {
@@ -161,15 +199,11 @@ struct SpecReader {
     if (figure.x.empty())
       fail("figure.x",
            "missing: the config key (or parameters, attention_parameters) on the x axis");
-    // Final metrics are only known once runs finish; the name's form is checked now.
-    const auto& names = record_metric_names();
-    const bool final_metric = figure.metric.rfind("test_", 0) == 0 ||
-                              figure.metric.rfind("validation_", 0) == 0 ||
-                              figure.metric == kBestEpochTrainLoss;
-    if (std::find(names.begin(), names.end(), figure.metric) == names.end() && !final_metric)
-      fail("figure.metric", "'" + figure.metric +
-                                "': expected a final metric (test_* or validation_*) or one of " +
-                                joined(names) + suggestion(figure.metric, names));
+    check_metric_name(figure.metric, "figure.metric", "");
+    for (size_t i = 0; i < figure.claims.size(); ++i)
+      if (!figure.claims[i].metric.empty())
+        check_metric_name(figure.claims[i].metric, fmt::format("figure.claims[{}].metric", i),
+                          figure.kind == FigureKind::kHeads ? kHeadAngleGap : "");
     // A curves figure may put a run's size on the x axis (width-lm: loss against
     // parameter count); every other figure key is a config key.
     if (figure.x_is_size() && figure.kind != FigureKind::kCurves)

@@ -2,6 +2,7 @@
 // expansion into runs with stable identities, and the runner that trains the runs
 // not yet in a results database (docs/sweeps.md).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -22,16 +23,23 @@ class ResultsStore;
 // heads (the trained heads' measures); kNone: the spec has no `figure:`.
 enum class FigureKind { kNone, kCurves, kHeads };
 
-// How `attnrank reproduce` draws a sweep's results (the spec's optional `figure:`).
 // A qualitative claim a figure makes, checked on its runs (report.md, "Claims"): the
-// configuration `better` has a lower figure metric than `worse`. Each side selects
-// the finished runs whose config has every listed key at the listed value (its seeds).
+// configuration `better` has a lower value of `metric` (read as a loss) than the
+// configuration `worse`, or than the number `worse_than`. Each side selects the runs
+// (the seeds) of exactly one configuration of the grid (check_claim_selections).
+// A heads figure's claim metric: 180 degrees minus the mean angle between a run's
+// K Q^T and the identity over its heads (0: every head a multiple of -I).
+inline constexpr const char* kHeadAngleGap = "head_angle_gap_deg";
+
 struct FigureClaim {
   std::string says;                                         // the claim in words
   std::vector<std::pair<std::string, std::string>> better;  // config key -> value
-  std::vector<std::pair<std::string, std::string>> worse;
+  std::vector<std::pair<std::string, std::string>> worse;   // empty with worse_than
+  double worse_than = NAN;  // `worse: NUMBER`: a bound instead of a configuration
+  std::string metric;       // "" : the figure's metric
 };
 
+// How `attnrank reproduce` draws a sweep's results (the spec's optional `figure:`).
 struct FigureSpec {
   // The y axis label: y_label, else "test MSE" for test_mse, else the metric name.
   std::string metric_label() const;

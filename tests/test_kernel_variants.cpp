@@ -190,6 +190,20 @@ void check_all_heads(const KernelTable<T>& kernel) {
   tied_heads.value_rank = 3;
   tied_heads.kind = AttentionKind::kHardmax;
   check_heads(kernel, tied_heads, ++seed, /*tied=*/true);
+  // Ranks of whole registers at every ISA (read and written in place inside the qkv
+  // and context rows), several heads and modules so the heads start mid-row.
+  for (int value_rank : {16, 32}) {
+    AttentionShape s;
+    s.tokens = 16;
+    s.heads = 2;
+    s.modules = 2;
+    s.rank = 32;
+    s.value_rank = value_rank;
+    EXPECT_FALSE(kernel.heads_in_lanes(s)) << kernel.isa;
+    check_heads(kernel, s, ++seed);
+    s.mask = AttentionMask::kCausal;
+    check_heads(kernel, s, ++seed);
+  }
   AttentionShape published;
   published.tokens = 16;
   published.rank = published.value_rank = 64;

@@ -150,15 +150,12 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       const int samples = std::min(block, last - b0);
       const int rows = samples * n;
       const size_t row0 = static_cast<size_t>(b0) * n;
-      const T beta = b0 == first ? T(0) : T(1);
       const T* block_dout = dout + row0 * s.width;
       T* block_d_context = d_context + row0 * context_width;
       T* block_d_qkv = d_qkv + row0 * qkv_width;
       // Out-projection: dC = dout W_O / c; dW_O += dout^T C / c.
       gemm(false, false, rows, context_width, s.width, inv_modules, block_dout, s.width, out_weight,
            context_width, T(0), block_d_context, context_width);
-      gemm(true, false, s.width, context_width, rows, inv_modules, block_dout, s.width,
-           context + row0 * context_width, context_width, beta, part_out, context_width);
       for (int b = b0; b < b0 + samples; ++b)
         kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
                               probs + static_cast<size_t>(b) * heads_total * n * n,
@@ -168,11 +165,20 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       if (dx != nullptr)
         gemm(false, false, rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, in_weight,
              s.width, T(0), dx + row0 * s.width, s.width);
-      gemm(true, false, qkv_width, s.width, rows, T(1), block_d_qkv, qkv_width, x + row0 * s.width,
-           s.width, beta, part_in, s.width);
+    }
+    // Weight gradients once over the thread's whole row range: one GEMM with a long
+    // inner dimension instead of one per block re-reading and re-writing the partial.
+    if (first < last) {
+      const int rows = (last - first) * n;
+      const size_t row0 = static_cast<size_t>(first) * n;
+      const T* range_d_qkv = d_qkv + row0 * qkv_width;
+      gemm(true, false, s.width, context_width, rows, inv_modules, dout + row0 * s.width, s.width,
+           context + row0 * context_width, context_width, T(0), part_out, context_width);
+      gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_width, x + row0 * s.width,
+           s.width, T(0), part_in, s.width);
       for (int row = 0; row < rows; ++row)
         for (int i = 0; i < qkv_width; ++i)
-          part_in_bias[i] += block_d_qkv[static_cast<size_t>(row) * qkv_width + i];
+          part_in_bias[i] += range_d_qkv[static_cast<size_t>(row) * qkv_width + i];
     }
 #pragma omp barrier
     // Sum the partials in thread order; each thread owns a slice of the outputs.

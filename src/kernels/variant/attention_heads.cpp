@@ -25,7 +25,7 @@ HeadOffsets head_offsets(const AttentionShape& s, int module, int head) {
 template <typename T>
 struct HeadBuffers {
   int n_p, r_p, rv_p;
-  T *q, *k, *k_t, *v, *v_t, *d_context, *p, *p_t, *d_s, *d_s_t, *out_q, *out_k, *out_v;
+  T *q, *k, *k_t, *v, *v_t, *d_context, *p, *d_s, *out_q, *out_k, *out_v;
 
   HeadBuffers(const AttentionShape& s, T* scratch)
       : n_p(round_up(s.tokens, kLanes<T>)),
@@ -45,9 +45,7 @@ struct HeadBuffers {
     v_t = take(static_cast<size_t>(s.value_rank) * n_p);
     d_context = take(n * rv_p);
     p = take(n * n_p);
-    p_t = take(n * n_p);
     d_s = take(n * n_p);
-    d_s_t = take(n * n_p);
     out_q = take(n * r_p);
     out_k = take(n * r_p);
     out_v = take(n * rv_p);
@@ -56,21 +54,59 @@ struct HeadBuffers {
   size_t used = 0;
 };
 
+// A B operand of `width` columns for the per-head products: read in place from its
+// row (stride `stride`) when the width is whole registers, else copied into `padded`
+// (zero beyond the width: the products read whole registers).
+template <typename T>
+struct Operand {
+  const T* data;
+  int stride;
+};
+
+template <typename T>
+Operand<T> operand(const T* rows, size_t stride, int offset, int n, int width, int width_p,
+                   T* padded) {
+  if (width == width_p) return {rows + offset, static_cast<int>(stride)};
+  for (int j = 0; j < n; ++j)
+    for (int e = 0; e < width; ++e) padded[j * width_p + e] = rows[j * stride + offset + e];
+  return {padded, width_p};
+}
+
+// Where a product of `width` columns is written: straight into its rows when the
+// width is whole registers, else into `padded` and copied out by `copy_out`.
+template <typename T>
+struct Target {
+  T* data;
+  int stride;
+};
+
+template <typename T>
+Target<T> target(T* rows, size_t stride, int offset, int width, int width_p, T* padded) {
+  if (width == width_p) return {rows + offset, static_cast<int>(stride)};
+  return {padded, width_p};
+}
+
+template <typename T>
+void copy_out(const Target<T>& written, T* rows, size_t stride, int offset, int n, int width) {
+  if (written.data == rows + offset) return;
+  for (int j = 0; j < n; ++j)
+    std::memcpy(rows + j * stride + offset, written.data + j * written.stride, sizeof(T) * width);
+}
+
 template <typename T>
 void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                   T* probs, T* rows_context, HeadBuffers<T>& w) {
   const int n = s.tokens, r = s.rank, rv = s.value_rank;
   const size_t stride = s.qkv_width();
+  const size_t context_stride = s.context_width();
+  // K^T / sqrt(r), the one operand that needs a transposed copy.
   for (int j = 0; j < n; ++j) {
     const T* row = rows_qkv + j * stride;
-    for (int e = 0; e < r; ++e) {
-      w.q[j * r + e] = row[at.query + e] * scale;  // unpadded: only an A operand
-      w.k_t[e * w.n_p + j] = row[at.key + e];
-    }
-    for (int e = 0; e < rv; ++e) w.v[j * w.rv_p + e] = row[at.value + e];
+    for (int e = 0; e < r; ++e) w.k_t[e * w.n_p + j] = row[at.key + e] * scale;
   }
-  // Scores S = (Q/sqrt(r)) K^T, then row softmax over the visible keys.
-  small_gemm(n, r, w.n_p, w.q, r, w.k_t, w.n_p, w.p, w.n_p);
+  // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys.
+  small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, w.p,
+             w.n_p);
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
     T* row = w.p + i * w.n_p;
@@ -90,15 +126,14 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
       const T inv = T(1) / sum;
       for (int j = 0; j < keys; ++j) row[j] *= inv;
     }
-    for (int j = keys; j < w.n_p; ++j) row[j] = T(0);
+    for (int j = keys; j < n; ++j) row[j] = T(0);
     std::memcpy(probs + static_cast<size_t>(i) * n, row, sizeof(T) * n);
   }
   // Context C = P V.
-  small_gemm(n, n, w.rv_p, w.p, w.n_p, w.v, w.rv_p, w.out_v, w.rv_p);
-  const size_t context_stride = s.context_width();
-  for (int i = 0; i < n; ++i)
-    std::memcpy(rows_context + i * context_stride + at.context, w.out_v + i * w.rv_p,
-                sizeof(T) * rv);
+  const Operand<T> v = operand(rows_qkv, stride, at.value, n, rv, w.rv_p, w.v);
+  const Target<T> c = target(rows_context, context_stride, at.context, rv, w.rv_p, w.out_v);
+  small_gemm(n, n, w.rv_p, probs, n, v.data, v.stride, c.data, c.stride);
+  copy_out(c, rows_context, context_stride, at.context, n, rv);
 }
 
 template <typename T>
@@ -109,41 +144,34 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   const size_t context_stride = s.context_width();
   for (int j = 0; j < n; ++j) {
     const T* row = rows_qkv + j * stride;
-    for (int e = 0; e < r; ++e) {
-      w.q[j * w.r_p + e] = row[at.query + e];
-      w.k[j * w.r_p + e] = row[at.key + e];
-    }
     for (int e = 0; e < rv; ++e) w.v_t[e * w.n_p + j] = row[at.value + e];
-    const T* dc = rows_d_context + j * context_stride + at.context;
-    for (int e = 0; e < rv; ++e) w.d_context[j * w.rv_p + e] = dc[e];
-    const T* p_row = probs + static_cast<size_t>(j) * n;
-    for (int i = 0; i < n; ++i) {
-      w.p[j * w.n_p + i] = p_row[i];
-      w.p_t[i * w.n_p + j] = p_row[i];
-    }
   }
-  // dP = dC V^T, then dS = P (dP - rowsum(P dP)) / sqrt(r).
-  small_gemm(n, rv, w.n_p, w.d_context, w.rv_p, w.v_t, w.n_p, w.d_s, w.n_p);
+  // dP = dC V^T, dC read in place, then dS = P (dP - rowsum(P dP)) / sqrt(r).
+  small_gemm(n, rv, w.n_p, rows_d_context + at.context, static_cast<int>(context_stride), w.v_t,
+             w.n_p, w.d_s, w.n_p);
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
-    const T* p_row = w.p + i * w.n_p;
+    const T* p_row = probs + static_cast<size_t>(i) * n;
     T* ds = w.d_s + i * w.n_p;
     T weighted = 0;
     for (int j = 0; j < keys; ++j) weighted += p_row[j] * ds[j];
     for (int j = 0; j < keys; ++j) ds[j] = p_row[j] * (ds[j] - weighted) * scale;
     for (int j = keys; j < w.n_p; ++j) ds[j] = T(0);
-    for (int j = 0; j < n; ++j) w.d_s_t[j * w.n_p + i] = ds[j];
   }
-  // dQ = dS K, dK = dS^T Q, dV = P^T dC.
-  small_gemm(n, n, w.r_p, w.d_s, w.n_p, w.k, w.r_p, w.out_q, w.r_p);
-  small_gemm(n, n, w.r_p, w.d_s_t, w.n_p, w.q, w.r_p, w.out_k, w.r_p);
-  small_gemm(n, n, w.rv_p, w.p_t, w.n_p, w.d_context, w.rv_p, w.out_v, w.rv_p);
-  for (int j = 0; j < n; ++j) {
-    T* row = rows_d_qkv + j * stride;
-    std::memcpy(row + at.query, w.out_q + j * w.r_p, sizeof(T) * r);
-    std::memcpy(row + at.key, w.out_k + j * w.r_p, sizeof(T) * r);
-    std::memcpy(row + at.value, w.out_v + j * w.rv_p, sizeof(T) * rv);
-  }
+  // dQ = dS K, dK = dS^T Q, dV = P^T dC (the transposes read in place).
+  const Operand<T> k = operand(rows_qkv, stride, at.key, n, r, w.r_p, w.k);
+  const Operand<T> q = operand(rows_qkv, stride, at.query, n, r, w.r_p, w.q);
+  const Operand<T> dc = operand(rows_d_context, context_stride, at.context, n, rv, w.rv_p,
+                                w.d_context);
+  const Target<T> d_q = target(rows_d_qkv, stride, at.query, r, w.r_p, w.out_q);
+  const Target<T> d_k = target(rows_d_qkv, stride, at.key, r, w.r_p, w.out_k);
+  const Target<T> d_v = target(rows_d_qkv, stride, at.value, rv, w.rv_p, w.out_v);
+  small_gemm(n, n, w.r_p, w.d_s, w.n_p, k.data, k.stride, d_q.data, d_q.stride);
+  small_gemm_at(n, n, w.r_p, w.d_s, w.n_p, q.data, q.stride, d_k.data, d_k.stride);
+  small_gemm_at(n, n, w.rv_p, probs, n, dc.data, dc.stride, d_v.data, d_v.stride);
+  copy_out(d_q, rows_d_qkv, stride, at.query, n, r);
+  copy_out(d_k, rows_d_qkv, stride, at.key, n, r);
+  copy_out(d_v, rows_d_qkv, stride, at.value, n, rv);
 }
 
 // ---- Heads across the lanes ---------------------------------------------------

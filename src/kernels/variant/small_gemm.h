@@ -7,24 +7,71 @@
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
-// C (m, n_padded) = A (m, k) * B (k, n_padded); n_padded is a multiple of
-// kLanes<T>; row strides lda, ldb, ldc. Blocks of 4 rows x 1 vector of C are
-// accumulated in registers.
-template <typename T>
-inline void small_gemm(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb, T* c,
-                       int ldc) {
+// Entry (i, e) of A, stored as is (a[i * lda + e]) or transposed (a[e * lda + i]).
+template <bool kTransposedA, typename T>
+inline T a_entry(const T* a, int lda, int i, int e) {
+  return kTransposedA ? a[e * lda + i] : a[i * lda + e];
+}
+
+// C (m, n_padded) = A (m, k) * B (k, n_padded), or A^T * B with A given as (k, m);
+// n_padded is a multiple of kLanes<T>; row strides lda, ldb, ldc. Blocks of 4 rows
+// x 2 vectors of C are accumulated in registers (two B loads per 8 multiply-adds),
+// then 4 x 1 for an odd last vector. Each entry of C is summed over e in order.
+template <bool kTransposedA, typename T>
+inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb,
+                             T* c, int ldc) {
   constexpr int kL = kLanes<T>;
-  for (int j0 = 0; j0 < n_padded; j0 += kL) {
+  int j0 = 0;
+  for (; j0 + 2 * kL <= n_padded; j0 += 2 * kL) {
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+      Vector<T> acc00 = {}, acc01 = {}, acc10 = {}, acc11 = {}, acc20 = {}, acc21 = {}, acc30 = {},
+                acc31 = {};
+      for (int e = 0; e < k; ++e) {
+        const Vector<T> b0 = load_vector(b + e * ldb + j0);
+        const Vector<T> b1 = load_vector(b + e * ldb + j0 + kL);
+        const T a0 = a_entry<kTransposedA>(a, lda, i, e), a1 = a_entry<kTransposedA>(a, lda, i + 1, e),
+                a2 = a_entry<kTransposedA>(a, lda, i + 2, e),
+                a3 = a_entry<kTransposedA>(a, lda, i + 3, e);
+        acc00 += a0 * b0;
+        acc01 += a0 * b1;
+        acc10 += a1 * b0;
+        acc11 += a1 * b1;
+        acc20 += a2 * b0;
+        acc21 += a2 * b1;
+        acc30 += a3 * b0;
+        acc31 += a3 * b1;
+      }
+      store_vector(c + i * ldc + j0, acc00);
+      store_vector(c + i * ldc + j0 + kL, acc01);
+      store_vector(c + (i + 1) * ldc + j0, acc10);
+      store_vector(c + (i + 1) * ldc + j0 + kL, acc11);
+      store_vector(c + (i + 2) * ldc + j0, acc20);
+      store_vector(c + (i + 2) * ldc + j0 + kL, acc21);
+      store_vector(c + (i + 3) * ldc + j0, acc30);
+      store_vector(c + (i + 3) * ldc + j0 + kL, acc31);
+    }
+    for (; i < m; ++i) {
+      Vector<T> acc0 = {}, acc1 = {};
+      for (int e = 0; e < k; ++e) {
+        const T a0 = a_entry<kTransposedA>(a, lda, i, e);
+        acc0 += a0 * load_vector(b + e * ldb + j0);
+        acc1 += a0 * load_vector(b + e * ldb + j0 + kL);
+      }
+      store_vector(c + i * ldc + j0, acc0);
+      store_vector(c + i * ldc + j0 + kL, acc1);
+    }
+  }
+  for (; j0 < n_padded; j0 += kL) {
     int i = 0;
     for (; i + 4 <= m; i += 4) {
       Vector<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
-      const T* a0 = a + i * lda;
       for (int e = 0; e < k; ++e) {
         const Vector<T> b_vec = load_vector(b + e * ldb + j0);
-        acc0 += a0[e] * b_vec;
-        acc1 += a0[lda + e] * b_vec;
-        acc2 += a0[2 * lda + e] * b_vec;
-        acc3 += a0[3 * lda + e] * b_vec;
+        acc0 += a_entry<kTransposedA>(a, lda, i, e) * b_vec;
+        acc1 += a_entry<kTransposedA>(a, lda, i + 1, e) * b_vec;
+        acc2 += a_entry<kTransposedA>(a, lda, i + 2, e) * b_vec;
+        acc3 += a_entry<kTransposedA>(a, lda, i + 3, e) * b_vec;
       }
       store_vector(c + i * ldc + j0, acc0);
       store_vector(c + (i + 1) * ldc + j0, acc1);
@@ -33,10 +80,25 @@ inline void small_gemm(int m, int k, int n_padded, const T* a, int lda, const T*
     }
     for (; i < m; ++i) {
       Vector<T> acc = {};
-      for (int e = 0; e < k; ++e) acc += a[i * lda + e] * load_vector(b + e * ldb + j0);
+      for (int e = 0; e < k; ++e)
+        acc += a_entry<kTransposedA>(a, lda, i, e) * load_vector(b + e * ldb + j0);
       store_vector(c + i * ldc + j0, acc);
     }
   }
+}
+
+// C = A B, A (m, k) with row stride lda.
+template <typename T>
+inline void small_gemm(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb, T* c,
+                       int ldc) {
+  small_gemm_tiled<false>(m, k, n_padded, a, lda, b, ldb, c, ldc);
+}
+
+// C = A^T B, A given as (k, m) with row stride lda: no transposed copy of A needed.
+template <typename T>
+inline void small_gemm_at(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb,
+                          T* c, int ldc) {
+  small_gemm_tiled<true>(m, k, n_padded, a, lda, b, ldb, c, ldc);
 }
 
 }  // namespace attnrank::kernels::ATTNRANK_VARIANT

@@ -142,10 +142,6 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     partials[thread] = partial.data();
     std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
     const auto [first, last] = thread_samples(s.batch, thread, omp_get_num_threads());
-    if (first == last) {
-      std::fill(part_in, part_in + in_size, T(0));
-      std::fill(part_out, part_out + out_size, T(0));
-    }
     for (int b0 = first; b0 < last; b0 += block) {
       const int samples = std::min(block, last - b0);
       const int rows = samples * n;
@@ -153,7 +149,7 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       const T* block_dout = dout + row0 * s.width;
       T* block_d_context = d_context + row0 * context_width;
       T* block_d_qkv = d_qkv + row0 * qkv_width;
-      // Out-projection: dC = dout W_O / c; dW_O += dout^T C / c.
+      // Out-projection: dC = dout W_O / c.
       gemm(false, false, rows, context_width, s.width, inv_modules, block_dout, s.width, out_weight,
            context_width, T(0), block_d_context, context_width);
       for (int b = b0; b < b0 + samples; ++b)
@@ -161,13 +157,14 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
                               probs + static_cast<size_t>(b) * heads_total * n * n,
                               d_context + static_cast<size_t>(b) * n * context_width,
                               d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch.data());
-      // In-projection: dx = dqkv W_in; dW_in += dqkv^T x; db_in += colsum(dqkv).
+      // In-projection: dx = dqkv W_in.
       if (dx != nullptr)
         gemm(false, false, rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, in_weight,
              s.width, T(0), dx + row0 * s.width, s.width);
     }
     // Weight gradients once over the thread's whole row range: one GEMM with a long
     // inner dimension instead of one per block re-reading and re-writing the partial.
+    // dW_O = dout^T C / c; dW_in = dqkv^T x; db_in = colsum(dqkv).
     if (first < last) {
       const int rows = (last - first) * n;
       const size_t row0 = static_cast<size_t>(first) * n;
@@ -179,6 +176,9 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       for (int row = 0; row < rows; ++row)
         for (int i = 0; i < qkv_width; ++i)
           part_in_bias[i] += range_d_qkv[static_cast<size_t>(row) * qkv_width + i];
+    } else {
+      std::fill(part_in, part_in + in_size, T(0));
+      std::fill(part_out, part_out + out_size, T(0));
     }
 #pragma omp barrier
     // Sum the partials in thread order; each thread owns a slice of the outputs.

@@ -1,6 +1,7 @@
 // The per-head products of attention for one sample: scores, softmax, context and
-// their gradients, with every buffer padded to whole vector registers (columns
-// beyond the real width are zero), so every product is a small_gemm.
+// their gradients, every product a small_gemm on whole vector registers: operands
+// of whole-register width are read and written in place in their rows, narrower
+// ones through buffers padded with zeros.
 #include "fast_math.h"
 #include "small_gemm.h"
 #include "variant_kernels.h"
@@ -105,8 +106,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
     for (int e = 0; e < r; ++e) w.k_t[e * w.n_p + j] = row[at.key + e] * scale;
   }
   // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys.
-  small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, w.p,
-             w.n_p);
+  small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, w.p, w.n_p);
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
     T* row = w.p + i * w.n_p;
@@ -161,8 +161,8 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   // dQ = dS K, dK = dS^T Q, dV = P^T dC (the transposes read in place).
   const Operand<T> k = operand(rows_qkv, stride, at.key, n, r, w.r_p, w.k);
   const Operand<T> q = operand(rows_qkv, stride, at.query, n, r, w.r_p, w.q);
-  const Operand<T> dc = operand(rows_d_context, context_stride, at.context, n, rv, w.rv_p,
-                                w.d_context);
+  const Operand<T> dc =
+      operand(rows_d_context, context_stride, at.context, n, rv, w.rv_p, w.d_context);
   const Target<T> d_q = target(rows_d_qkv, stride, at.query, r, w.r_p, w.out_q);
   const Target<T> d_k = target(rows_d_qkv, stride, at.key, r, w.r_p, w.out_k);
   const Target<T> d_v = target(rows_d_qkv, stride, at.value, rv, w.rv_p, w.out_v);

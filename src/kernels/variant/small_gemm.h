@@ -30,7 +30,8 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
       for (int e = 0; e < k; ++e) {
         const Vector<T> b0 = load_vector(b + e * ldb + j0);
         const Vector<T> b1 = load_vector(b + e * ldb + j0 + kL);
-        const T a0 = a_entry<kTransposedA>(a, lda, i, e), a1 = a_entry<kTransposedA>(a, lda, i + 1, e),
+        const T a0 = a_entry<kTransposedA>(a, lda, i, e),
+                a1 = a_entry<kTransposedA>(a, lda, i + 1, e),
                 a2 = a_entry<kTransposedA>(a, lda, i + 2, e),
                 a3 = a_entry<kTransposedA>(a, lda, i + 3, e);
         acc00 += a0 * b0;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "attnrank/kernels/head_layout.h"
 #include "attnrank/nn/attention.h"
 #include "attnrank/nn/layers.h"
 #include "gradcheck.h"
@@ -135,13 +136,27 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, AttentionGradCheck,
     ::testing::Values(
         // batch, tokens, width, heads, rank, value_rank, modules, mask, key_limit, bias
-        AttentionCase{2, 4, 6, 1, 6, 6, 1, AttentionMask::kFull, 0, true},     // full rank
-        AttentionCase{2, 4, 6, 3, 2, 2, 1, AttentionMask::kFull, 0, true},     // r = d/H
-        AttentionCase{2, 5, 6, 2, 5, 3, 1, AttentionMask::kFull, 0, true},     // r != d/H, r_v != r
-        AttentionCase{2, 4, 6, 2, 3, 3, 3, AttentionMask::kFull, 0, true},     // c > 1
-        AttentionCase{1, 5, 4, 2, 1, 2, 2, AttentionMask::kPrefix, 3, true},   // nearest mask
-        AttentionCase{2, 5, 4, 2, 2, 1, 2, AttentionMask::kCausal, 0, true},   // causal
-        AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false}));  // r > d, no bias
+        AttentionCase{2, 4, 6, 1, 6, 6, 1, AttentionMask::kFull, 0, true},    // full rank
+        AttentionCase{2, 4, 6, 3, 2, 2, 1, AttentionMask::kFull, 0, true},    // r = d/H
+        AttentionCase{2, 5, 6, 2, 5, 3, 1, AttentionMask::kFull, 0, true},    // r != d/H, r_v != r
+        AttentionCase{2, 4, 6, 2, 3, 3, 3, AttentionMask::kFull, 0, true},    // c > 1
+        AttentionCase{1, 5, 4, 2, 1, 2, 2, AttentionMask::kPrefix, 3, true},  // nearest mask
+        AttentionCase{2, 5, 4, 2, 2, 1, 2, AttentionMask::kCausal, 0, true},  // causal
+        AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false},   // r > d, no bias
+        // Many rank-1 heads: the kernels' lane order, with a partly filled last group.
+        AttentionCase{2, 3, 4, 10, 1, 1, 2, AttentionMask::kCausal, 0, true}));
+
+// The last case above runs in the kernels' lane order (the others may not).
+TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {
+  AttentionShape s;
+  s.tokens = 3;
+  s.width = 4;
+  s.heads = 10;
+  s.rank = 1;
+  s.value_rank = 1;
+  s.modules = 2;
+  EXPECT_FALSE(kernels::head_layout<double>(s).model_order());
+}
 
 TEST(GradCheck, BlockedMlp) {
   // 1100 rows: several blocks per thread and a per-thread reduction of the weight gradients.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "attnrank/kernels/head_layout.h"
 #include "attnrank/kernels/kernels.h"
 
 using namespace attnrank;
@@ -114,6 +115,26 @@ ReferenceHeads reference_heads(const AttentionShape& s, const std::vector<T>& qk
   return out;
 }
 
+// Rows of width order.size() from the model's column order to the kernels' (order[k]
+// is the model column of kernel column k), and back.
+template <typename T>
+std::vector<T> to_kernel_order(const std::vector<T>& rows, const std::vector<int>& order) {
+  const size_t width = order.size();
+  std::vector<T> out(rows.size());
+  for (size_t row = 0; row < rows.size() / width; ++row)
+    for (size_t k = 0; k < width; ++k) out[row * width + k] = rows[row * width + order[k]];
+  return out;
+}
+
+template <typename T>
+std::vector<T> to_model_order(const std::vector<T>& rows, const std::vector<int>& order) {
+  const size_t width = order.size();
+  std::vector<T> out(rows.size());
+  for (size_t row = 0; row < rows.size() / width; ++row)
+    for (size_t k = 0; k < width; ++k) out[row * width + order[k]] = rows[row * width + k];
+  return out;
+}
+
 // tied: qkv entries in {-1, 0, 1}, so hardmax scores tie often (first maximum wins).
 template <typename T>
 void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned seed,
@@ -128,18 +149,26 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
     for (T& value : qkv) value = std::round(value / 2);
   const auto d_context = random_values<T>(size_t(n) * s.context_width(), seed + 1);
   const ReferenceHeads want = reference_heads(s, qkv, d_context);
+  // The kernels read and write their own head order (head_layout.h).
+  const kernels::HeadLayout layout = kernels::head_layout(kernel, s);
+  const std::vector<int> qkv_order = kernels::qkv_order(s, layout);
+  const std::vector<int> context_order = kernels::context_order(s, layout);
+  const std::vector<int> probs_order = kernels::probs_order(s, layout);
+  const std::vector<T> kernel_qkv = to_kernel_order(qkv, qkv_order);
   std::vector<T> probs(want.probs.size(), T(7)), context(want.context.size(), T(7));
   std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
-  kernel.heads_forward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(), context.data(),
-                       scratch.data());
-  EXPECT_LT(max_relative_error(probs, want.probs), tolerance<T>());
-  EXPECT_LT(max_relative_error(context, want.context), tolerance<T>());
+  kernel.heads_forward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
+                       context.data(), scratch.data());
+  EXPECT_LT(max_relative_error(to_model_order(probs, probs_order), want.probs), tolerance<T>());
+  EXPECT_LT(max_relative_error(to_model_order(context, context_order), want.context),
+            tolerance<T>());
   if (s.kind == AttentionKind::kHardmax) return;
   std::vector<T> d_qkv(want.d_qkv.size(), T(7));
   std::fill(scratch.begin(), scratch.end(), T(0));
-  kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), qkv.data(), probs.data(), d_context.data(),
-                        d_qkv.data(), scratch.data());
-  EXPECT_LT(max_relative_error(d_qkv, want.d_qkv), tolerance<T>() * 4);
+  const std::vector<T> kernel_d_context = to_kernel_order(d_context, context_order);
+  kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
+                        kernel_d_context.data(), d_qkv.data(), scratch.data());
+  EXPECT_LT(max_relative_error(to_model_order(d_qkv, qkv_order), want.d_qkv), tolerance<T>() * 4);
 }
 
 template <typename T>
@@ -366,4 +395,41 @@ TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceFloat) {
 
 TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceDouble) {
   for (const auto* table : kernels::runnable_variants<double>()) check_elementwise(*table);
+}
+
+// The lane order of head_layout.h, worked out by hand: c = 1, H = 3, r = 1, r_v = 2,
+// groups of 2 heads. Model qkv columns: Q 0 1 2, K 3 4 5, V (0,1) (2,3)+6 per head.
+TEST(HeadLayout, LaneOrderByHand) {
+  AttentionShape s;
+  s.tokens = 2;
+  s.heads = 3;
+  s.rank = 1;
+  s.value_rank = 2;
+  const kernels::HeadLayout lanes{2};
+  EXPECT_EQ(kernels::qkv_order(s, lanes), (std::vector<int>{0, 1, 3, 4, 6, 8, 7, 9, 2, 5, 10, 11}));
+  EXPECT_EQ(kernels::context_order(s, lanes), (std::vector<int>{0, 2, 1, 3, 4, 5}));
+  // P[head][i][j]: group 0 interleaves heads 0 and 1 cell by cell; head 2 follows.
+  EXPECT_EQ(kernels::probs_order(s, lanes),
+            (std::vector<int>{0, 4, 1, 5, 2, 6, 3, 7, 8, 9, 10, 11}));
+  const kernels::HeadLayout model{};
+  EXPECT_EQ(kernels::qkv_order(s, model), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+}
+
+// Every order is a permutation, for every variant's group size and a partial group.
+TEST(HeadLayout, OrdersArePermutations) {
+  for (int group : {2, 4, 8, 16})
+    for (int heads : {1, 5, 16, 40}) {
+      AttentionShape s;
+      s.tokens = 3;
+      s.heads = heads;
+      s.modules = 3;
+      s.rank = 2;
+      s.value_rank = 3;
+      for (auto order : {kernels::qkv_order(s, {group}), kernels::context_order(s, {group}),
+                         kernels::probs_order(s, {group})}) {
+        std::sort(order.begin(), order.end());
+        for (size_t k = 0; k < order.size(); ++k)
+          ASSERT_EQ(order[k], int(k)) << group << " " << heads;
+      }
+    }
 }

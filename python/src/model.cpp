@@ -211,8 +211,7 @@ class NativeModel {
       const std::lock_guard<std::mutex> lock(mutex_);
       forward_batch(*model_, batch, out);
       for (size_t layer = 0; layer < probs.size(); ++layer)
-        std::memcpy(probs[layer], model_->attention_probabilities(static_cast<int>(layer)),
-                    sizeof(float) * static_cast<size_t>(size) * heads * s.tokens * s.tokens);
+        model_->attention_probabilities(static_cast<int>(layer), probs[layer]);
     }
     if (!return_attention) return outputs;
     return py::make_tuple(outputs, py::cast(attention));

@@ -11,6 +11,7 @@
 
 #include "attnrank/core/blas.h"
 #include "attnrank/core/parallel.h"
+#include "attnrank/kernels/head_layout.h"
 #include "attnrank/kernels/kernels.h"
 #include "attnrank/nn/layers.h"
 
@@ -55,6 +56,36 @@ void fill_rows(T* matrix, int rows, int width, const T* values) {
       matrix[static_cast<size_t>(row) * width + i] = values != nullptr ? values[i] : T(0);
 }
 
+// The kernels' head order (head_layout.h) as weights: W_in's rows and b_in in
+// qkv order, W_out's columns in context order, so that the projections write and
+// read the rows in the order the kernels want. Empty in the model's order.
+template <typename T>
+struct KernelOrder {
+  std::vector<int> qkv, context;
+  std::vector<T> in_weight, in_bias, out_weight;
+
+  KernelOrder(const AttentionShape& s, const T* model_in_weight, const T* model_in_bias,
+              const T* model_out_weight) {
+    const kernels::HeadLayout layout = kernels::head_layout<T>(s);
+    if (layout.model_order()) return;
+    qkv = kernels::qkv_order(s, layout);
+    context = kernels::context_order(s, layout);
+    const size_t width = s.width, qkv_width = qkv.size(), context_width = context.size();
+    in_weight.resize(qkv_width * width);
+    for (size_t k = 0; k < qkv_width; ++k)
+      std::copy_n(model_in_weight + qkv[k] * width, width, in_weight.data() + k * width);
+    if (model_in_bias != nullptr) {
+      in_bias.resize(qkv_width);
+      for (size_t k = 0; k < qkv_width; ++k) in_bias[k] = model_in_bias[qkv[k]];
+    }
+    out_weight.resize(width * context_width);
+    for (size_t row = 0; row < width; ++row)
+      for (size_t k = 0; k < context_width; ++k)
+        out_weight[row * context_width + k] = model_out_weight[row * context_width + context[k]];
+  }
+  bool used() const { return !qkv.empty(); }
+};
+
 }  // namespace
 
 // Each thread owns a contiguous range of samples and runs, block by block, the
@@ -77,6 +108,12 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
     for (int m = 0; m < s.modules; ++m)
       for (int i = 0; i < s.width; ++i) mean_bias[i] += out_bias[m * s.width + i];
     for (T& value : mean_bias) value *= inv_modules;
+  }
+  const KernelOrder<T> order(s, in_weight, in_bias, out_weight);
+  if (order.used()) {
+    in_weight = order.in_weight.data();
+    if (in_bias != nullptr) in_bias = order.in_bias.data();
+    out_weight = order.out_weight.data();
   }
   const int block = block_samples(s);
   const int threads = attention_threads(s);
@@ -125,6 +162,11 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   const T inv_modules = T(1) / T(s.modules);
   const size_t in_size = static_cast<size_t>(qkv_width) * s.width;
   const size_t out_size = static_cast<size_t>(s.width) * context_width;
+  const KernelOrder<T> order(s, in_weight, nullptr, out_weight);
+  if (order.used()) {
+    in_weight = order.in_weight.data();
+    out_weight = order.out_weight.data();
+  }
   const int block = block_samples(s);
   const int threads = attention_threads(s);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
@@ -182,17 +224,29 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     }
 #pragma omp barrier
     // Sum the partials in thread order; each thread owns a slice of the outputs.
-    auto reduce = [&](size_t offset, size_t count, T* target) {
+    // Element i of a partial (in the kernels' order) goes to target[place(i)].
+    auto reduce = [&](size_t offset, size_t count, T* target, auto place) {
       const size_t begin = count * thread / threads, end = count * (thread + 1) / threads;
       for (size_t i = begin; i < end; ++i) {
         T sum = 0;
         for (int t = 0; t < threads; ++t) sum += partials[t][offset + i];
-        target[i] = sum;
+        target[place(i)] = sum;
       }
     };
-    reduce(0, in_size, d_in_weight);
-    if (d_in_bias != nullptr) reduce(in_size, qkv_width, d_in_bias);
-    reduce(in_size + qkv_width, out_size, d_out_weight);
+    const size_t width = s.width;
+    if (order.used()) {
+      reduce(0, in_size, d_in_weight,
+             [&](size_t i) { return order.qkv[i / width] * width + i % width; });
+      if (d_in_bias != nullptr)
+        reduce(in_size, qkv_width, d_in_bias, [&](size_t i) { return size_t(order.qkv[i]); });
+      reduce(in_size + qkv_width, out_size, d_out_weight,
+             [&](size_t i) { return i - i % context_width + order.context[i % context_width]; });
+    } else {
+      auto same = [](size_t i) { return i; };
+      reduce(0, in_size, d_in_weight, same);
+      if (d_in_bias != nullptr) reduce(in_size, qkv_width, d_in_bias, same);
+      reduce(in_size + qkv_width, out_size, d_out_weight, same);
+    }
   }
   if (d_out_bias != nullptr) {
     std::vector<T> sums(s.width, T(0));
@@ -203,12 +257,24 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   }
 }
 
+template <typename T>
+void attention_probabilities(const AttentionShape& s, const T* probs, T* out) {
+  const std::vector<int> order = kernels::probs_order(s, kernels::head_layout<T>(s));
+  const size_t block = order.size();
+  for (int b = 0; b < s.batch; ++b) {
+    const T* from = probs + b * block;
+    T* to = out + b * block;
+    for (size_t k = 0; k < block; ++k) to[order[k]] = from[k];
+  }
+}
+
 #define ATTNRANK_INSTANTIATE_ATTENTION(T)                                                         \
   template void attention_forward<T>(const AttentionShape&, const T*, const T*, const T*,         \
                                      const T*, const T*, T*, T*, T*, T*);                         \
   template void attention_backward<T>(const AttentionShape&, const T*, const T*, const T*,        \
                                       const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, \
-                                      T*, T*);
+                                      T*, T*);                                                    \
+  template void attention_probabilities<T>(const AttentionShape&, const T*, T*);
 ATTNRANK_INSTANTIATE_ATTENTION(float)
 ATTNRANK_INSTANTIATE_ATTENTION(double)
 

@@ -207,6 +207,11 @@ AttentionShape Transformer<T>::attention_shape(int batch) const {
 }
 
 template <typename T>
+void Transformer<T>::attention_probabilities(int layer, T* out) const {
+  attnrank::attention_probabilities(attention_shape(batch_), buffers_.at(layer).probs, out);
+}
+
+template <typename T>
 void Transformer<T>::allocate_activations(int batch) {
   if (batch == batch_) return;
   const AttentionShape shape = attention_shape(batch);

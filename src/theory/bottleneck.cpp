@@ -57,6 +57,7 @@ std::vector<double> context_mapping(const BottleneckProblem& p, const HeadWeight
       context(n), y(static_cast<size_t>(n) * d);
   attention_forward<T>(shape, x.data(), in.data(), nullptr, out.data(), nullptr, qkv.data(),
                        probs.data(), context.data(), y.data());
+  attention_probabilities<T>(shape, std::vector<T>(probs).data(), probs.data());
   std::vector<double> mapping(static_cast<size_t>(n) * n);
   for (int i = 0; i < n; ++i)  // probs[i][j]: query i over keys j; column i of P_hat
     for (int j = 0; j < n; ++j)

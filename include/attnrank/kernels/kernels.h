@@ -36,7 +36,8 @@ struct KernelTable {
   // lane (small r or N), rather than one head at a time padded to whole registers.
   bool (*heads_in_lanes)(const AttentionShape& shape);
   // All c*H heads of one sample. qkv: (N, qkv_width) -> probs: (c*H, N, N),
-  // context: (N, context_width). scale = 1/sqrt(rank).
+  // context: (N, context_width). scale = 1/sqrt(rank). Rows, probabilities and
+  // gradients are in the order head_layout() gives for this table (head_layout.h).
   void (*heads_forward)(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,
                         T* scratch);
   // d_context: (N, context_width) -> d_qkv: (N, qkv_width), written.

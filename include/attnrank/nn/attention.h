@@ -21,8 +21,10 @@
 namespace attnrank {
 
 // x: (B, N, D) -> out: (B, N, D)
-// Saved for backward: qkv (B, N, qkv_width), probs (B, c, H, N, N) (zero where
-// masked), context (B, N, context_width).
+// Saved for backward: qkv (B, N, qkv_width), probs (B, c*H*N*N) (zero where
+// masked), context (B, N, context_width), each in the kernels' head order
+// (attnrank/kernels/head_layout.h); attention_probabilities() gives the probs in the
+// model's order.
 template <typename T>
 void attention_forward(const AttentionShape& shape, const T* x, const T* in_weight,
                        const T* in_bias, const T* out_weight, const T* out_bias, T* qkv, T* probs,
@@ -35,5 +37,9 @@ void attention_backward(const AttentionShape& shape, const T* dout, const T* x, 
                         const T* out_weight, const T* qkv, const T* probs, const T* context,
                         T* d_context, T* d_qkv, T* dx, T* d_in_weight, T* d_in_bias,
                         T* d_out_weight, T* d_out_bias);
+
+// probs as attention_forward saved them -> (B, c, H, N, N), head after head.
+template <typename T>
+void attention_probabilities(const AttentionShape& shape, const T* probs, T* out);
 
 }  // namespace attnrank

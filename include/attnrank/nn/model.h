@@ -99,8 +99,9 @@ class Transformer {
   int output_width() const;
   // Whether the output layer shares the token embedding.
   bool tied() const { return tied_; }
-  // Attention weights of `layer` in the last forward: (B, c*H, N, N), zero where masked.
-  const T* attention_probabilities(int layer) const { return buffers_.at(layer).probs; }
+  // Attention weights of `layer` in the last forward -> out: (B, c*H, N, N), zero
+  // where masked.
+  void attention_probabilities(int layer, T* out) const;
 
   int64_t parameter_count() const { return static_cast<int64_t>(layout_.total()); }
   int64_t attention_parameter_count() const {

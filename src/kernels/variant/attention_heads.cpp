@@ -177,14 +177,40 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
 // ---- Heads across the lanes ---------------------------------------------------
 // With small heads (r or N below the vector width), padding each head to whole
 // registers wastes most of every product, and the per-row softmax loops are a few
-// elements long. Instead, kLanes<T> heads are laid side by side, one per lane:
-// Q[j][e][lane] and the like, so every score, exp, sum and product runs on all of
-// them at once and costs what its FLOPs cost. The sums run in the same order as in
-// the per-head kernel (over e, then over j, then over i).
+// elements long. Instead, kLanes<T> heads are laid side by side, one per lane, so
+// every score, exp, sum and product runs on all of them at once and costs what its
+// FLOPs cost. The rows arrive in lane order (attnrank/kernels/head_layout.h): the
+// group of heads [first, first + count) keeps element e of token i's queries at
+// q + i * stride + e * count, one value per head, and likewise its keys, values,
+// context, probabilities and gradients; every load and store is one register, or
+// `count` values for the last, partly filled group (kWhole false). The sums run in
+// the same order as in the per-head kernel (over e, then over j, then over i).
 
+// count values from `from` into the first lanes, zero beyond.
+template <typename T, bool kWhole>
+Vector<T> load_lanes(const T* from, int count) {
+  if constexpr (kWhole) {
+    return load_vector(from);
+  } else {
+    Vector<T> v = {};
+    for (int lane = 0; lane < count; ++lane) v[lane] = from[lane];
+    return v;
+  }
+}
+
+template <typename T, bool kWhole>
+void store_lanes(T* to, const Vector<T>& v, int count) {
+  if constexpr (kWhole) {
+    store_vector(to, v);
+  } else {
+    for (int lane = 0; lane < count; ++lane) to[lane] = v[lane];
+  }
+}
+
+// One thread's accumulators for one lane group, carved out of its scratch block.
 template <typename T>
 struct LaneBuffers {
-  T *q, *k, *v, *p, *d_context, *d_p, *d_q, *d_k, *d_v;
+  T *d_p, *d_q, *d_k, *d_v;
   size_t used = 0;
 
   LaneBuffers(const AttentionShape& s, T* scratch) {
@@ -195,11 +221,6 @@ struct LaneBuffers {
       next += count;
       return start;
     };
-    q = take(n * r * lanes);
-    k = take(n * r * lanes);
-    v = take(n * rv * lanes);
-    p = take(n * n * lanes);  // P[i][j][lane], zero where masked
-    d_context = take(n * rv * lanes);
     d_p = take(n * lanes);
     d_q = take(r * lanes);
     d_k = take(n * r * lanes);
@@ -208,158 +229,126 @@ struct LaneBuffers {
   }
 };
 
-// Where each lane's head starts in a qkv row and in a context row; count heads
-// from `first`, the lanes beyond count repeat the last head (their results are
-// never written out).
-struct LaneOffsets {
-  int query[64], key[64], value[64], context[64];
+// Where the group of heads starting at `first` (count heads) sits in one sample's
+// rows; the groups before it are whole, so it starts `first` heads in.
+template <typename T>
+struct LaneGroup {
+  int count;
+  size_t q, k, v, context, probs;  // offsets into a qkv row, a context row, the probs
+
+  LaneGroup(const AttentionShape& s, int first, int heads)
+      : count(heads),
+        q(static_cast<size_t>(first) * s.head_block()),
+        k(q + static_cast<size_t>(s.rank) * heads),
+        v(k + static_cast<size_t>(s.rank) * heads),
+        context(static_cast<size_t>(first) * s.value_rank),
+        probs(static_cast<size_t>(first) * s.tokens * s.tokens) {}
 };
 
-template <typename T>
-LaneOffsets lane_offsets(const AttentionShape& s, int first, int count) {
-  LaneOffsets at;
-  for (int lane = 0; lane < kLanes<T>; ++lane) {
-    const int head = first + min_of(lane, count - 1);
-    const HeadOffsets offsets = head_offsets(s, head / s.heads, head % s.heads);
-    at.query[lane] = offsets.query;
-    at.key[lane] = offsets.key;
-    at.value[lane] = offsets.value;
-    at.context[lane] = offsets.context;
-  }
-  return at;
-}
-
-// to[(row * width + e) * lanes + lane] = scale * from[row * stride + offset[lane] + e]
-template <typename T>
-void gather_columns(const T* from, size_t stride, const int* offset, int rows, int width, T scale,
-                    T* to) {
-  constexpr int kL = kLanes<T>;
-  for (int row = 0; row < rows; ++row) {
-    const T* line = from + row * stride;
-    for (int e = 0; e < width; ++e) {
-      T* out = to + (row * width + e) * kL;
-      for (int lane = 0; lane < kL; ++lane) out[lane] = line[offset[lane] + e] * scale;
-    }
-  }
-}
-
-template <typename T>
-void lanes_forward(const AttentionShape& s, int first, int count, T scale, const T* rows_qkv,
-                   T* probs, T* rows_context, LaneBuffers<T>& w) {
-  constexpr int kL = kLanes<T>;
-  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+template <typename T, bool kWhole>
+void lanes_forward(const AttentionShape& s, const LaneGroup<T>& g, T scale, const T* rows_qkv,
+                   T* probs, T* rows_context) {
+  const int n = s.tokens, r = s.rank, rv = s.value_rank, count = g.count;
   const size_t stride = s.qkv_width(), context_stride = s.context_width();
-  const LaneOffsets at = lane_offsets<T>(s, first, count);
-  gather_columns(rows_qkv, stride, at.query, n, r, scale, w.q);
-  gather_columns(rows_qkv, stride, at.key, n, r, T(1), w.k);
-  gather_columns(rows_qkv, stride, at.value, n, rv, T(1), w.v);
+  auto load = [count](const T* from) { return load_lanes<T, kWhole>(from, count); };
+  auto store = [count](T* to, const Vector<T>& v) { store_lanes<T, kWhole>(to, v, count); };
+  const T* q = rows_qkv + g.q;
+  const T* k = rows_qkv + g.k;
+  const T* v = rows_qkv + g.v;
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
-    T* p_row = w.p + i * n * kL;
+    T* p_row = probs + g.probs + static_cast<size_t>(i) * n * count;  // P[i][j] at j * count
+    const T* q_row = q + i * stride;
     // Scores of query i against every visible key, all lanes at once.
     Vector<T> top = {};
     for (int j = 0; j < keys; ++j) {
+      const T* k_row = k + j * stride;
       Vector<T> dot = {};
-      for (int e = 0; e < r; ++e)
-        dot += load_vector(w.q + (i * r + e) * kL) * load_vector(w.k + (j * r + e) * kL);
-      store_vector(p_row + j * kL, dot);
+      for (int e = 0; e < r; ++e) dot += load(q_row + e * count) * load(k_row + e * count);
+      dot *= scale;
+      store(p_row + j * count, dot);
       top = j == 0 || dot > top ? dot : top;
     }
     if (s.kind == AttentionKind::kHardmax) {
       Vector<T> found = {};  // one-hot on the first maximum of each lane
       for (int j = 0; j < keys; ++j) {
-        const Vector<T> hit = ((load_vector(p_row + j * kL) == top) & (found == T(0)))
-                                  ? Vector<T>{} + T(1)
-                                  : Vector<T>{};
+        const Vector<T> hit =
+            ((load(p_row + j * count) == top) & (found == T(0))) ? Vector<T>{} + T(1) : Vector<T>{};
         found += hit;
-        store_vector(p_row + j * kL, hit);
+        store(p_row + j * count, hit);
       }
     } else {
       Vector<T> sum = {};
       for (int j = 0; j < keys; ++j) {
-        const Vector<T> e = exp_fast(load_vector(p_row + j * kL) - top);
-        store_vector(p_row + j * kL, e);
+        const Vector<T> e = exp_fast(load(p_row + j * count) - top);
+        store(p_row + j * count, e);
         sum += e;
       }
       const Vector<T> inv = T(1) / sum;
-      for (int j = 0; j < keys; ++j)
-        store_vector(p_row + j * kL, load_vector(p_row + j * kL) * inv);
+      for (int j = 0; j < keys; ++j) store(p_row + j * count, load(p_row + j * count) * inv);
     }
-    for (int j = keys; j < n; ++j) store_vector(p_row + j * kL, Vector<T>{});
+    for (int j = keys; j < n; ++j) store(p_row + j * count, Vector<T>{});
     // Context of query i: sum_j P[j] V[j][e].
-    T* context_row = rows_context + i * context_stride;
+    T* context_row = rows_context + g.context + i * context_stride;
     for (int e = 0; e < rv; ++e) {
       Vector<T> value = {};
       for (int j = 0; j < keys; ++j)
-        value += load_vector(p_row + j * kL) * load_vector(w.v + (j * rv + e) * kL);
-      for (int lane = 0; lane < count; ++lane) context_row[at.context[lane] + e] = value[lane];
+        value += load(p_row + j * count) * load(v + j * stride + e * count);
+      store(context_row + e * count, value);
     }
-  }
-  // probs: (heads, N, N), one contiguous block per lane.
-  const int block = n * n;
-  for (int lane = 0; lane < count; ++lane) {
-    T* out = probs + static_cast<size_t>(first + lane) * block;
-    for (int index = 0; index < block; ++index) out[index] = w.p[index * kL + lane];
   }
 }
 
-template <typename T>
-void lanes_backward(const AttentionShape& s, int first, int count, T scale, const T* rows_qkv,
+template <typename T, bool kWhole>
+void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, const T* rows_qkv,
                     const T* probs, const T* rows_d_context, T* rows_d_qkv, LaneBuffers<T>& w) {
   constexpr int kL = kLanes<T>;
-  const int n = s.tokens, r = s.rank, rv = s.value_rank;
+  const int n = s.tokens, r = s.rank, rv = s.value_rank, count = g.count;
   const size_t stride = s.qkv_width(), context_stride = s.context_width();
-  const LaneOffsets at = lane_offsets<T>(s, first, count);
-  gather_columns(rows_qkv, stride, at.query, n, r, T(1), w.q);  // unscaled: scale is in dS
-  gather_columns(rows_qkv, stride, at.key, n, r, T(1), w.k);
-  gather_columns(rows_qkv, stride, at.value, n, rv, T(1), w.v);
-  gather_columns(rows_d_context, context_stride, at.context, n, rv, T(1), w.d_context);
-  const int block = n * n;
-  for (int lane = 0; lane < kL; ++lane) {
-    const T* in = probs + static_cast<size_t>(first + min_of(lane, count - 1)) * block;
-    for (int index = 0; index < block; ++index) w.p[index * kL + lane] = in[index];
-  }
+  auto load = [count](const T* from) { return load_lanes<T, kWhole>(from, count); };
+  auto store = [count](T* to, const Vector<T>& v) { store_lanes<T, kWhole>(to, v, count); };
+  const T* q = rows_qkv + g.q;
+  const T* k = rows_qkv + g.k;
+  const T* v = rows_qkv + g.v;
   for (int index = 0; index < n * r * kL; ++index) w.d_k[index] = T(0);
   for (int index = 0; index < n * rv * kL; ++index) w.d_v[index] = T(0);
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
-    const T* p_row = w.p + i * n * kL;
-    const T* dc = w.d_context + i * rv * kL;
+    const T* p_row = probs + g.probs + static_cast<size_t>(i) * n * count;
+    const T* dc = rows_d_context + g.context + i * context_stride;
+    const T* q_row = q + i * stride;
     // dP[j] = dC[i] . V[j]; weighted = sum_j P[j] dP[j].
     for (int j = 0; j < keys; ++j) {
       Vector<T> d_p = {};
-      for (int e = 0; e < rv; ++e)
-        d_p += load_vector(dc + e * kL) * load_vector(w.v + (j * rv + e) * kL);
+      for (int e = 0; e < rv; ++e) d_p += load(dc + e * count) * load(v + j * stride + e * count);
       store_vector(w.d_p + j * kL, d_p);
     }
     Vector<T> weighted = {};
     for (int j = 0; j < keys; ++j)
-      weighted += load_vector(p_row + j * kL) * load_vector(w.d_p + j * kL);
+      weighted += load(p_row + j * count) * load_vector(w.d_p + j * kL);
     for (int e = 0; e < r; ++e) store_vector(w.d_q + e * kL, Vector<T>{});
     for (int j = 0; j < keys; ++j) {
-      const Vector<T> p = load_vector(p_row + j * kL);
+      const Vector<T> p = load(p_row + j * count);
       const Vector<T> d_s = p * (load_vector(w.d_p + j * kL) - weighted) * scale;
+      const T* k_row = k + j * stride;
       // dQ[i] += dS[j] K[j]; dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i].
       for (int e = 0; e < r; ++e) {
-        store_vector(w.d_q + e * kL,
-                     load_vector(w.d_q + e * kL) + d_s * load_vector(w.k + (j * r + e) * kL));
-        store_vector(w.d_k + (j * r + e) * kL, load_vector(w.d_k + (j * r + e) * kL) +
-                                                   d_s * load_vector(w.q + (i * r + e) * kL));
+        store_vector(w.d_q + e * kL, load_vector(w.d_q + e * kL) + d_s * load(k_row + e * count));
+        store_vector(w.d_k + (j * r + e) * kL,
+                     load_vector(w.d_k + (j * r + e) * kL) + d_s * load(q_row + e * count));
       }
       for (int e = 0; e < rv; ++e)
         store_vector(w.d_v + (j * rv + e) * kL,
-                     load_vector(w.d_v + (j * rv + e) * kL) + p * load_vector(dc + e * kL));
+                     load_vector(w.d_v + (j * rv + e) * kL) + p * load(dc + e * count));
     }
-    T* row = rows_d_qkv + i * stride;
-    for (int lane = 0; lane < count; ++lane)
-      for (int e = 0; e < r; ++e) row[at.query[lane] + e] = w.d_q[e * kL + lane];
+    T* d_q_row = rows_d_qkv + g.q + i * stride;
+    for (int e = 0; e < r; ++e) store(d_q_row + e * count, load_vector(w.d_q + e * kL));
   }
   for (int j = 0; j < n; ++j) {
-    T* row = rows_d_qkv + j * stride;
-    for (int lane = 0; lane < count; ++lane) {
-      for (int e = 0; e < r; ++e) row[at.key[lane] + e] = w.d_k[(j * r + e) * kL + lane];
-      for (int e = 0; e < rv; ++e) row[at.value[lane] + e] = w.d_v[(j * rv + e) * kL + lane];
-    }
+    T* d_k_row = rows_d_qkv + g.k + j * stride;
+    T* d_v_row = rows_d_qkv + g.v + j * stride;
+    for (int e = 0; e < r; ++e) store(d_k_row + e * count, load_vector(w.d_k + (j * r + e) * kL));
+    for (int e = 0; e < rv; ++e) store(d_v_row + e * count, load_vector(w.d_v + (j * rv + e) * kL));
   }
 }
 
@@ -398,10 +387,13 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   const int n = s.tokens;
   const int heads_total = s.modules * s.heads;
   if (use_lanes<T>(s)) {
-    LaneBuffers<T> lanes(s, scratch);
-    for (int first = 0; first < heads_total; first += kLanes<T>)
-      lanes_forward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs, context,
-                    lanes);
+    for (int first = 0; first < heads_total; first += kLanes<T>) {
+      const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
+      if (group.count == kLanes<T>)
+        lanes_forward<T, true>(s, group, scale, qkv, probs, context);
+      else
+        lanes_forward<T, false>(s, group, scale, qkv, probs, context);
+    }
     return;
   }
   HeadBuffers<T> w(s, scratch);
@@ -417,9 +409,13 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   const int heads_total = s.modules * s.heads;
   if (use_lanes<T>(s)) {
     LaneBuffers<T> lanes(s, scratch);
-    for (int first = 0; first < heads_total; first += kLanes<T>)
-      lanes_backward(s, first, min_of(kLanes<T>, heads_total - first), scale, qkv, probs, d_context,
-                     d_qkv, lanes);
+    for (int first = 0; first < heads_total; first += kLanes<T>) {
+      const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
+      if (group.count == kLanes<T>)
+        lanes_backward<T, true>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
+      else
+        lanes_backward<T, false>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
+    }
     return;
   }
   HeadBuffers<T> w(s, scratch);

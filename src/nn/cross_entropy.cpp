@@ -11,6 +11,39 @@
 
 namespace attnrank {
 
+namespace {
+
+// Eight independent chains (element k in chain k % 8), combined in a fixed order:
+// the same result on every machine, without one long chain of dependent adds.
+constexpr int kChains = 8;
+
+template <typename T>
+T largest(const T* values, int count) {
+  T top[kChains];
+  for (int chain = 0; chain < kChains; ++chain) top[chain] = values[0];
+  int k = 0;
+  for (; k + kChains <= count; k += kChains)
+    for (int chain = 0; chain < kChains; ++chain)
+      top[chain] = std::max(top[chain], values[k + chain]);
+  for (; k < count; ++k) top[0] = std::max(top[0], values[k]);
+  return *std::max_element(top, top + kChains);
+}
+
+template <typename T>
+double sum_in_double(const T* values, int count) {
+  double sums[kChains] = {};
+  int k = 0;
+  for (; k + kChains <= count; k += kChains)
+    for (int chain = 0; chain < kChains; ++chain)
+      sums[chain] += static_cast<double>(values[k + chain]);
+  for (; k < count; ++k) sums[0] += static_cast<double>(values[k]);
+  double sum = 0.0;
+  for (double chain_sum : sums) sum += chain_sum;
+  return sum;
+}
+
+}  // namespace
+
 template <typename T>
 CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int classes,
                            T* d_logits) {
@@ -38,11 +71,10 @@ CrossEntropy cross_entropy(const T* logits, const int32_t* labels, int rows, int
       }
       // log-sum-exp around the largest logit: exp in T (vectorised for float), sums
       // in double.
-      const T top = *std::max_element(z, z + classes);
+      const T top = largest(z, classes);
       T* exps = dz != nullptr ? dz : scratch.data();  // exp once; normalised below
       kernel.exp_shifted(z, top, exps, classes);
-      double sum = 0.0;
-      for (int k = 0; k < classes; ++k) sum += static_cast<double>(exps[k]);
+      const double sum = sum_in_double(exps, classes);
       row_loss[row] = static_cast<double>(top) + std::log(sum) - static_cast<double>(z[label]);
       if (dz != nullptr) {
         const T factor = static_cast<T>(scale / sum);

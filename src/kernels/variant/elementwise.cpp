@@ -23,6 +23,23 @@ double square_root(double x) {
   return __builtin_sqrt(x);
 }
 
+// Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
+// vector_term(i) for whole registers, scalar_term(i) for the tail) added as a tree:
+// short dependency chains, and a fixed order for a given ISA.
+template <typename T, typename VectorTerm, typename ScalarTerm>
+T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
+  constexpr int kL = kLanes<T>;
+  Vector<T> partial = {};
+  int i = 0;
+  for (; i + kL <= width; i += kL) partial += vector_term(i);
+  for (; i < width; ++i) partial[i % kL] += scalar_term(i);
+  T lanes[kL];
+  store_vector(lanes, partial);
+  for (int step = kL / 2; step > 0; step /= 2)
+    for (int lane = 0; lane < step; ++lane) lanes[lane] += lanes[lane + step];
+  return lanes[0];
+}
+
 }  // namespace
 
 template <typename T>
@@ -36,8 +53,13 @@ void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int w
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
-    T squares = 0;
-    for (int i = 0; i < width; ++i) squares += in[i] * in[i];
+    const T squares = sum_terms<T>(
+        width,
+        [in](int i) {
+          const Vector<T> v = load_vector(in + i);
+          return v * v;
+        },
+        [in](int i) { return in[i] * in[i]; });
     const T inv = T(1) / square_root(squares);
     inv_norm[row] = inv;
     const T factor = scale * inv;
@@ -54,8 +76,9 @@ void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = dx + static_cast<size_t>(row) * width;
     const T inv = inv_norm[row];
-    T dot = 0;
-    for (int i = 0; i < width; ++i) dot += g[i] * in[i];
+    T dot = sum_terms<T>(
+        width, [g, in](int i) { return load_vector(g + i) * load_vector(in + i); },
+        [g, in](int i) { return g[i] * in[i]; });
     dot *= inv;  // u.dy
     row_dots[row] = dot;
     const T factor = scale * inv;
@@ -72,12 +95,18 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
-    T sum = 0;
-    for (int i = 0; i < width; ++i) sum += in[i];
-    const T mu = sum / width;
-    T var = 0;
-    for (int i = 0; i < width; ++i) var += (in[i] - mu) * (in[i] - mu);
-    var /= width;
+    const T mu =
+        sum_terms<T>(
+            width, [in](int i) { return load_vector(in + i); }, [in](int i) { return in[i]; }) /
+        width;
+    const T var = sum_terms<T>(
+                      width,
+                      [in, mu](int i) {
+                        const Vector<T> centred = load_vector(in + i) - mu;
+                        return centred * centred;
+                      },
+                      [in, mu](int i) { return (in[i] - mu) * (in[i] - mu); }) /
+                  width;
     const T rs = T(1) / square_root(var + kEps);
     mean[row] = mu;
     rstd[row] = rs;
@@ -95,15 +124,21 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
     T* out = dx + static_cast<size_t>(row) * width;
     const T mu = mean[row];
     const T rs = rstd[row];
-    T mean_g = 0;       // mean of dy*weight
-    T mean_g_xhat = 0;  // mean of dy*weight*xhat
-    for (int i = 0; i < width; ++i) {
-      const T gw = g[i] * weight[i];
-      mean_g += gw;
-      mean_g_xhat += gw * (in[i] - mu) * rs;
-    }
-    mean_g /= width;
-    mean_g_xhat /= width;
+    // Means of dy*weight and of dy*weight*xhat.
+    const T mean_g =
+        sum_terms<T>(
+            width, [g, weight](int i) { return load_vector(g + i) * load_vector(weight + i); },
+            [g, weight](int i) { return g[i] * weight[i]; }) /
+        width;
+    const T mean_g_xhat =
+        sum_terms<T>(
+            width,
+            [g, weight, in, mu, rs](int i) {
+              return load_vector(g + i) * load_vector(weight + i) *
+                     ((load_vector(in + i) - mu) * rs);
+            },
+            [g, weight, in, mu, rs](int i) { return g[i] * weight[i] * ((in[i] - mu) * rs); }) /
+        width;
     for (int i = 0; i < width; ++i) {
       const T xhat = (in[i] - mu) * rs;
       out[i] = rs * (g[i] * weight[i] - mean_g - xhat * mean_g_xhat);
@@ -114,18 +149,28 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
 template <typename T>
 void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, const T* rstd,
                                     T* dweight, T* dbias, int rows, int width) {
-  // Column sums of dy*xhat and dy, one column per iteration (deterministic).
+  // Column sums of dy*xhat and dy, rows in order (deterministic); each iteration owns
+  // a block of columns and walks the rows, so the columns run side by side in registers.
+  constexpr int kBlock = 4 * kLanes<T>;
+  const int blocks = (width + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
-  for (int i = 0; i < width; ++i) {
-    T gw = 0;
-    T gb = 0;
+  for (int block = 0; block < blocks; ++block) {
+    const int begin = block * kBlock;
+    const int end = min_of(begin + kBlock, width);
+    T gw[kBlock] = {}, gb[kBlock] = {};
     for (int row = 0; row < rows; ++row) {
-      const size_t at = static_cast<size_t>(row) * width + i;
-      gw += dy[at] * (x[at] - mean[row]) * rstd[row];
-      gb += dy[at];
+      const T* g = dy + static_cast<size_t>(row) * width;
+      const T* in = x + static_cast<size_t>(row) * width;
+      const T mu = mean[row], rs = rstd[row];
+      for (int i = begin; i < end; ++i) {
+        gw[i - begin] += g[i] * ((in[i] - mu) * rs);
+        gb[i - begin] += g[i];
+      }
     }
-    dweight[i] = gw;
-    dbias[i] = gb;
+    for (int i = begin; i < end; ++i) {
+      dweight[i] = gw[i - begin];
+      dbias[i] = gb[i - begin];
+    }
   }
 }
 

@@ -110,19 +110,15 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
     T* row = w.p + i * w.n_p;
-    T max_score = row[0];
-    int argmax = 0;
-    for (int j = 1; j < keys; ++j)
-      if (row[j] > max_score) {
-        max_score = row[j];
-        argmax = j;
-      }
     if (s.kind == AttentionKind::kHardmax) {
+      int argmax = 0;  // the first maximum
+      for (int j = 1; j < keys; ++j)
+        if (row[j] > row[argmax]) argmax = j;
       for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
     } else {
-      exp_shifted_array(row, max_score, row, keys);
-      T sum = 0;
-      for (int j = 0; j < keys; ++j) sum += row[j];
+      exp_shifted_array(row, largest(row, keys), row, keys);
+      const T sum = sum_terms<T>(
+          keys, [row](int j) { return load_vector(row + j); }, [row](int j) { return row[j]; });
       const T inv = T(1) / sum;
       for (int j = 0; j < keys; ++j) row[j] *= inv;
     }
@@ -153,8 +149,9 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
     const int keys = s.visible_keys(i);
     const T* p_row = probs + static_cast<size_t>(i) * n;
     T* ds = w.d_s + i * w.n_p;
-    T weighted = 0;
-    for (int j = 0; j < keys; ++j) weighted += p_row[j] * ds[j];
+    const T weighted = sum_terms<T>(
+        keys, [p_row, ds](int j) { return load_vector(p_row + j) * load_vector(ds + j); },
+        [p_row, ds](int j) { return p_row[j] * ds[j]; });
     for (int j = 0; j < keys; ++j) ds[j] = p_row[j] * (ds[j] - weighted) * scale;
     for (int j = keys; j < w.n_p; ++j) ds[j] = T(0);
   }

@@ -23,23 +23,6 @@ double square_root(double x) {
   return __builtin_sqrt(x);
 }
 
-// Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
-// vector_term(i) for whole registers, scalar_term(i) for the tail) added as a tree:
-// short dependency chains, and a fixed order for a given ISA.
-template <typename T, typename VectorTerm, typename ScalarTerm>
-T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
-  constexpr int kL = kLanes<T>;
-  Vector<T> partial = {};
-  int i = 0;
-  for (; i + kL <= width; i += kL) partial += vector_term(i);
-  for (; i < width; ++i) partial[i % kL] += scalar_term(i);
-  T lanes[kL];
-  store_vector(lanes, partial);
-  for (int step = kL / 2; step > 0; step /= 2)
-    for (int lane = 0; lane < step; ++lane) lanes[lane] += lanes[lane + step];
-  return lanes[0];
-}
-
 }  // namespace
 
 template <typename T>

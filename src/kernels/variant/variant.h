@@ -49,4 +49,41 @@ constexpr T min_of(T a, T b) {
   return b < a ? b : a;
 }
 
+// Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
+// vector_term(i) for whole registers, scalar_term(i) for the tail) added as a tree:
+// short dependency chains, and a fixed order for a given ISA.
+template <typename T, typename VectorTerm, typename ScalarTerm>
+inline T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
+  constexpr int kL = kLanes<T>;
+  Vector<T> partial = {};
+  int i = 0;
+  for (; i + kL <= width; i += kL) partial += vector_term(i);
+  for (; i < width; ++i) partial[i % kL] += scalar_term(i);
+  T lanes[kL];
+  store_vector(lanes, partial);
+  for (int step = kL / 2; step > 0; step /= 2)
+    for (int lane = 0; lane < step; ++lane) lanes[lane] += lanes[lane + step];
+  return lanes[0];
+}
+
+// Largest of values[0 .. count), count >= 1 (exact in any order).
+template <typename T>
+inline T largest(const T* values, int count) {
+  constexpr int kL = kLanes<T>;
+  if (count < kL) {
+    T top = values[0];
+    for (int i = 1; i < count; ++i) top = max_of(top, values[i]);
+    return top;
+  }
+  Vector<T> top = load_vector(values);
+  for (int i = kL; i + kL <= count; i += kL) {
+    const Vector<T> next = load_vector(values + i);
+    top = next > top ? next : top;
+  }
+  T result = top[0];
+  for (int lane = 1; lane < kL; ++lane) result = max_of(result, top[lane]);
+  for (int i = count - count % kL; i < count; ++i) result = max_of(result, values[i]);
+  return result;
+}
+
 }  // namespace attnrank::kernels::ATTNRANK_VARIANT

@@ -9,7 +9,7 @@ and what the run needs (parameters, gradients, AdamW moments, activations).
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--repeats 3]
       [--builds release native] [--family reference|small|heads-lm] [--isa avx2]
-      [--write docs/performance.md --section NAME]
+      [--openblas-auto] [--write docs/performance.md --section NAME]
 
 --isa caps every engine at one instruction set on a CPU that has more: attnrank's
 kernels (ATTNRANK_ISA), OpenBLAS (OPENBLAS_CORETYPE) and PyTorch's ATen kernels
@@ -105,6 +105,15 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def openblas_core(binary, env):
+    """The SGEMM kernel OpenBLAS runs under env, as `attnrank info` reports it."""
+    info = subprocess.run([binary, "info"], capture_output=True, text=True, env=env).stdout
+    for line in info.splitlines():
+        if line.startswith("blas:") and ", core " in line:
+            return line.rsplit(", core ", 1)[1].strip()
+    return "unknown"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
@@ -116,6 +125,10 @@ def main():
                         help="build directories under build/ to compare (first is the base)")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="reference")
     parser.add_argument("--isa", choices=sorted(ISA_CAPS), help="cap every engine at this ISA")
+    parser.add_argument("--openblas-auto", action="store_true",
+                        help="drop OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment, so "
+                             "OpenBLAS picks its kernel for this CPU as on a fresh machine (some "
+                             "machines' environments pin them); --isa sets its own")
     parser.add_argument("--write", help="also write this Markdown file (docs/performance.md)")
     parser.add_argument("--section", default="reference table",
                         help="the marked section of --write that the table replaces")
@@ -126,8 +139,12 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"missing {path}: build with `cmake --preset NAME && cmake --build --preset NAME`")
     env = dict(os.environ)
+    if args.openblas_auto:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
     if args.isa:
         env.update(ISA_CAPS[args.isa])
+    blas_core = openblas_core(binaries[0], env)
     shape, configs = FAMILIES[args.family]
 
     peak = json.loads(subprocess.run([peak_binary, str(args.threads)], check=True,
@@ -167,7 +184,8 @@ def main():
         print(row if index > 1 else "\n".join(lines), flush=True)
     cap = f"every engine capped at {args.isa} ({', '.join(f'{k}={v}' for k, v in ISA_CAPS[args.isa].items())})" if args.isa else "no ISA cap"
     machine = (f"{cpu_name()} ({isa_flags()}), {os.cpu_count()} cores visible, {args.threads} threads; "
-               f"attnrank kernels {', '.join(sorted(isas))}; {cap}; builds {', '.join(args.builds)}; "
+               f"attnrank kernels {', '.join(sorted(isas))}; OpenBLAS core {blas_core}"
+               f"{' (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE dropped)' if args.openblas_auto else ''}; {cap}; builds {', '.join(args.builds)}; "
                f"{args.family} configurations ({', '.join(f'{k} {v}' for k, v in shape.items() if k != 'task')}); "
                f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s; "
                f"fastest of {max(1, args.repeats)} measurements per engine and configuration; "

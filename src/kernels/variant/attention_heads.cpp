@@ -94,6 +94,20 @@ void copy_out(const Target<T>& written, T* rows, size_t stride, int offset, int 
     std::memcpy(rows + j * stride + offset, written.data + j * written.stride, sizeof(T) * width);
 }
 
+// Asks for `width` entries at `offset` of n rows (stride `stride`) to be brought
+// into cache. A head's entries are a short piece of each of n long rows (the qkv
+// rows of many heads), which the hardware prefetchers do not foresee: fetched one
+// head ahead, the next head's rows arrive while this one is computed.
+template <typename T>
+void prefetch_rows(const T* rows, size_t stride, int offset, int n, int width) {
+  constexpr int kLine = 64 / sizeof(T);
+  for (int j = 0; j < n; ++j) {
+    const T* row = rows + j * stride + offset;
+    for (int e = 0; e < width; e += kLine) __builtin_prefetch(row + e);
+    __builtin_prefetch(row + width - 1);
+  }
+}
+
 template <typename T>
 void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                   T* probs, T* rows_context, HeadBuffers<T>& w) {
@@ -101,10 +115,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
   const size_t stride = s.qkv_width();
   const size_t context_stride = s.context_width();
   // K^T / sqrt(r), the one operand that needs a transposed copy.
-  for (int j = 0; j < n; ++j) {
-    const T* row = rows_qkv + j * stride;
-    for (int e = 0; e < r; ++e) w.k_t[e * w.n_p + j] = row[at.key + e] * scale;
-  }
+  transpose_scaled(rows_qkv + at.key, stride, n, r, scale, w.k_t, w.n_p);
   // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys.
   small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, w.p, w.n_p);
   for (int i = 0; i < n; ++i) {
@@ -138,10 +149,7 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   const int n = s.tokens, r = s.rank, rv = s.value_rank;
   const size_t stride = s.qkv_width();
   const size_t context_stride = s.context_width();
-  for (int j = 0; j < n; ++j) {
-    const T* row = rows_qkv + j * stride;
-    for (int e = 0; e < rv; ++e) w.v_t[e * w.n_p + j] = row[at.value + e];
-  }
+  transpose_scaled(rows_qkv + at.value, stride, n, rv, T(1), w.v_t, w.n_p);
   // dP = dC V^T, dC read in place, then dS = P (dP - rowsum(P dP)) / sqrt(r).
   small_gemm(n, rv, w.n_p, rows_d_context + at.context, static_cast<int>(context_stride), w.v_t,
              w.n_p, w.d_s, w.n_p);
@@ -394,9 +402,16 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
     return;
   }
   HeadBuffers<T> w(s, scratch);
-  for (int mh = 0; mh < heads_total; ++mh)
+  for (int mh = 0; mh < heads_total; ++mh) {
+    if (mh + 1 < heads_total) {
+      const HeadOffsets next = head_offsets(s, (mh + 1) / s.heads, (mh + 1) % s.heads);
+      prefetch_rows(qkv, s.qkv_width(), next.query, n, s.rank);
+      prefetch_rows(qkv, s.qkv_width(), next.key, n, s.rank);
+      prefetch_rows(qkv, s.qkv_width(), next.value, n, s.value_rank);
+    }
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
+  }
 }
 
 template <typename T>
@@ -416,9 +431,17 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
     return;
   }
   HeadBuffers<T> w(s, scratch);
-  for (int mh = 0; mh < heads_total; ++mh)
+  for (int mh = 0; mh < heads_total; ++mh) {
+    if (mh + 1 < heads_total) {
+      const HeadOffsets next = head_offsets(s, (mh + 1) / s.heads, (mh + 1) % s.heads);
+      prefetch_rows(qkv, s.qkv_width(), next.query, n, s.rank);
+      prefetch_rows(qkv, s.qkv_width(), next.key, n, s.rank);
+      prefetch_rows(qkv, s.qkv_width(), next.value, n, s.value_rank);
+      prefetch_rows(d_context, s.context_width(), next.context, n, s.value_rank);
+    }
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
+  }
 }
 
 template size_t head_scratch_size<float>(const AttentionShape&);

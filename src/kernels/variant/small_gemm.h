@@ -102,4 +102,47 @@ inline void small_gemm_at(int m, int k, int n_padded, const T* a, int lda, const
   small_gemm_tiled<true>(m, k, n_padded, a, lda, b, ldb, c, ldc);
 }
 
+// Transposes kL rows of kL values in registers: log2(kL) rounds of two-register
+// shuffles, in round h each pair of rows (i, i + h) swapping their off-diagonal
+// h x h blocks.
+template <typename T>
+inline void transpose_registers(Vector<T> (&rows)[kLanes<T>]) {
+  constexpr int kL = kLanes<T>;
+  for (int h = kL / 2; h > 0; h /= 2) {
+    LaneIndices<T> low, high;  // indices into the pair (rows[i], rows[i + h])
+    for (int lane = 0; lane < kL; ++lane) {
+      const int chunk = lane & ~(2 * h - 1), offset = lane & (2 * h - 1);
+      low[lane] = offset < h ? chunk + offset : kL + chunk + offset - h;
+      high[lane] = offset < h ? chunk + offset + h : kL + chunk + offset;
+    }
+    for (int i = 0; i < kL; ++i) {
+      if (i & h) continue;
+      const Vector<T> first = rows[i], second = rows[i + h];
+      rows[i] = __builtin_shuffle(first, second, low);
+      rows[i + h] = __builtin_shuffle(first, second, high);
+    }
+  }
+}
+
+// to[e * ld_to + j] = from[j * ld_from + e] * scale for j < rows, e < cols: whole
+// kL x kL blocks through registers, the edges one value at a time (the same
+// products either way).
+template <typename T>
+inline void transpose_scaled(const T* from, size_t ld_from, int rows, int cols, T scale, T* to,
+                             int ld_to) {
+  constexpr int kL = kLanes<T>;
+  const int whole_rows = rows - rows % kL, whole_cols = cols - cols % kL;
+  for (int j0 = 0; j0 < whole_rows; j0 += kL)
+    for (int e0 = 0; e0 < whole_cols; e0 += kL) {
+      Vector<T> block[kL];
+      for (int j = 0; j < kL; ++j) block[j] = load_vector(from + (j0 + j) * ld_from + e0);
+      transpose_registers<T>(block);
+      for (int e = 0; e < kL; ++e) store_vector(to + (e0 + e) * ld_to + j0, block[e] * scale);
+    }
+  for (int j = 0; j < rows; ++j) {
+    const T* row = from + j * ld_from;
+    for (int e = j < whole_rows ? whole_cols : 0; e < cols; ++e) to[e * ld_to + j] = row[e] * scale;
+  }
+}
+
 }  // namespace attnrank::kernels::ATTNRANK_VARIANT

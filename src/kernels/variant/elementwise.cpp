@@ -15,6 +15,11 @@ bool parallel_for(size_t work) {
   return work >= kParallelWork;
 }
 
+// Scalar operations per element of a row-normalisation pass (sums, squares, scale,
+// shift, and their gradients): with it, the norms of a 1024 x 32 batch (33 us on
+// one core) are split between threads, while a fork/join costs about a microsecond.
+constexpr size_t kNormCost = 8;
+
 // The builtins, not std::sqrt: no inline function from a std header (see variant.h).
 float square_root(float x) {
   return __builtin_sqrtf(x);
@@ -32,7 +37,7 @@ void exp_shifted(const T* in, T shift, T* out, int count) {
 
 template <typename T>
 void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -53,7 +58,7 @@ void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int w
 template <typename T>
 void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T* dx, T* row_dots,
                           int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -74,7 +79,7 @@ template <typename T>
 void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
                         int rows, int width) {
   constexpr T kEps = T(1e-5);
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -100,7 +105,7 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 template <typename T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
                          T* dx, int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width))
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -202,13 +207,26 @@ void relu_backward(T* g, const T* h, T* bias_gradient, int rows, int cols) {
 template <typename T>
 void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned char* decay,
                   const AdamWStep<T>& c) {
-#pragma omp parallel for schedule(static) if (parallel_for(count * 8))
+  // Locals and restrict pointers so that the loop vectorises: no store can change
+  // the step's constants or another array. Parameters without decay are multiplied
+  // by one, which is exact.
+  const T decay_factor = c.decay_factor, beta1 = c.beta1, beta2 = c.beta2,
+          inv_bias2_sqrt = c.inv_bias2_sqrt, eps = c.eps, step_size = c.step_size;
+  T* __restrict parameters = p;
+  T* __restrict first = m;
+  T* __restrict second = v;
+  const T* __restrict gradients = g;
+  const unsigned char* __restrict decays = decay;
+#pragma omp parallel for simd schedule(static) if (parallel_for(count * 8))
   for (size_t i = 0; i < count; ++i) {
-    if (decay[i]) p[i] *= c.decay_factor;
-    m[i] = c.beta1 * m[i] + (T(1) - c.beta1) * g[i];
-    v[i] = c.beta2 * v[i] + (T(1) - c.beta2) * g[i] * g[i];
-    const T denom = square_root(v[i]) * c.inv_bias2_sqrt + c.eps;
-    p[i] -= c.step_size * m[i] / denom;
+    const T gradient = gradients[i];
+    const T parameter = parameters[i] * (decays[i] ? decay_factor : T(1));
+    const T first_moment = beta1 * first[i] + (T(1) - beta1) * gradient;
+    const T second_moment = beta2 * second[i] + (T(1) - beta2) * gradient * gradient;
+    first[i] = first_moment;
+    second[i] = second_moment;
+    const T denom = square_root(second_moment) * inv_bias2_sqrt + eps;
+    parameters[i] = parameter - step_size * first_moment / denom;
   }
 }
 

@@ -8,7 +8,9 @@
 #if !defined(ATTNRANK_VARIANT) || !defined(ATTNRANK_VECTOR_BYTES)
 #error "src/kernels/variant/ sources are compiled per ISA by CMake (attnrank_add_kernel_variant)"
 #endif
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
@@ -23,6 +25,15 @@ using Vector = typename VectorOf<T>::type;
 // Values of T in one Vector<T>.
 template <typename T>
 constexpr int kLanes = static_cast<int>(ATTNRANK_VECTOR_BYTES / sizeof(T));
+
+// A lane index per lane of Vector<T> (integers of T's width), for __builtin_shuffle.
+template <typename T>
+struct LaneIndicesOf {
+  using Index = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  typedef Index type __attribute__((vector_size(ATTNRANK_VECTOR_BYTES)));
+};
+template <typename T>
+using LaneIndices = typename LaneIndicesOf<T>::type;
 
 constexpr int round_up(int value, int multiple) {
   return (value + multiple - 1) / multiple * multiple;
@@ -59,11 +70,13 @@ inline T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
   int i = 0;
   for (; i + kL <= width; i += kL) partial += vector_term(i);
   for (; i < width; ++i) partial[i % kL] += scalar_term(i);
-  T lanes[kL];
-  store_vector(lanes, partial);
-  for (int step = kL / 2; step > 0; step /= 2)
-    for (int lane = 0; lane < step; ++lane) lanes[lane] += lanes[lane + step];
-  return lanes[0];
+  // The tree in registers: lane i adds lane i + step (lanes >= step are not used).
+  for (int step = kL / 2; step > 0; step /= 2) {
+    LaneIndices<T> upper;
+    for (int lane = 0; lane < kL; ++lane) upper[lane] = (lane + step) % kL;
+    partial += __builtin_shuffle(partial, upper);
+  }
+  return partial[0];
 }
 
 // Largest of values[0 .. count), count >= 1 (exact in any order).

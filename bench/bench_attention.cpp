@@ -1,7 +1,8 @@
 // Micro-benchmarks of the attention kernels (forward and backward) across heads H,
 // rank r, width multiplier c, sequence length N and width d: the published model
-// (d = 64, batch 256) and the small presets' regime (d = 16, N = 8, batch 128), where
-// many heads of rank 1 must cost what one head of rank 16 costs.
+// (d = 64, batch 256), the small presets' regime (d = 16, N = 8, batch 128), where
+// many heads of rank 1 must cost what one head of rank 16 costs, and the heads-lm
+// shapes (causal, d = 32, N = 32, batch 32).
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -47,7 +48,8 @@ struct AttentionBuffers {
 AttentionShape shape_of(const benchmark::State& state) {
   AttentionShape s;
   s.width = static_cast<int>(state.range(4));
-  s.batch = s.width >= 64 ? 256 : 128;
+  s.batch = s.width >= 64 ? 256 : (s.width == 32 ? 32 : 128);
+  if (state.range(5) != 0) s.mask = AttentionMask::kCausal;
   s.heads = static_cast<int>(state.range(0));
   s.rank = static_cast<int>(state.range(1));
   s.value_rank = s.rank;
@@ -93,8 +95,10 @@ void BM_AttentionBackward(benchmark::State& state) {
   set_counters(state, s, 2);
 }
 
-// {H, r, c, N, d}: the reference configurations, the published rank sweep at c = 1
-// (r = 64/H), a sequence-length sweep, and the small presets (d = 16, c = 4, N = 8).
+// {H, r, c, N, d, causal}: the reference configurations, the published rank sweep at
+// c = 1 (r = 64/H), a sequence-length sweep, the small presets (d = 16, c = 4, N = 8)
+// and the heads-lm ones (causal, d = 32, N = 32, r = 32/H or 32; the FLOP counter
+// counts every score, also the masked ones).
 void arguments(benchmark::internal::Benchmark* b) {
   for (auto args : std::vector<std::vector<int64_t>>{{1, 64, 1, 16},
                                                      {8, 8, 1, 16},
@@ -108,10 +112,13 @@ void arguments(benchmark::internal::Benchmark* b) {
                                                      {8, 8, 1, 64},
                                                      {1, 64, 1, 4}}) {
     args.push_back(64);
+    args.push_back(0);
     b->Args(args);
   }
-  for (int heads : {1, 4, 16}) b->Args({heads, 16 / heads, 4, 8, 16});
-  b->ArgNames({"H", "r", "c", "N", "d"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (int heads : {1, 4, 16}) b->Args({heads, 16 / heads, 4, 8, 16, 0});
+  for (int heads : {1, 4, 16}) b->Args({heads, 32 / heads, 1, 32, 32, 1});
+  for (int heads : {4, 16}) b->Args({heads, 32, 1, 32, 32, 1});
+  b->ArgNames({"H", "r", "c", "N", "d", "causal"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 }  // namespace

@@ -127,7 +127,9 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
         if (row[j] > row[argmax]) argmax = j;
       for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
     } else {
-      exp_shifted_array(row, largest(row, keys), row, keys);
+      // Whole registers up to the row's padded width: the entries past `keys` are
+      // set to zero below, and one register costs less than a scalar tail.
+      exp_shifted_array(row, largest(row, keys), row, round_up(keys, kLanes<T>));
       const T sum = sum_terms<T>(
           keys, [row](int j) { return load_vector(row + j); }, [row](int j) { return row[j]; });
       const T inv = T(1) / sum;

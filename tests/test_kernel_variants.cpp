@@ -233,6 +233,19 @@ void check_all_heads(const KernelTable<T>& kernel) {
     s.mask = AttentionMask::kCausal;
     check_heads(kernel, s, ++seed);
   }
+  // The per-head path with tokens and ranks past one register at every width and
+  // not a multiple of it: several transposed register blocks plus row and column
+  // edges for K^T and V^T.
+  for (const AttentionMask mask : {AttentionMask::kFull, AttentionMask::kCausal}) {
+    AttentionShape s;
+    s.tokens = 37;
+    s.heads = 3;
+    s.rank = 20;
+    s.value_rank = 19;
+    s.mask = mask;
+    EXPECT_FALSE(kernel.heads_in_lanes(s)) << kernel.isa;
+    check_heads(kernel, s, ++seed);
+  }
   AttentionShape published;
   published.tokens = 16;
   published.rank = published.value_rank = 64;
@@ -342,8 +355,9 @@ void check_elementwise(const KernelTable<T>& kernel) {
     EXPECT_LT(max_relative_error(g, want_g), tolerance<T>());
     EXPECT_LT(max_relative_error(bias_gradient, want_bg), tolerance<T>());
   }
-  {  // AdamW
-    const size_t n = 1001;
+  // AdamW: below the size that forks threads, and above it (the vectorised loop
+  // split between threads), neither a multiple of any register width.
+  for (const size_t n : {size_t{1001}, size_t{20001}}) {
     auto p = random_values<T>(n, 7), m = random_values<T>(n, 8), v = random_values<T>(n, 9, 0, 1);
     const auto grad = random_values<T>(n, 10);
     std::vector<unsigned char> decay(n);

@@ -135,7 +135,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
       const T inv = T(1) / sum;
       for (int j = 0; j < keys; ++j) row[j] *= inv;
     }
-    for (int j = keys; j < n; ++j) row[j] = T(0);
+    for (int j = keys; j < w.n_p; ++j) row[j] = T(0);  // padding stays zero
     std::memcpy(probs + static_cast<size_t>(i) * n, row, sizeof(T) * n);
   }
   // Context C = P V.

@@ -208,8 +208,9 @@ template <typename T>
 void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned char* decay,
                   const AdamWStep<T>& c) {
   // Locals and restrict pointers so that the loop vectorises: no store can change
-  // the step's constants or another array. Parameters without decay are multiplied
-  // by one, which is exact.
+  // the step's constants or another array. The decayed value is rounded on its own
+  // (a select, not a multiply by one that the compiler could fuse into the update),
+  // as in the scalar form and in PyTorch's separate p.mul_.
   const T decay_factor = c.decay_factor, beta1 = c.beta1, beta2 = c.beta2,
           inv_bias2_sqrt = c.inv_bias2_sqrt, eps = c.eps, step_size = c.step_size;
   T* __restrict parameters = p;
@@ -217,10 +218,11 @@ void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned cha
   T* __restrict second = v;
   const T* __restrict gradients = g;
   const unsigned char* __restrict decays = decay;
-#pragma omp parallel for simd schedule(static) if (parallel_for(count * 8))
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_for(count * 8))
   for (size_t i = 0; i < count; ++i) {
     const T gradient = gradients[i];
-    const T parameter = parameters[i] * (decays[i] ? decay_factor : T(1));
+    const T decayed = parameters[i] * decay_factor;
+    const T parameter = decays[i] ? decayed : parameters[i];
     const T first_moment = beta1 * first[i] + (T(1) - beta1) * gradient;
     const T second_moment = beta2 * second[i] + (T(1) - beta2) * gradient * gradient;
     first[i] = first_moment;

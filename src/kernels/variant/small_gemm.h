@@ -109,7 +109,7 @@ template <typename T>
 inline void transpose_registers(Vector<T> (&rows)[kLanes<T>]) {
   constexpr int kL = kLanes<T>;
   for (int h = kL / 2; h > 0; h /= 2) {
-    LaneIndices<T> low, high;  // indices into the pair (rows[i], rows[i + h])
+    LaneIndices<T> low = {}, high = {};  // indices into the pair (rows[i], rows[i + h])
     for (int lane = 0; lane < kL; ++lane) {
       const int chunk = lane & ~(2 * h - 1), offset = lane & (2 * h - 1);
       low[lane] = offset < h ? chunk + offset : kL + chunk + offset - h;

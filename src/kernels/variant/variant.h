@@ -72,7 +72,7 @@ inline T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
   for (; i < width; ++i) partial[i % kL] += scalar_term(i);
   // The tree in registers: lane i adds lane i + step (lanes >= step are not used).
   for (int step = kL / 2; step > 0; step /= 2) {
-    LaneIndices<T> upper;
+    LaneIndices<T> upper = {};
     for (int lane = 0; lane < kL; ++lane) upper[lane] = (lane + step) % kL;
     partial += __builtin_shuffle(partial, upper);
   }

@@ -108,6 +108,18 @@ void prefetch_rows(const T* rows, size_t stride, int offset, int n, int width) {
   }
 }
 
+// The rows of head `mh` (modules times heads, in order): its queries, keys and
+// values, and its context gradient when d_context is given.
+template <typename T>
+void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_context) {
+  const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
+  const int n = s.tokens;
+  prefetch_rows(qkv, s.qkv_width(), at.query, n, s.rank);
+  prefetch_rows(qkv, s.qkv_width(), at.key, n, s.rank);
+  prefetch_rows(qkv, s.qkv_width(), at.value, n, s.value_rank);
+  if (d_context != nullptr) prefetch_rows(d_context, s.context_width(), at.context, n, s.value_rank);
+}
+
 template <typename T>
 void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                   T* probs, T* rows_context, HeadBuffers<T>& w) {
@@ -405,12 +417,7 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) {
-      const HeadOffsets next = head_offsets(s, (mh + 1) / s.heads, (mh + 1) % s.heads);
-      prefetch_rows(qkv, s.qkv_width(), next.query, n, s.rank);
-      prefetch_rows(qkv, s.qkv_width(), next.key, n, s.rank);
-      prefetch_rows(qkv, s.qkv_width(), next.value, n, s.value_rank);
-    }
+    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, nullptr);
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
   }
@@ -434,13 +441,7 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) {
-      const HeadOffsets next = head_offsets(s, (mh + 1) / s.heads, (mh + 1) % s.heads);
-      prefetch_rows(qkv, s.qkv_width(), next.query, n, s.rank);
-      prefetch_rows(qkv, s.qkv_width(), next.key, n, s.rank);
-      prefetch_rows(qkv, s.qkv_width(), next.value, n, s.value_rank);
-      prefetch_rows(d_context, s.context_width(), next.context, n, s.value_rank);
-    }
+    if (mh + 1 < heads_total) prefetch_head(s, mh + 1, qkv, d_context);
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
   }

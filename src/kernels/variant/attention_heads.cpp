@@ -117,7 +117,8 @@ void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_con
   prefetch_rows(qkv, s.qkv_width(), at.query, n, s.rank);
   prefetch_rows(qkv, s.qkv_width(), at.key, n, s.rank);
   prefetch_rows(qkv, s.qkv_width(), at.value, n, s.value_rank);
-  if (d_context != nullptr) prefetch_rows(d_context, s.context_width(), at.context, n, s.value_rank);
+  if (d_context != nullptr)
+    prefetch_rows(d_context, s.context_width(), at.context, n, s.value_rank);
 }
 
 template <typename T>

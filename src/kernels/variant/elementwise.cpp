@@ -37,7 +37,8 @@ void exp_shifted(const T* in, T shift, T* out, int count) {
 
 template <typename T>
 void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
+  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
+#pragma omp parallel for schedule(static) if (threaded)
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -58,7 +59,8 @@ void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int w
 template <typename T>
 void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T* dx, T* row_dots,
                           int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
+  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
+#pragma omp parallel for schedule(static) if (threaded)
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -79,7 +81,8 @@ template <typename T>
 void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
                         int rows, int width) {
   constexpr T kEps = T(1e-5);
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
+  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
+#pragma omp parallel for schedule(static) if (threaded)
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -105,7 +108,8 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 template <typename T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
                          T* dx, int rows, int width) {
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * width * kNormCost))
+  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
+#pragma omp parallel for schedule(static) if (threaded)
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;

@@ -219,33 +219,26 @@ void check_all_heads(const KernelTable<T>& kernel) {
   tied_heads.value_rank = 3;
   tied_heads.kind = AttentionKind::kHardmax;
   check_heads(kernel, tied_heads, ++seed, /*tied=*/true);
-  // Ranks of whole registers at every ISA (read and written in place inside the qkv
-  // and context rows), several heads and modules so the heads start mid-row.
-  for (int value_rank : {16, 32}) {
+  // The per-head path, full and causal: ranks of whole registers at every ISA (read
+  // and written in place inside the qkv and context rows; several heads and modules so
+  // the heads start mid-row), and tokens and ranks past one register at every width and
+  // not a multiple of it (several transposed register blocks plus row and column edges
+  // for K^T and V^T).
+  auto check_per_head = [&](int tokens, int heads, int modules, int rank, int value_rank) {
     AttentionShape s;
-    s.tokens = 16;
-    s.heads = 2;
-    s.modules = 2;
-    s.rank = 32;
+    s.tokens = tokens;
+    s.heads = heads;
+    s.modules = modules;
+    s.rank = rank;
     s.value_rank = value_rank;
     EXPECT_FALSE(kernel.heads_in_lanes(s)) << kernel.isa;
     check_heads(kernel, s, ++seed);
     s.mask = AttentionMask::kCausal;
     check_heads(kernel, s, ++seed);
-  }
-  // The per-head path with tokens and ranks past one register at every width and
-  // not a multiple of it: several transposed register blocks plus row and column
-  // edges for K^T and V^T.
-  for (const AttentionMask mask : {AttentionMask::kFull, AttentionMask::kCausal}) {
-    AttentionShape s;
-    s.tokens = 37;
-    s.heads = 3;
-    s.rank = 20;
-    s.value_rank = 19;
-    s.mask = mask;
-    EXPECT_FALSE(kernel.heads_in_lanes(s)) << kernel.isa;
-    check_heads(kernel, s, ++seed);
-  }
+  };
+  check_per_head(16, 2, 2, 32, 16);
+  check_per_head(16, 2, 2, 32, 32);
+  check_per_head(37, 3, 1, 20, 19);
   AttentionShape published;
   published.tokens = 16;
   published.rank = published.value_rank = 64;

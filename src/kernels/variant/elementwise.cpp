@@ -15,10 +15,14 @@ bool parallel_for(size_t work) {
   return work >= kParallelWork;
 }
 
-// Scalar operations per element of a row-normalisation pass (sums, squares, scale,
-// shift, and their gradients): with it, the norms of a 1024 x 32 batch (33 us on
-// one core) are split between threads, while a fork/join costs about a microsecond.
-constexpr size_t kNormCost = 8;
+// Whether a row-normalisation pass is worth threads: about 8 scalar operations per
+// element (sums, squares, scale, shift, and their gradients), so the norms of a
+// 1024 x 32 batch (33 us on one core) are split, while a fork/join costs about a
+// microsecond. Rows are independent, so the result does not depend on the split.
+bool norm_threaded(int rows, int width) {
+  constexpr size_t kNormCost = 8;
+  return parallel_for(static_cast<size_t>(rows) * width * kNormCost);
+}
 
 // The builtins, not std::sqrt: no inline function from a std header (see variant.h).
 float square_root(float x) {
@@ -37,8 +41,7 @@ void exp_shifted(const T* in, T shift, T* out, int count) {
 
 template <typename T>
 void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int width) {
-  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
-#pragma omp parallel for schedule(static) if (threaded)
+#pragma omp parallel for schedule(static) if (norm_threaded(rows, width))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -59,8 +62,7 @@ void sphere_norm_forward(const T* x, T scale, T* y, T* inv_norm, int rows, int w
 template <typename T>
 void sphere_norm_backward(const T* dy, const T* x, T scale, const T* inv_norm, T* dx, T* row_dots,
                           int rows, int width) {
-  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
-#pragma omp parallel for schedule(static) if (threaded)
+#pragma omp parallel for schedule(static) if (norm_threaded(rows, width))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;
@@ -81,8 +83,7 @@ template <typename T>
 void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
                         int rows, int width) {
   constexpr T kEps = T(1e-5);
-  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
-#pragma omp parallel for schedule(static) if (threaded)
+#pragma omp parallel for schedule(static) if (norm_threaded(rows, width))
   for (int row = 0; row < rows; ++row) {
     const T* in = x + static_cast<size_t>(row) * width;
     T* out = y + static_cast<size_t>(row) * width;
@@ -108,8 +109,7 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 template <typename T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd,
                          T* dx, int rows, int width) {
-  const bool threaded = parallel_for(static_cast<size_t>(rows) * width * kNormCost);
-#pragma omp parallel for schedule(static) if (threaded)
+#pragma omp parallel for schedule(static) if (norm_threaded(rows, width))
   for (int row = 0; row < rows; ++row) {
     const T* g = dy + static_cast<size_t>(row) * width;
     const T* in = x + static_cast<size_t>(row) * width;

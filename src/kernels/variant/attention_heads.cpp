@@ -55,6 +55,33 @@ struct HeadBuffers {
   size_t used = 0;
 };
 
+// The terms a product over a masked score matrix needs (small_gemm's `terms`): with A
+// = P or dS (rows: queries), query rows up to `last` see keys [0, visible_keys(last))
+// only; with A = P^T or dS^T (rows: keys), key rows from `first` on are seen only
+// by the queries from the first one that sees key `first`. Causal heads skip about
+// half of each such product.
+struct VisibleKeys {
+  const AttentionShape& s;
+  int begin(int /*first_query*/) const { return 0; }
+  int end(int last_query, int k) const { return min_of(k, s.visible_keys(last_query)); }
+};
+
+struct QueriesSeeing {
+  const AttentionShape& s;
+  int begin(int first_key) const {
+    switch (s.mask) {
+      case AttentionMask::kCausal:
+        return first_key;
+      case AttentionMask::kPrefix:
+        return first_key < s.key_limit ? 0 : s.tokens;
+      case AttentionMask::kFull:
+        break;
+    }
+    return 0;
+  }
+  int end(int /*last_key*/, int k) const { return k; }
+};
+
 // A B operand of `width` columns for the per-head products: read in place from its
 // row (stride `stride`) when the width is whole registers, else copied into `padded`
 // (zero beyond the width: the products read whole registers).
@@ -121,6 +148,32 @@ void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_con
     prefetch_rows(d_context, s.context_width(), at.context, n, s.value_rank);
 }
 
+// row[j] = exp(row[j] - max) / sum over j < keys, zero for j in [keys, round_up(keys,
+// kLanes)): whole registers, the lanes past `keys` masked to zero, no scalar tail and
+// no loop whose length changes with the row (causal rows). The same values as
+// exp_fast per entry and sum_terms' lanes and tree.
+template <typename T>
+void softmax_row(T* row, int keys) {
+  constexpr int kL = kLanes<T>;
+  const T top = largest(row, keys);
+  LaneIndices<T> lane = {};
+  for (int l = 0; l < kL; ++l) lane[l] = l;
+  Vector<T> partial = {};
+  for (int j = 0; j < keys; j += kL) {
+    const Vector<T> e = exp_fast(load_vector(row + j) - top);
+    const Vector<T> kept = lane < keys - j ? e : Vector<T>{};
+    store_vector(row + j, kept);
+    partial += kept;
+  }
+  for (int step = kL / 2; step > 0; step /= 2) {
+    LaneIndices<T> upper = {};
+    for (int l = 0; l < kL; ++l) upper[l] = (l + step) % kL;
+    partial += __builtin_shuffle(partial, upper);
+  }
+  const T inv = T(1) / partial[0];
+  for (int j = 0; j < keys; j += kL) store_vector(row + j, load_vector(row + j) * inv);
+}
+
 template <typename T>
 void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                   T* probs, T* rows_context, HeadBuffers<T>& w) {
@@ -140,21 +193,15 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
         if (row[j] > row[argmax]) argmax = j;
       for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
     } else {
-      // Whole registers up to the row's padded width: the entries past `keys` are
-      // set to zero below, and one register costs less than a scalar tail.
-      exp_shifted_array(row, largest(row, keys), row, round_up(keys, kLanes<T>));
-      const T sum = sum_terms<T>(
-          keys, [row](int j) { return load_vector(row + j); }, [row](int j) { return row[j]; });
-      const T inv = T(1) / sum;
-      for (int j = 0; j < keys; ++j) row[j] *= inv;
+      softmax_row(row, keys);
     }
-    for (int j = keys; j < w.n_p; ++j) row[j] = T(0);  // padding stays zero
+    for (int j = round_up(keys, kLanes<T>); j < w.n_p; ++j) row[j] = T(0);  // padding stays zero
     std::memcpy(probs + static_cast<size_t>(i) * n, row, sizeof(T) * n);
   }
   // Context C = P V.
   const Operand<T> v = operand(rows_qkv, stride, at.value, n, rv, w.rv_p, w.v);
   const Target<T> c = target(rows_context, context_stride, at.context, rv, w.rv_p, w.out_v);
-  small_gemm(n, n, w.rv_p, probs, n, v.data, v.stride, c.data, c.stride);
+  small_gemm(n, n, w.rv_p, probs, n, v.data, v.stride, c.data, c.stride, VisibleKeys{s});
   copy_out(c, rows_context, context_stride, at.context, n, rv);
 }
 
@@ -186,9 +233,11 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   const Target<T> d_q = target(rows_d_qkv, stride, at.query, r, w.r_p, w.out_q);
   const Target<T> d_k = target(rows_d_qkv, stride, at.key, r, w.r_p, w.out_k);
   const Target<T> d_v = target(rows_d_qkv, stride, at.value, rv, w.rv_p, w.out_v);
-  small_gemm(n, n, w.r_p, w.d_s, w.n_p, k.data, k.stride, d_q.data, d_q.stride);
-  small_gemm_at(n, n, w.r_p, w.d_s, w.n_p, q.data, q.stride, d_k.data, d_k.stride);
-  small_gemm_at(n, n, w.rv_p, probs, n, dc.data, dc.stride, d_v.data, d_v.stride);
+  small_gemm(n, n, w.r_p, w.d_s, w.n_p, k.data, k.stride, d_q.data, d_q.stride, VisibleKeys{s});
+  small_gemm_at(n, n, w.r_p, w.d_s, w.n_p, q.data, q.stride, d_k.data, d_k.stride,
+                QueriesSeeing{s});
+  small_gemm_at(n, n, w.rv_p, probs, n, dc.data, dc.stride, d_v.data, d_v.stride,
+                QueriesSeeing{s});
   copy_out(d_q, rows_d_qkv, stride, at.query, n, r);
   copy_out(d_k, rows_d_qkv, stride, at.key, n, r);
   copy_out(d_v, rows_d_qkv, stride, at.value, n, rv);

@@ -13,21 +13,31 @@ inline T a_entry(const T* a, int lda, int i, int e) {
   return kTransposedA ? a[e * lda + i] : a[i * lda + e];
 }
 
+// Every e in [0, k) for every row of C.
+struct AllTerms {
+  int begin(int /*first_row*/) const { return 0; }
+  int end(int /*last_row*/, int k) const { return k; }
+};
+
 // C (m, n_padded) = A (m, k) * B (k, n_padded), or A^T * B with A given as (k, m);
 // n_padded is a multiple of kLanes<T>; row strides lda, ldb, ldc. Blocks of 4 rows
 // x 2 vectors of C are accumulated in registers (two B loads per 8 multiply-adds),
 // then 4 x 1 for an odd last vector. Each entry of C is summed over e in order.
-template <bool kTransposedA, typename T>
+// `terms` may narrow the sum for rows [i, l] of C to e in [terms.begin(i),
+// terms.end(l, k)) when A is zero outside it for those rows (a mask's zeros): the
+// skipped terms would add exact zeros, so C is the same, bit for bit.
+template <bool kTransposedA, typename T, typename Terms = AllTerms>
 inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb,
-                             T* c, int ldc) {
+                             T* c, int ldc, const Terms& terms = {}) {
   constexpr int kL = kLanes<T>;
   int j0 = 0;
   for (; j0 + 2 * kL <= n_padded; j0 += 2 * kL) {
     int i = 0;
     for (; i + 4 <= m; i += 4) {
+      const int e_end = terms.end(i + 3, k);
       Vector<T> acc00 = {}, acc01 = {}, acc10 = {}, acc11 = {}, acc20 = {}, acc21 = {}, acc30 = {},
                 acc31 = {};
-      for (int e = 0; e < k; ++e) {
+      for (int e = terms.begin(i); e < e_end; ++e) {
         const Vector<T> b0 = load_vector(b + e * ldb + j0);
         const Vector<T> b1 = load_vector(b + e * ldb + j0 + kL);
         const T a0 = a_entry<kTransposedA>(a, lda, i, e),
@@ -54,7 +64,7 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
     }
     for (; i < m; ++i) {
       Vector<T> acc0 = {}, acc1 = {};
-      for (int e = 0; e < k; ++e) {
+      for (int e = terms.begin(i), e_end = terms.end(i, k); e < e_end; ++e) {
         const T a0 = a_entry<kTransposedA>(a, lda, i, e);
         acc0 += a0 * load_vector(b + e * ldb + j0);
         acc1 += a0 * load_vector(b + e * ldb + j0 + kL);
@@ -67,7 +77,7 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
     int i = 0;
     for (; i + 4 <= m; i += 4) {
       Vector<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
-      for (int e = 0; e < k; ++e) {
+      for (int e = terms.begin(i), e_end = terms.end(i + 3, k); e < e_end; ++e) {
         const Vector<T> b_vec = load_vector(b + e * ldb + j0);
         acc0 += a_entry<kTransposedA>(a, lda, i, e) * b_vec;
         acc1 += a_entry<kTransposedA>(a, lda, i + 1, e) * b_vec;
@@ -81,7 +91,7 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
     }
     for (; i < m; ++i) {
       Vector<T> acc = {};
-      for (int e = 0; e < k; ++e)
+      for (int e = terms.begin(i), e_end = terms.end(i, k); e < e_end; ++e)
         acc += a_entry<kTransposedA>(a, lda, i, e) * load_vector(b + e * ldb + j0);
       store_vector(c + i * ldc + j0, acc);
     }
@@ -89,17 +99,17 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
 }
 
 // C = A B, A (m, k) with row stride lda.
-template <typename T>
+template <typename T, typename Terms = AllTerms>
 inline void small_gemm(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb, T* c,
-                       int ldc) {
-  small_gemm_tiled<false>(m, k, n_padded, a, lda, b, ldb, c, ldc);
+                       int ldc, const Terms& terms = {}) {
+  small_gemm_tiled<false>(m, k, n_padded, a, lda, b, ldb, c, ldc, terms);
 }
 
 // C = A^T B, A given as (k, m) with row stride lda: no transposed copy of A needed.
-template <typename T>
+template <typename T, typename Terms = AllTerms>
 inline void small_gemm_at(int m, int k, int n_padded, const T* a, int lda, const T* b, int ldb,
-                          T* c, int ldc) {
-  small_gemm_tiled<true>(m, k, n_padded, a, lda, b, ldb, c, ldc);
+                          T* c, int ldc, const Terms& terms = {}) {
+  small_gemm_tiled<true>(m, k, n_padded, a, lda, b, ldb, c, ldc, terms);
 }
 
 // Transposes kL rows of kL values in registers: log2(kL) rounds of two-register

@@ -236,8 +236,7 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   small_gemm(n, n, w.r_p, w.d_s, w.n_p, k.data, k.stride, d_q.data, d_q.stride, VisibleKeys{s});
   small_gemm_at(n, n, w.r_p, w.d_s, w.n_p, q.data, q.stride, d_k.data, d_k.stride,
                 QueriesSeeing{s});
-  small_gemm_at(n, n, w.rv_p, probs, n, dc.data, dc.stride, d_v.data, d_v.stride,
-                QueriesSeeing{s});
+  small_gemm_at(n, n, w.rv_p, probs, n, dc.data, dc.stride, d_v.data, d_v.stride, QueriesSeeing{s});
   copy_out(d_q, rows_d_qkv, stride, at.query, n, r);
   copy_out(d_k, rows_d_qkv, stride, at.key, n, r);
   copy_out(d_v, rows_d_qkv, stride, at.value, n, rv);

@@ -56,6 +56,14 @@ inline Vector<double> exp_fast(Vector<double> x) {
   return x;
 }
 
+// The builtins, not std::sqrt: no inline function from a std header (see variant.h).
+inline float square_root(float x) {
+  return __builtin_sqrtf(x);
+}
+inline double square_root(double x) {
+  return __builtin_sqrt(x);
+}
+
 // out[i] = exp_fast(in[i] - shift), whole registers then a scalar tail (in may
 // equal out).
 template <typename T>

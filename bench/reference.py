@@ -6,6 +6,11 @@ in this run, and prints a Markdown table: ms/step of each build, PyTorch ms/step
 speed-ups, GFLOP/s, % of the SGEMM peak (measured here by sgemm_peak), peak RSS
 and what the run needs (parameters, gradients, AdamW moments, activations).
 
+The peak is probed before the first configuration and again after each one, and the
+table divides by the highest probe: on a shared machine a single probe taken in a
+slow moment understates the peak (one read 261 GFLOP/s where the day's others read
+348-404), and every % of peak with it.
+
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/reference.py [--threads 2] [--steps 20] [--repeats 3]
       [--builds release native] [--family reference|small|heads-lm] [--isa avx2]
@@ -147,8 +152,12 @@ def main():
     blas_core = openblas_core(binaries[0], env)
     shape, configs = FAMILIES[args.family]
 
-    peak = json.loads(subprocess.run([peak_binary, str(args.threads)], check=True,
-                                     capture_output=True, text=True, env=env).stdout)["sgemm_peak_gflops"]
+    def probe_peak():
+        return json.loads(subprocess.run([peak_binary, str(args.threads)], check=True,
+                                         capture_output=True, text=True,
+                                         env=env).stdout)["sgemm_peak_gflops"]
+
+    probes = [probe_peak()]
     base = args.builds[0]
     columns = ["#", "L", "H", "r", "c"] + [f"{build} ms/step" for build in args.builds]
     columns += [f"{build}/{base}" for build in args.builds[1:]]
@@ -157,6 +166,7 @@ def main():
                 "PyTorch RSS MB"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     isas = set()
+    rows = []  # (cells before the % column, GFLOP/s, cells after it)
     for index, (layers, heads, rank, modules) in enumerate(configs, 1):
         runs = [[] for _ in binaries]
         theirs_runs = []
@@ -176,18 +186,25 @@ def main():
         cells += [f"{run['ms_per_step'] / ours['ms_per_step']:.2f}" for run in best[1:]]
         cells += [f"{theirs['ms_per_step']:.1f}"]
         cells += [f"{theirs['ms_per_step'] / run['ms_per_step']:.2f}x" for run in best]
-        cells += [f"{ours['gflop_per_step']:.3f}", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%",
-                  f"{ours['peak_rss_mb']:.0f}", f"{ours['model_memory_mb']:.0f}",
-                  f"{theirs['peak_rss_mb']:.0f}"]
-        row = "| " + " | ".join(cells) + " |"
-        lines.append(row)
-        print(row if index > 1 else "\n".join(lines), flush=True)
+        cells += [f"{ours['gflop_per_step']:.3f}", f"{gflops:.1f}"]
+        after = [f"{ours['peak_rss_mb']:.0f}", f"{ours['model_memory_mb']:.0f}",
+                 f"{theirs['peak_rss_mb']:.0f}"]
+        rows.append((cells, gflops, after))
+        probes.append(probe_peak())
+        print(f"configuration {index}: " + ", ".join(
+            f"{name} {cell}" for name, cell in zip(columns[5:], cells[5:])) +
+            f"; SGEMM peak probe {probes[-1]:.1f} GFLOP/s", flush=True)
+    peak = max(probes)
+    for cells, gflops, after in rows:
+        lines.append("| " + " | ".join(cells + [f"{100 * gflops / peak:.0f}%"] + after) + " |")
+    print("\n".join(lines))
     cap = f"every engine capped at {args.isa} ({', '.join(f'{k}={v}' for k, v in ISA_CAPS[args.isa].items())})" if args.isa else "no ISA cap"
     machine = (f"{cpu_name()} ({isa_flags()}), {os.cpu_count()} cores visible, {args.threads} threads; "
                f"attnrank kernels {', '.join(sorted(isas))}; OpenBLAS core {blas_core}"
                f"{' (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE dropped)' if args.openblas_auto else ''}; {cap}; builds {', '.join(args.builds)}; "
                f"{args.family} configurations ({', '.join(f'{k} {v}' for k, v in shape.items() if k != 'task')}); "
-               f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s; "
+               f"SGEMM peak (OpenBLAS, large square) {peak:.1f} GFLOP/s, the highest of "
+               f"{len(probes)} probes ({min(probes):.1f}-{peak:.1f}) before and between the configurations; "
                f"fastest of {max(1, args.repeats)} measurements per engine and configuration; "
                f"{datetime.date.today().isoformat()}")
     print(f"\nmachine: {machine}")

@@ -195,6 +195,8 @@ void check_all_heads(const KernelTable<T>& kernel) {
           s.mask = AttentionMask::kFull;
           s.kind = AttentionKind::kHardmax;
           check_heads(kernel, s, ++seed);
+          s.mask = AttentionMask::kCausal;  // masked entries of a hardmax row stay zero
+          check_heads(kernel, s, ++seed);
         }
   // Many small heads of one sample, across several lane groups (the last one partly
   // filled), and the published shape.

@@ -192,6 +192,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
       for (int j = 1; j < keys; ++j)
         if (row[j] > row[argmax]) argmax = j;
       for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
+      for (int j = keys; j < round_up(keys, kLanes<T>); ++j) row[j] = T(0);  // masked scores
     } else {
       softmax_row(row, keys);
     }

@@ -165,12 +165,7 @@ void softmax_row(T* row, int keys) {
     store_vector(row + j, kept);
     partial += kept;
   }
-  for (int step = kL / 2; step > 0; step /= 2) {
-    LaneIndices<T> upper = {};
-    for (int l = 0; l < kL; ++l) upper[l] = (l + step) % kL;
-    partial += __builtin_shuffle(partial, upper);
-  }
-  const T inv = T(1) / partial[0];
+  const T inv = T(1) / sum_lanes<T>(partial);
   for (int j = 0; j < keys; j += kL) store_vector(row + j, load_vector(row + j) * inv);
 }
 
@@ -191,8 +186,8 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
       int argmax = 0;  // the first maximum
       for (int j = 1; j < keys; ++j)
         if (row[j] > row[argmax]) argmax = j;
-      for (int j = 0; j < keys; ++j) row[j] = j == argmax ? T(1) : T(0);
-      for (int j = keys; j < round_up(keys, kLanes<T>); ++j) row[j] = T(0);  // masked scores
+      // Zero up to the register edge: the masked scores go too.
+      for (int j = 0; j < round_up(keys, kLanes<T>); ++j) row[j] = j == argmax ? T(1) : T(0);
     } else {
       softmax_row(row, keys);
     }

@@ -1,7 +1,7 @@
 // Row-wise and elementwise kernels: exp, layer-norm parameter gradients, ReLU, column
-// sums, AdamW (the row norms are in norms.cpp). Plain
-// loops that the compiler vectorises at the variant's width; every sum runs in a
-// fixed order, so results do not depend on the thread count.
+// sums, AdamW (the row norms are in norms.cpp). Plain loops that the compiler
+// vectorises at the variant's width; every sum runs in a fixed order, so results do
+// not depend on the thread count.
 #include <cmath>
 
 #include "attnrank/core/parallel.h"

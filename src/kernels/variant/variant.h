@@ -60,6 +60,19 @@ constexpr T min_of(T a, T b) {
   return b < a ? b : a;
 }
 
+// Sum of a register's lanes as a tree in registers: lane i adds lane i + step (lanes
+// >= step are not used); a fixed order for a given ISA.
+template <typename T>
+inline T sum_lanes(Vector<T> partial) {
+  constexpr int kL = kLanes<T>;
+  for (int step = kL / 2; step > 0; step /= 2) {
+    LaneIndices<T> upper = {};
+    for (int lane = 0; lane < kL; ++lane) upper[lane] = (lane + step) % kL;
+    partial += __builtin_shuffle(partial, upper);
+  }
+  return partial[0];
+}
+
 // Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
 // vector_term(i) for whole registers, scalar_term(i) for the tail) added as a tree:
 // short dependency chains, and a fixed order for a given ISA.
@@ -70,13 +83,7 @@ inline T sum_terms(int width, VectorTerm vector_term, ScalarTerm scalar_term) {
   int i = 0;
   for (; i + kL <= width; i += kL) partial += vector_term(i);
   for (; i < width; ++i) partial[i % kL] += scalar_term(i);
-  // The tree in registers: lane i adds lane i + step (lanes >= step are not used).
-  for (int step = kL / 2; step > 0; step /= 2) {
-    LaneIndices<T> upper = {};
-    for (int lane = 0; lane < kL; ++lane) upper[lane] = (lane + step) % kL;
-    partial += __builtin_shuffle(partial, upper);
-  }
-  return partial[0];
+  return sum_lanes<T>(partial);
 }
 
 // out[i] = term(i) for i < width: vector_term(i) for whole registers, scalar_term(i)

@@ -134,24 +134,34 @@ inline void transpose_registers(Vector<T> (&rows)[kLanes<T>]) {
   }
 }
 
-// to[e * ld_to + j] = from[j * ld_from + e] * scale for j < rows, e < cols: whole
-// kL x kL blocks through registers, the edges one value at a time (the same
-// products either way).
+// to[e * ld_to + j] = from[j * ld_from + e] * scale for j < rows, e < cols, and
+// to[e * ld_to + j] = 0 for j in [rows, round_up(rows, kL)): kL x kL blocks through
+// registers, edge blocks padded with zeros (a head of fewer tokens than lanes would
+// otherwise be transposed one value at a time). ld_to >= round_up(rows, kL).
 template <typename T>
 inline void transpose_scaled(const T* from, size_t ld_from, int rows, int cols, T scale, T* to,
                              int ld_to) {
   constexpr int kL = kLanes<T>;
-  const int whole_rows = rows - rows % kL, whole_cols = cols - cols % kL;
-  for (int j0 = 0; j0 < whole_rows; j0 += kL)
-    for (int e0 = 0; e0 < whole_cols; e0 += kL) {
+  for (int j0 = 0; j0 < rows; j0 += kL) {
+    const int block_rows = min_of(kL, rows - j0);
+    for (int e0 = 0; e0 < cols; e0 += kL) {
+      const int block_cols = min_of(kL, cols - e0);
       Vector<T> block[kL];
-      for (int j = 0; j < kL; ++j) block[j] = load_vector(from + (j0 + j) * ld_from + e0);
+      for (int j = 0; j < kL; ++j) {
+        const T* row = from + (j0 + j) * ld_from + e0;
+        if (j >= block_rows) {
+          block[j] = Vector<T>{};
+        } else if (block_cols == kL) {
+          block[j] = load_vector(row);
+        } else {
+          block[j] = Vector<T>{};
+          std::memcpy(&block[j], row, sizeof(T) * block_cols);
+        }
+      }
       transpose_registers<T>(block);
-      for (int e = 0; e < kL; ++e) store_vector(to + (e0 + e) * ld_to + j0, block[e] * scale);
+      for (int e = 0; e < block_cols; ++e)
+        store_vector(to + (e0 + e) * ld_to + j0, block[e] * scale);
     }
-  for (int j = 0; j < rows; ++j) {
-    const T* row = from + j * ld_from;
-    for (int e = j < whole_rows ? whole_cols : 0; e < cols; ++e) to[e * ld_to + j] = row[e] * scale;
   }
 }
 

@@ -2,6 +2,11 @@
 // (H, r, r_v, c, L, norm, positional, residual, mask) settings, including r != d/H.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "attnrank/core/threading.h"
 #include "attnrank/nn/model.h"
 #include "gradcheck.h"
 
@@ -113,6 +118,62 @@ TEST_P(ModelGradCheck, MatchesFiniteDifferences) {
     std::copy(values_of.begin(), values_of.end(), model.parameters().begin() + tensor.offset);
   }
   if (!tokens_in) expect_gradient_matches(std::string(c.name) + " input", x, dx, loss, 30);
+}
+
+// With several threads the batch is cut into sample shards, each run through the
+// whole model on its own thread (model.h, Shard), gradients summed in shard order. The
+// outputs, input gradient and parameter gradients must match one thread's, with
+// shards of unequal size (5 samples on 3 threads) and more threads than samples.
+TEST_P(ModelGradCheck, ShardsMatchOneThread) {
+  const ModelCase& c = GetParam();
+  const bool tokens_in = c.sequence.input == InputKind::kTokens;
+  struct Result {
+    int shards;
+    std::vector<double> y, dx, gradients, probs;
+  };
+  auto run = [&](int threads, int batch) {
+    set_threads(threads);
+    Transformer<double> model(c.model, c.sequence);
+    model.initialize(5);
+    const size_t positions = static_cast<size_t>(batch) * c.sequence.tokens;
+    const auto x = random_vector(positions * model.input_width(), 32);
+    std::vector<int32_t> ids(positions);
+    for (size_t i = 0; i < positions; ++i) ids[i] = static_cast<int32_t>((i * 5 + 3) % 7);
+    const auto probe = random_vector(positions * model.output_width(), 33);
+    Result result;
+    result.y.resize(positions * model.output_width());
+    result.dx.resize(tokens_in ? 0 : x.size());
+    if (tokens_in) {
+      model.forward_tokens(ids.data(), batch, result.y.data());
+    } else {
+      model.forward(x.data(), batch, result.y.data());
+    }
+    model.backward(probe.data(), tokens_in ? nullptr : result.dx.data());
+    result.shards = model.shard_count();
+    result.gradients = model.gradients();
+    const int heads = c.model.width_multiplier * c.model.heads;
+    result.probs.resize(static_cast<size_t>(batch) * heads * c.sequence.tokens * c.sequence.tokens);
+    model.attention_probabilities(c.model.layers - 1, result.probs.data());
+    return result;
+  };
+  auto expect_near = [&](const std::vector<double>& want, const std::vector<double>& got,
+                         const std::string& what) {
+    ASSERT_EQ(want.size(), got.size()) << what;
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-12 * (1 + std::abs(want[i]))) << what << " [" << i << "]";
+  };
+  for (const int batch : {5, 2}) {
+    const Result one = run(1, batch);
+    const Result sharded = run(3, batch);
+    set_threads(0);
+    EXPECT_EQ(one.shards, 1);
+    EXPECT_EQ(sharded.shards, std::min(3, batch));
+    const std::string where = std::string(c.name) + " batch " + std::to_string(batch);
+    expect_near(one.y, sharded.y, where + " outputs");
+    expect_near(one.dx, sharded.dx, where + " input gradient");
+    expect_near(one.gradients, sharded.gradients, where + " parameter gradients");
+    expect_near(one.probs, sharded.probs, where + " attention probabilities");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,7 +1,10 @@
 #include "attnrank/nn/model.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <stdexcept>
 
 #include "attnrank/core/parallel.h"
@@ -212,38 +215,57 @@ void Transformer<T>::attention_probabilities(int layer, T* out) const {
 }
 
 template <typename T>
+size_t Transformer<T>::activation_bytes() const {
+  size_t values = activations_.size();
+  for (const Shard& shard : shards_) values += shard.scratch.size() + shard.own_gradients.size();
+  return values * sizeof(T);
+}
+
+// Below this many FLOPs per training step (about 10 ms on two cores) a step is cut
+// into one sample shard per thread: there a parallel region per kernel, with its
+// fork, join and waits, is a visible share of each kernel (two threads ran the
+// heads-lm presets at 1.05-1.25x one). Larger steps keep one shard and split each
+// kernel across the threads, as fast and without a gradient copy per thread.
+constexpr double kShardedStepFlops = 2e9;
+
+template <typename T>
 void Transformer<T>::allocate_activations(int batch) {
-  if (batch == batch_) return;
+  const int threads = std::max(1, omp_get_max_threads());
+  if (batch == batch_ && threads == threads_) return;
   const AttentionShape shape = attention_shape(batch);
-  const size_t rows = static_cast<size_t>(batch) * sequence_.tokens;
+  const size_t tokens = sequence_.tokens;
+  const size_t rows = static_cast<size_t>(batch) * tokens;
   const size_t width = config_.width();
   const size_t ffn = config_.ffn;
-  const size_t probs = rows * shape.modules * shape.heads * sequence_.tokens;
-  const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_width() + probs +
-                           rows * shape.context_width() + rows * ffn;
-  const size_t linear_input =
-      sequence_.input == InputKind::kLinear ? rows * sequence_.input_width : 0;
-  const size_t head_input = sequence_.output == OutputKind::kLinear ? rows * config_.dim : 0;
-  activations_.assign(
-      rows * width * 2 + 2 * rows + per_layer * config_.layers + linear_input + head_input, T(0));
+  const size_t probs_per_sample =
+      static_cast<size_t>(shape.modules) * shape.heads * tokens * tokens;
+  const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_width() +
+                           probs_per_sample * batch + rows * shape.context_width() + rows * ffn;
+  const size_t input_features = sequence_.input == InputKind::kLinear ? sequence_.input_width : 0;
+  const size_t head_width = sequence_.output == OutputKind::kLinear ? config_.dim : 0;
+  activations_.assign(rows * width * 2 + 2 * rows + per_layer * config_.layers +
+                          rows * input_features + rows * head_width,
+                      T(0));
   T* cursor = activations_.data();
   auto take = [&](size_t n) {
     T* at = cursor;
     cursor += n;
     return at;
   };
-  embedded_ = take(rows * width);
-  final_out_ = take(rows * width);
-  final_stats_ = take(2 * rows);
-  input_copy_ = take(linear_input);
-  head_input_ = take(head_input);
+  // The full batch's arrays; a (2, rows) statistics array holds each shard's (2, its
+  // rows) in turn.
+  T* embedded = take(rows * width);
+  T* final_out = take(rows * width);
+  T* final_stats = take(2 * rows);
+  T* input_copy = take(rows * input_features);
+  T* head_input = take(rows * head_width);
   buffers_.clear();
   for (int layer = 0; layer < config_.layers; ++layer) {
     LayerBuffers b;
     b.norm1_out = take(rows * width);
     b.norm1_stats = take(2 * rows);
     b.qkv = take(rows * shape.qkv_width());
-    b.probs = take(probs);
+    b.probs = take(probs_per_sample * batch);
     b.context = take(rows * shape.context_width());
     b.attn_out = take(rows * width);
     b.sum1 = take(rows * width);
@@ -254,13 +276,73 @@ void Transformer<T>::allocate_activations(int batch) {
     b.sum2 = take(rows * width);
     buffers_.push_back(b);
   }
-  // The output stage's input gradient goes into the first of the three (rows, width)
-  // buffers; (rows, d) fits.
-  scratch_.assign(
-      rows * (3 * width + shape.context_width() + shape.qkv_width()) +
-          mlp_scratch_size(static_cast<int>(rows), static_cast<int>(width), static_cast<int>(ffn)),
-      T(0));
+  const bool small_step = training_step_flops(config_, sequence_, batch) < kShardedStepFlops;
+  const int count = small_step ? std::min(threads, batch) : 1;
+  shards_.clear();
+  shards_.resize(count);
+  for (int index = 0; index < count; ++index) {
+    Shard& shard = shards_[index];
+    shard.first = static_cast<int>(static_cast<int64_t>(batch) * index / count);
+    shard.batch = static_cast<int>(static_cast<int64_t>(batch) * (index + 1) / count) - shard.first;
+    const size_t row0 = static_cast<size_t>(shard.first) * tokens;
+    const size_t shard_rows = static_cast<size_t>(shard.batch) * tokens;
+    shard.embedded = embedded + row0 * width;
+    shard.final_out = final_out + row0 * width;
+    shard.final_stats = final_stats + 2 * row0;
+    shard.input_copy = input_copy + row0 * input_features;
+    shard.head_input = head_input + row0 * head_width;
+    for (const LayerBuffers& all : buffers_) {
+      LayerBuffers b;
+      b.norm1_out = all.norm1_out + row0 * width;
+      b.norm1_stats = all.norm1_stats + 2 * row0;
+      b.qkv = all.qkv + row0 * shape.qkv_width();
+      b.probs = all.probs + probs_per_sample * shard.first;
+      b.context = all.context + row0 * shape.context_width();
+      b.attn_out = all.attn_out + row0 * width;
+      b.sum1 = all.sum1 + row0 * width;
+      b.norm2_out = all.norm2_out + row0 * width;
+      b.norm2_stats = all.norm2_stats + 2 * row0;
+      b.hidden = all.hidden + row0 * ffn;
+      b.mlp_out = all.mlp_out + row0 * width;
+      b.sum2 = all.sum2 + row0 * width;
+      shard.layers.push_back(b);
+    }
+    // The output stage's input gradient goes into the first of the three (rows,
+    // width) buffers; (rows, d) fits.
+    shard.scratch.assign(shard_rows * (3 * width + shape.context_width() + shape.qkv_width()) +
+                             mlp_scratch_size(static_cast<int>(shard_rows), static_cast<int>(width),
+                                              static_cast<int>(ffn)),
+                         T(0));
+    if (index > 0) shard.own_gradients.assign(gradients_.size(), T(0));
+  }
   batch_ = batch;
+  threads_ = threads;
+}
+
+template <typename T>
+template <typename Work>
+void Transformer<T>::for_each_shard(Work&& work) {
+  const int count = shard_count();
+  if (count == 1) {
+    work(shards_[0]);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(count);
+#pragma omp parallel num_threads(count)
+  {
+    // This thread's nested regions (the kernels') get one thread; OpenBLAS runs
+    // single-threaded inside a parallel region by itself.
+    omp_set_num_threads(1);
+    for (int index = omp_get_thread_num(); index < count; index += omp_get_num_threads()) {
+      try {
+        work(shards_[index]);
+      } catch (...) {
+        errors[index] = std::current_exception();
+      }
+    }
+  }
+  for (const std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
 }
 
 template <typename T>
@@ -277,26 +359,27 @@ void Transformer<T>::norm_forward(const NormOffsets& norm, const T* x, T* y, T* 
 
 template <typename T>
 void Transformer<T>::norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats,
-                                   T* dx, int rows) {
+                                   T* dx, T* gradients, int rows) {
   const int width = config_.width();
   if (config_.norm == Norm::kSphere) {
-    sphere_norm_backward(dy, x, parameters_[norm.a], stats, dx, grad(norm.a), rows, width);
+    sphere_norm_backward(dy, x, parameters_[norm.a], stats, dx, grad(gradients, norm.a), rows,
+                         width);
   } else if (config_.norm == Norm::kLayer) {
-    layer_norm_backward(dy, x, param(norm.a), stats, stats + rows, dx, grad(norm.a), grad(norm.b),
-                        rows, width);
+    layer_norm_backward(dy, x, param(norm.a), stats, stats + rows, dx, grad(gradients, norm.a),
+                        grad(gradients, norm.b), rows, width);
   } else {
     copy_values(dx, dy, static_cast<size_t>(rows) * width);
   }
 }
 
 template <typename T>
-const T* Transformer<T>::layer_input(int layer) const {
-  return layer == 0 ? embedded_ : layer_output(layer - 1);
+const T* Transformer<T>::layer_input(const Shard& shard, int layer) const {
+  return layer == 0 ? shard.embedded : layer_output(shard, layer - 1);
 }
 
 template <typename T>
-const T* Transformer<T>::layer_output(int layer) const {
-  const LayerBuffers& b = buffers_[layer];
+const T* Transformer<T>::layer_output(const Shard& shard, int layer) const {
+  const LayerBuffers& b = shard.layers[layer];
   if (config_.norm_first) return config_.ffn > 0 ? b.sum2 : b.sum1;
   return config_.ffn > 0 ? b.norm2_out : b.norm1_out;
 }
@@ -317,8 +400,8 @@ const T* Transformer<T>::output_weight() const {
 }
 
 template <typename T>
-T* Transformer<T>::output_weight_gradient() {
-  return tied_ ? grad(embed_) : grad(read_out_weight_);
+T* Transformer<T>::output_weight_gradient(T* gradients) {
+  return tied_ ? grad(gradients, embed_) : grad(gradients, read_out_weight_);
 }
 
 template <typename T>
@@ -326,23 +409,11 @@ void Transformer<T>::forward(const T* x, int batch, T* y) {
   if (sequence_.input == InputKind::kTokens)
     throw std::logic_error("Transformer::forward: this model reads token ids (forward_tokens)");
   allocate_activations(batch);
-  const int rows = batch * sequence_.tokens;
-  const int dim = config_.dim;
-  const int width = config_.width();
-  const T* rows_in = x;  // (B*N, d)
-  if (sequence_.input == InputKind::kLinear) {
-    // read_in: x (B*N, m) -> (B*N, d); scratch is free until backward.
-    const int features = sequence_.input_width;
-    copy_values(input_copy_, x, static_cast<size_t>(rows) * features);
-    linear_forward(x, param(embed_), param(read_in_bias_), scratch_.data(), rows, features, dim);
-    rows_in = scratch_.data();
-  }
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
-  for (int row = 0; row < rows; ++row)
-    copy_values(embedded_ + static_cast<size_t>(row) * width,
-                rows_in + static_cast<size_t>(row) * dim, static_cast<size_t>(dim));
-  add_positional(batch);
-  forward_layers(batch, y);
+  const size_t in_width = input_width(), out_width = output_width();
+  for_each_shard([&](Shard& shard) {
+    const size_t row0 = static_cast<size_t>(shard.first) * sequence_.tokens;
+    forward_shard(shard, x + row0 * in_width, y + row0 * out_width);
+  });
 }
 
 template <typename T>
@@ -350,19 +421,46 @@ void Transformer<T>::forward_tokens(const int32_t* tokens, int batch, T* y) {
   if (sequence_.input != InputKind::kTokens)
     throw std::logic_error("Transformer::forward_tokens: this model reads vectors (forward)");
   allocate_activations(batch);
-  const int rows = batch * sequence_.tokens;
-  tokens_.assign(tokens, tokens + rows);
-  embedding_forward(tokens, param(embed_), embedded_, rows, sequence_.input_width, config_.dim,
-                    config_.width());
-  add_positional(batch);
-  forward_layers(batch, y);
+  tokens_.assign(tokens, tokens + static_cast<size_t>(batch) * sequence_.tokens);
+  const size_t out_width = output_width();
+  for_each_shard([&](Shard& shard) {
+    const size_t row0 = static_cast<size_t>(shard.first) * sequence_.tokens;
+    embedding_forward(tokens_.data() + row0, param(embed_), shard.embedded,
+                      shard.batch * sequence_.tokens, sequence_.input_width, config_.dim,
+                      config_.width());
+    add_positional(shard);
+    forward_layers(shard, y + row0 * out_width);
+  });
+}
+
+// x: (b, N, input width): vector or linear input.
+template <typename T>
+void Transformer<T>::forward_shard(Shard& shard, const T* x, T* y) {
+  const int rows = shard.batch * sequence_.tokens;
+  const int dim = config_.dim;
+  const int width = config_.width();
+  const T* rows_in = x;  // (b*N, d)
+  if (sequence_.input == InputKind::kLinear) {
+    // read_in: x (b*N, m) -> (b*N, d); scratch is free until backward.
+    const int features = sequence_.input_width;
+    copy_values(shard.input_copy, x, static_cast<size_t>(rows) * features);
+    linear_forward(x, param(embed_), param(read_in_bias_), shard.scratch.data(), rows, features,
+                   dim);
+    rows_in = shard.scratch.data();
+  }
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
+  for (int row = 0; row < rows; ++row)
+    copy_values(shard.embedded + static_cast<size_t>(row) * width,
+                rows_in + static_cast<size_t>(row) * dim, static_cast<size_t>(dim));
+  add_positional(shard);
+  forward_layers(shard, y);
 }
 
 template <typename T>
-void Transformer<T>::add_positional(int batch) {
+void Transformer<T>::add_positional(Shard& shard) {
   if (positional_ == kAbsent) return;
   const int tokens = sequence_.tokens;
-  const int rows = batch * tokens;
+  const int rows = shard.batch * tokens;
   const int dim = config_.dim;
   const int width = config_.width();
   const T* positional = param(positional_);
@@ -371,7 +469,7 @@ void Transformer<T>::add_positional(int batch) {
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row) {
     const int token = row % tokens;
-    T* out = embedded_ + static_cast<size_t>(row) * width;
+    T* out = shard.embedded + static_cast<size_t>(row) * width;
     if (additive) {
       for (int i = 0; i < dim; ++i) out[i] += positional[token * dim + i];
     } else {
@@ -381,18 +479,18 @@ void Transformer<T>::add_positional(int batch) {
 }
 
 template <typename T>
-void Transformer<T>::forward_layers(int batch, T* y) {
+void Transformer<T>::forward_layers(Shard& shard, T* y) {
   const int tokens = sequence_.tokens;
-  const int rows = batch * tokens;
+  const int rows = shard.batch * tokens;
   const int dim = config_.dim;
   const int width = config_.width();
   const size_t values = static_cast<size_t>(rows) * width;
 
-  const AttentionShape shape = attention_shape(batch);
+  const AttentionShape shape = attention_shape(shard.batch);
   for (int layer = 0; layer < config_.layers; ++layer) {
     const LayerOffsets& o = offsets_[layer];
-    const LayerBuffers& b = buffers_[layer];
-    const T* in = layer_input(layer);
+    const LayerBuffers& b = shard.layers[layer];
+    const T* in = layer_input(shard, layer);
     const T* attn_in = in;
     if (config_.norm_first) {
       norm_forward(o.norm1, in, b.norm1_out, b.norm1_stats, rows);
@@ -428,27 +526,53 @@ void Transformer<T>::forward_layers(int batch, T* y) {
     if (!config_.norm_first) norm_forward(o.norm2, b.sum2, b.norm2_out, b.norm2_stats, rows);
   }
 
-  const T* last = layer_output(config_.layers - 1);
+  const T* last = layer_output(shard, config_.layers - 1);
   if (config_.norm_first) {
-    norm_forward(final_norm_, last, final_out_, final_stats_, rows);
-    last = final_out_;
+    norm_forward(final_norm_, last, shard.final_out, shard.final_stats, rows);
+    last = shard.final_out;
   }
   // The output reads the first d dims of each position (concatenated positional
   // dims are dropped).
-  T* kept = sequence_.output == OutputKind::kVectors ? y : head_input_;
+  T* kept = sequence_.output == OutputKind::kVectors ? y : shard.head_input;
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <size_t>(rows) * width))
   for (int row = 0; row < rows; ++row)
     copy_values(kept + static_cast<size_t>(row) * dim, last + static_cast<size_t>(row) * width,
                 static_cast<size_t>(dim));
   if (sequence_.output == OutputKind::kLinear)
-    linear_forward(head_input_, output_weight(), param(read_out_bias_), y, rows, dim,
+    linear_forward(shard.head_input, output_weight(), param(read_out_bias_), y, rows, dim,
                    sequence_.output_width);
 }
 
+// Every shard's gradients, then the further shards' summed into gradients_ in shard
+// order.
 template <typename T>
 void Transformer<T>::backward(const T* dy, T* dx) {
   if (batch_ == 0) throw std::logic_error("Transformer::backward called before forward");
-  const int batch = batch_;
+  if (sequence_.input == InputKind::kTokens && dx != nullptr)
+    throw std::logic_error("Transformer::backward: token input has no dx");
+  const size_t in_width = input_width(), out_width = output_width();
+  for (size_t index = 0; index < shards_.size(); ++index)
+    shards_[index].gradients = index == 0 ? gradients_.data() : shards_[index].own_gradients.data();
+  for_each_shard([&](Shard& shard) {
+    const size_t row0 = static_cast<size_t>(shard.first) * sequence_.tokens;
+    backward_shard(shard, dy + row0 * out_width, dx != nullptr ? dx + row0 * in_width : nullptr);
+  });
+  if (shards_.size() == 1) return;
+  T* total = gradients_.data();
+  const size_t n = gradients_.size();
+#pragma omp parallel for schedule(static) if (worth_parallel(n * shards_.size()))
+  for (size_t i = 0; i < n; ++i) {
+    T sum = total[i];
+    for (size_t index = 1; index < shards_.size(); ++index) sum += shards_[index].own_gradients[i];
+    total[i] = sum;
+  }
+}
+
+// dy: (b, N, output width), dx: (b, N, input width) or null; parameter gradients
+// into shard.gradients.
+template <typename T>
+void Transformer<T>::backward_shard(Shard& shard, const T* dy, T* dx) {
+  const int batch = shard.batch;
   const int tokens = sequence_.tokens;
   const int rows = batch * tokens;
   const int dim = config_.dim;
@@ -456,9 +580,12 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   const int ffn = config_.ffn;
   const size_t values = static_cast<size_t>(rows) * width;
   const AttentionShape shape = attention_shape(batch);
+  T* const gradients = shard.gradients;
+  auto grad = [gradients](size_t offset) { return Transformer::grad(gradients, offset); };
 
-  T* const buffers[3] = {scratch_.data(), scratch_.data() + values, scratch_.data() + 2 * values};
-  T* mlp_scratch = scratch_.data() + 3 * values;
+  T* const buffers[3] = {shard.scratch.data(), shard.scratch.data() + values,
+                         shard.scratch.data() + 2 * values};
+  T* mlp_scratch = shard.scratch.data() + 3 * values;
   const size_t mlp_scratch_elements = mlp_scratch_size(rows, width, ffn);
   T* d_context = mlp_scratch + mlp_scratch_elements;
   T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
@@ -474,8 +601,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     // gradient added at the end.
     T* g_head = buffers[1];
     const int classes = sequence_.output_width;
-    linear_backward(dy, head_input_, output_weight(), g_head, output_weight_gradient(),
-                    grad(read_out_bias_), rows, dim, classes);
+    linear_backward(dy, shard.head_input, output_weight(), g_head,
+                    output_weight_gradient(gradients), grad(read_out_bias_), rows, dim, classes);
     if (tied_) {
       T* rest = grad(embed_) + static_cast<size_t>(classes) * dim;
       std::fill(rest, rest + static_cast<size_t>(sequence_.input_width - classes) * dim, T(0));
@@ -493,14 +620,15 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   }
   if (config_.norm_first) {
     T* g = buffers[1];
-    norm_backward(final_norm_, g_out, layer_output(config_.layers - 1), final_stats_, g, rows);
+    norm_backward(final_norm_, g_out, layer_output(shard, config_.layers - 1), shard.final_stats, g,
+                  gradients, rows);
     g_out = g;
   }
 
   for (int layer = config_.layers - 1; layer >= 0; --layer) {
     const LayerOffsets& o = offsets_[layer];
-    const LayerBuffers& b = buffers_[layer];
-    const T* in = layer_input(layer);
+    const LayerBuffers& b = shard.layers[layer];
+    const T* in = layer_input(shard, layer);
     T* g_sum1;
     if (config_.norm_first) {
       if (ffn > 0) {
@@ -510,7 +638,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
                      mlp_scratch, mlp_scratch_elements, g_norm2, grad(o.fc1_weight),
                      grad(o.fc1_bias), grad(o.fc2_weight), grad(o.fc2_bias), rows, width, ffn);
         g_sum1 = other_buffer(buffers, g_sum2, g_norm2);
-        norm_backward(o.norm2, g_norm2, b.sum1, b.norm2_stats, g_sum1, rows);
+        norm_backward(o.norm2, g_norm2, b.sum1, b.norm2_stats, g_sum1, gradients, rows);
         if (config_.residual) add_into(g_sum1, g_sum2, values);
       } else {
         g_sum1 = g_out;
@@ -520,14 +648,14 @@ void Transformer<T>::backward(const T* dy, T* dx) {
                          b.probs, b.context, d_context, d_qkv, g_norm1, grad(o.in_weight),
                          grad(o.in_bias), grad(o.out_weight), grad(o.out_bias));
       T* g_in = other_buffer(buffers, g_sum1, g_norm1);
-      norm_backward(o.norm1, g_norm1, in, b.norm1_stats, g_in, rows);
+      norm_backward(o.norm1, g_norm1, in, b.norm1_stats, g_in, gradients, rows);
       if (config_.residual) add_into(g_in, g_sum1, values);
       g_out = g_in;
     } else {
       T* g_norm1_out = g_out;
       if (ffn > 0) {
         T* g_sum2 = other_buffer(buffers, g_out, nullptr);
-        norm_backward(o.norm2, g_out, b.sum2, b.norm2_stats, g_sum2, rows);
+        norm_backward(o.norm2, g_out, b.sum2, b.norm2_stats, g_sum2, gradients, rows);
         g_norm1_out = other_buffer(buffers, g_sum2, nullptr);
         mlp_backward(g_sum2, b.norm1_out, b.hidden, param(o.fc1_weight), param(o.fc2_weight),
                      mlp_scratch, mlp_scratch_elements, g_norm1_out, grad(o.fc1_weight),
@@ -535,7 +663,7 @@ void Transformer<T>::backward(const T* dy, T* dx) {
         if (config_.residual) add_into(g_norm1_out, g_sum2, values);
       }
       g_sum1 = other_buffer(buffers, g_norm1_out, nullptr);
-      norm_backward(o.norm1, g_norm1_out, b.sum1, b.norm1_stats, g_sum1, rows);
+      norm_backward(o.norm1, g_norm1_out, b.sum1, b.norm1_stats, g_sum1, gradients, rows);
       if (layer == 0 && !input_gradient_needed) {
         // Post-norm layer 0 reads the data itself: no gradient flows further, so the
         // in-projection's input gradient (as large as its weight gradient) is skipped.
@@ -573,11 +701,11 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   }
   // Input stage: g_out's first d dims are dLoss/d(input rows).
   if (sequence_.input == InputKind::kTokens) {
-    if (dx != nullptr) throw std::logic_error("Transformer::backward: token input has no dx");
     T* g_embed = grad(embed_);
     if (!tied_)
       std::fill(g_embed, g_embed + static_cast<size_t>(sequence_.input_width) * dim, T(0));
-    embedding_backward(tokens_.data(), g_out, g_embed, rows, dim, width);
+    embedding_backward(tokens_.data() + static_cast<size_t>(shard.first) * tokens, g_out, g_embed,
+                       rows, dim, width);
     return;
   }
   const T* g_rows = g_out;  // (B*N, d) contiguous
@@ -590,8 +718,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     g_rows = packed;
   }
   if (sequence_.input == InputKind::kLinear) {
-    linear_backward(g_rows, input_copy_, param(embed_), dx, grad(embed_), grad(read_in_bias_), rows,
-                    sequence_.input_width, dim);
+    linear_backward(g_rows, shard.input_copy, param(embed_), dx, grad(embed_), grad(read_in_bias_),
+                    rows, sequence_.input_width, dim);
   } else if (dx != nullptr) {
     copy_values(dx, g_rows, static_cast<size_t>(rows) * dim);
   }

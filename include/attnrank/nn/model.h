@@ -108,7 +108,11 @@ class Transformer {
     return static_cast<int64_t>(layout_.attention_total());
   }
   // Bytes of activation and activation-gradient memory held for the current batch.
-  size_t activation_bytes() const { return (activations_.size() + scratch_.size()) * sizeof(T); }
+  // With several shards, also each further shard's gradient copy.
+  size_t activation_bytes() const;
+  // Sample shards of the current batch (see Shard): one per thread for small steps,
+  // else 1.
+  int shard_count() const { return static_cast<int>(shards_.size()); }
 
  private:
   static constexpr size_t kAbsent = static_cast<size_t>(-1);
@@ -139,6 +143,28 @@ class Transformer {
     T* sum2;  // mlp_out (+ residual)
   };
 
+  // A contiguous range of the batch's samples that one thread runs through the
+  // whole layer stack, forward and backward, with no synchronisation between layers:
+  // with many small kernels per step (short sequences, narrow layers) the fork/join
+  // of a parallel region per kernel costs more than the kernels. Its activations are
+  // slices of the full batch's arrays (so attention_probabilities() reads one array);
+  // the scratch and, for all shards but the first, the parameter gradients are its
+  // own, summed into gradients_ in shard order after backward (bit-identical for a
+  // given thread count).
+  struct Shard {
+    int first = 0;             // first sample
+    int batch = 0;             // samples
+    T* embedded = nullptr;     // (b*N, D): input with positional encodings
+    T* final_out = nullptr;    // (b*N, D): final norm output (pre-norm only)
+    T* final_stats = nullptr;  // (2, b*N)
+    T* input_copy = nullptr;   // (b*N, m): linear input, kept for the weight gradient
+    T* head_input = nullptr;   // (b*N, d): first d dims of the last layer (linear output)
+    std::vector<LayerBuffers> layers;
+    std::vector<T> scratch;        // gradients of activations, reused across layers
+    std::vector<T> own_gradients;  // all shards but the first
+    T* gradients = nullptr;        // gradients_ or own_gradients
+  };
+
   NormOffsets add_norm(const std::string& prefix);
   void copy_first_layer();  // model.identical_layers
   void allocate_activations(int batch);
@@ -146,18 +172,26 @@ class Transformer {
   const T* param(size_t offset) const {
     return offset == kAbsent ? nullptr : parameters_.data() + offset;
   }
-  T* grad(size_t offset) { return offset == kAbsent ? nullptr : gradients_.data() + offset; }
+  static T* grad(T* gradients, size_t offset) {
+    return offset == kAbsent ? nullptr : gradients + offset;
+  }
   void norm_forward(const NormOffsets& norm, const T* x, T* y, T* stats, int rows);
   void norm_backward(const NormOffsets& norm, const T* dy, const T* x, const T* stats, T* dx,
-                     int rows);
-  const T* layer_input(int layer) const;
-  const T* layer_output(int layer) const;
-  void add_positional(int batch);
-  void forward_layers(int batch, T* y);
+                     T* gradients, int rows);
+  const T* layer_input(const Shard& shard, int layer) const;
+  const T* layer_output(const Shard& shard, int layer) const;
+  // Runs work(shard) for every shard, each on a thread of its own whose kernels run
+  // single-threaded; exceptions are rethrown on the calling thread.
+  template <typename Work>
+  void for_each_shard(Work&& work);
+  void forward_shard(Shard& shard, const T* x, T* y);
+  void add_positional(Shard& shard);
+  void forward_layers(Shard& shard, T* y);
+  void backward_shard(Shard& shard, const T* dy, T* dx);
 
   // Embedding table shared by the input and (tied) output stages.
   const T* output_weight() const;
-  T* output_weight_gradient();
+  T* output_weight_gradient(T* gradients);
 
   ModelConfig config_;
   SequenceSpec sequence_;
@@ -172,15 +206,11 @@ class Transformer {
   std::vector<T> parameters_;
   std::vector<T> gradients_;
   std::vector<T> activations_;
-  std::vector<T> scratch_;  // gradients of activations, reused across layers
-  std::vector<LayerBuffers> buffers_;
-  T* embedded_ = nullptr;   // (B*N, D): input with positional encodings
-  T* final_out_ = nullptr;  // (B*N, D): final norm output (pre-norm only)
-  T* final_stats_ = nullptr;
-  T* input_copy_ = nullptr;      // (B*N, m): linear input, kept for the weight gradient
-  T* head_input_ = nullptr;      // (B*N, d): first d dims of the last layer (linear output)
+  std::vector<LayerBuffers> buffers_;  // the full batch's
+  std::vector<Shard> shards_;
   std::vector<int32_t> tokens_;  // (B*N): token input of the last forward
   int batch_ = 0;
+  int threads_ = 0;  // OpenMP threads when the shards were laid out
 };
 
 }  // namespace attnrank

@@ -390,23 +390,30 @@ void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, con
     Vector<T> weighted = {};
     for (int j = 0; j < keys; ++j)
       weighted += load(p_row + j * count) * load_vector(w.d_p + j * kL);
-    for (int e = 0; e < r; ++e) store_vector(w.d_q + e * kL, Vector<T>{});
+    // dS[j] = P[j] (dP[j] - weighted) / sqrt(r), over dP in place.
+    for (int j = 0; j < keys; ++j)
+      store_vector(w.d_p + j * kL,
+                   load(p_row + j * count) * (load_vector(w.d_p + j * kL) - weighted) * scale);
+    // dQ[i] = sum_j dS[j] K[j], summed in a register: accumulated in memory, each
+    // key's term waited for the previous one's store.
+    T* d_q_row = rows_d_qkv + g.q + i * stride;
+    for (int e = 0; e < r; ++e) {
+      Vector<T> d_q = {};
+      for (int j = 0; j < keys; ++j)
+        d_q += load_vector(w.d_p + j * kL) * load(k + j * stride + e * count);
+      store(d_q_row + e * count, d_q);
+    }
+    // dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i]: independent updates, one per (j, e).
     for (int j = 0; j < keys; ++j) {
+      const Vector<T> d_s = load_vector(w.d_p + j * kL);
       const Vector<T> p = load(p_row + j * count);
-      const Vector<T> d_s = p * (load_vector(w.d_p + j * kL) - weighted) * scale;
-      const T* k_row = k + j * stride;
-      // dQ[i] += dS[j] K[j]; dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i].
-      for (int e = 0; e < r; ++e) {
-        store_vector(w.d_q + e * kL, load_vector(w.d_q + e * kL) + d_s * load(k_row + e * count));
+      for (int e = 0; e < r; ++e)
         store_vector(w.d_k + (j * r + e) * kL,
                      load_vector(w.d_k + (j * r + e) * kL) + d_s * load(q_row + e * count));
-      }
       for (int e = 0; e < rv; ++e)
         store_vector(w.d_v + (j * rv + e) * kL,
                      load_vector(w.d_v + (j * rv + e) * kL) + p * load(dc + e * count));
     }
-    T* d_q_row = rows_d_qkv + g.q + i * stride;
-    for (int e = 0; e < r; ++e) store(d_q_row + e * count, load_vector(w.d_q + e * kL));
   }
   for (int j = 0; j < n; ++j) {
     T* d_k_row = rows_d_qkv + g.k + j * stride;

@@ -156,8 +156,7 @@ template <typename T>
 void softmax_row(T* row, int keys) {
   constexpr int kL = kLanes<T>;
   const T top = largest(row, keys);
-  LaneIndices<T> lane = {};
-  for (int l = 0; l < kL; ++l) lane[l] = l;
+  constexpr LaneIndices<T> lane = lane_indices<T>([](int index) { return index; });
   Vector<T> partial = {};
   for (int j = 0; j < keys; j += kL) {
     const Vector<T> e = exp_fast(load_vector(row + j) - top);

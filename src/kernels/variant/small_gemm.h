@@ -113,25 +113,27 @@ inline void small_gemm_at(int m, int k, int n_padded, const T* a, int lda, const
 }
 
 // Transposes kL rows of kL values in registers: log2(kL) rounds of two-register
-// shuffles, in round h each pair of rows (i, i + h) swapping their off-diagonal
-// h x h blocks.
-template <typename T>
+// shuffles, in round kHalf each pair of rows (i, i + kHalf) swapping their
+// off-diagonal kHalf x kHalf blocks.
+template <typename T, int kHalf = kLanes<T> / 2>
 inline void transpose_registers(Vector<T> (&rows)[kLanes<T>]) {
   constexpr int kL = kLanes<T>;
-  for (int h = kL / 2; h > 0; h /= 2) {
-    LaneIndices<T> low = {}, high = {};  // indices into the pair (rows[i], rows[i + h])
-    for (int lane = 0; lane < kL; ++lane) {
-      const int chunk = lane & ~(2 * h - 1), offset = lane & (2 * h - 1);
-      low[lane] = offset < h ? chunk + offset : kL + chunk + offset - h;
-      high[lane] = offset < h ? chunk + offset + h : kL + chunk + offset;
-    }
-    for (int i = 0; i < kL; ++i) {
-      if (i & h) continue;
-      const Vector<T> first = rows[i], second = rows[i + h];
-      rows[i] = __builtin_shuffle(first, second, low);
-      rows[i + h] = __builtin_shuffle(first, second, high);
-    }
+  // Indices into the pair (rows[i], rows[i + kHalf]).
+  constexpr LaneIndices<T> low = lane_indices<T>([](int lane) {
+    const int chunk = lane & ~(2 * kHalf - 1), offset = lane & (2 * kHalf - 1);
+    return offset < kHalf ? chunk + offset : kL + chunk + offset - kHalf;
+  });
+  constexpr LaneIndices<T> high = lane_indices<T>([](int lane) {
+    const int chunk = lane & ~(2 * kHalf - 1), offset = lane & (2 * kHalf - 1);
+    return offset < kHalf ? chunk + offset + kHalf : kL + chunk + offset;
+  });
+  for (int i = 0; i < kL; ++i) {
+    if (i & kHalf) continue;
+    const Vector<T> first = rows[i], second = rows[i + kHalf];
+    rows[i] = __builtin_shuffle(first, second, low);
+    rows[i + kHalf] = __builtin_shuffle(first, second, high);
   }
+  if constexpr (kHalf > 1) transpose_registers<T, kHalf / 2>(rows);
 }
 
 // to[e * ld_to + j] = from[j * ld_from + e] * scale for j < rows, e < cols, and

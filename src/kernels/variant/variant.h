@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
@@ -60,17 +61,30 @@ constexpr T min_of(T a, T b) {
   return b < a ? b : a;
 }
 
+// The register of lane indices lane_index(0), ..., lane_index(kLanes - 1), built at
+// compile time: a shuffle's index register built lane by lane at run time cost a
+// dozen masked broadcasts per shuffle (the sum below was a quarter of the per-head
+// softmax's time).
+template <typename T, typename LaneIndex, int... kLane>
+constexpr LaneIndices<T> lane_indices(LaneIndex lane_index, std::integer_sequence<int, kLane...>) {
+  return LaneIndices<T>{lane_index(kLane)...};
+}
+template <typename T, typename LaneIndex>
+constexpr LaneIndices<T> lane_indices(LaneIndex lane_index) {
+  return lane_indices<T>(lane_index, std::make_integer_sequence<int, kLanes<T>>{});
+}
+
 // Sum of a register's lanes as a tree in registers: lane i adds lane i + step (lanes
 // >= step are not used); a fixed order for a given ISA.
-template <typename T>
+template <typename T, int kStep = kLanes<T> / 2>
 inline T sum_lanes(Vector<T> partial) {
-  constexpr int kL = kLanes<T>;
-  for (int step = kL / 2; step > 0; step /= 2) {
-    LaneIndices<T> upper = {};
-    for (int lane = 0; lane < kL; ++lane) upper[lane] = (lane + step) % kL;
-    partial += __builtin_shuffle(partial, upper);
+  if constexpr (kStep == 0) {
+    return partial[0];
+  } else {
+    constexpr LaneIndices<T> upper =
+        lane_indices<T>([](int lane) { return (lane + kStep) % kLanes<T>; });
+    return sum_lanes<T, kStep / 2>(partial + __builtin_shuffle(partial, upper));
   }
-  return partial[0];
 }
 
 // Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
@@ -97,6 +111,19 @@ inline void write_terms(T* out, int width, VectorTerm vector_term, ScalarTerm sc
   for (; i < width; ++i) out[i] = scalar_term(i);
 }
 
+// Largest lane of a register, as a tree like sum_lanes.
+template <typename T, int kStep = kLanes<T> / 2>
+inline T largest_lane(Vector<T> top) {
+  if constexpr (kStep == 0) {
+    return top[0];
+  } else {
+    constexpr LaneIndices<T> upper =
+        lane_indices<T>([](int lane) { return (lane + kStep) % kLanes<T>; });
+    const Vector<T> other = __builtin_shuffle(top, upper);
+    return largest_lane<T, kStep / 2>(other > top ? other : top);
+  }
+}
+
 // Largest of values[0 .. count), count >= 1 (exact in any order).
 template <typename T>
 inline T largest(const T* values, int count) {
@@ -111,8 +138,7 @@ inline T largest(const T* values, int count) {
     const Vector<T> next = load_vector(values + i);
     top = next > top ? next : top;
   }
-  T result = top[0];
-  for (int lane = 1; lane < kL; ++lane) result = max_of(result, top[lane]);
+  T result = largest_lane<T>(top);
   for (int i = count - count % kL; i < count; ++i) result = max_of(result, values[i]);
   return result;
 }

@@ -74,17 +74,28 @@ constexpr LaneIndices<T> lane_indices(LaneIndex lane_index) {
   return lane_indices<T>(lane_index, std::make_integer_sequence<int, kLanes<T>>{});
 }
 
-// Sum of a register's lanes as a tree in registers: lane i adds lane i + step (lanes
-// >= step are not used); a fixed order for a given ISA.
-template <typename T, int kStep = kLanes<T> / 2>
-inline T sum_lanes(Vector<T> partial) {
+// A register's lanes combined as a tree in registers: lane i with lane i + step, for
+// step = kLanes/2, ..., 1 (lanes >= step are not used); a fixed order for a given ISA.
+template <typename T, int kStep = kLanes<T> / 2, typename Combine>
+inline T reduce_lanes(Vector<T> lanes, Combine combine) {
   if constexpr (kStep == 0) {
-    return partial[0];
+    return lanes[0];
   } else {
     constexpr LaneIndices<T> upper =
         lane_indices<T>([](int lane) { return (lane + kStep) % kLanes<T>; });
-    return sum_lanes<T, kStep / 2>(partial + __builtin_shuffle(partial, upper));
+    return reduce_lanes<T, kStep / 2>(combine(lanes, __builtin_shuffle(lanes, upper)), combine);
   }
+}
+
+template <typename T>
+inline T sum_lanes(Vector<T> partial) {
+  return reduce_lanes<T>(partial, [](Vector<T> lanes, Vector<T> upper) { return lanes + upper; });
+}
+
+template <typename T>
+inline T largest_lane(Vector<T> top) {
+  return reduce_lanes<T>(
+      top, [](Vector<T> lanes, Vector<T> upper) { return upper > lanes ? upper : lanes; });
 }
 
 // Sum of term(i) over i < width, with kLanes<T> partial sums (register-wide terms
@@ -109,19 +120,6 @@ inline void write_terms(T* out, int width, VectorTerm vector_term, ScalarTerm sc
   int i = 0;
   for (; i + kL <= width; i += kL) store_vector(out + i, vector_term(i));
   for (; i < width; ++i) out[i] = scalar_term(i);
-}
-
-// Largest lane of a register, as a tree like sum_lanes.
-template <typename T, int kStep = kLanes<T> / 2>
-inline T largest_lane(Vector<T> top) {
-  if constexpr (kStep == 0) {
-    return top[0];
-  } else {
-    constexpr LaneIndices<T> upper =
-        lane_indices<T>([](int lane) { return (lane + kStep) % kLanes<T>; });
-    const Vector<T> other = __builtin_shuffle(top, upper);
-    return largest_lane<T, kStep / 2>(other > top ? other : top);
-  }
 }
 
 // Largest of values[0 .. count), count >= 1 (exact in any order).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "attnrank/core/threading.h"
@@ -173,6 +174,59 @@ TEST_P(ModelGradCheck, ShardsMatchOneThread) {
     expect_near(one.dx, sharded.dx, where + " input gradient");
     expect_near(one.gradients, sharded.gradients, where + " parameter gradients");
     expect_near(one.probs, sharded.probs, where + " attention probabilities");
+  }
+}
+
+// A sharded model keeps nothing from one call to the next: after a training step on
+// 5 samples and an evaluation forward on 2 (which re-cuts the shards), a step on new
+// inputs gives, bit for bit, what a fresh model at the same thread count gives for
+// that step alone (the same thread count, the same values).
+TEST_P(ModelGradCheck, ShardsKeepNoStateAcrossCalls) {
+  const ModelCase& c = GetParam();
+  const bool tokens_in = c.sequence.input == InputKind::kTokens;
+  auto step = [&](Transformer<double>& model, int batch, uint64_t seed, bool backward,
+                  std::vector<double>* dx) {
+    const size_t positions = static_cast<size_t>(batch) * c.sequence.tokens;
+    const auto x = random_vector(positions * model.input_width(), seed);
+    std::vector<int32_t> ids(positions);
+    for (size_t i = 0; i < positions; ++i) ids[i] = static_cast<int32_t>((i * 5 + seed) % 7);
+    std::vector<double> y(positions * model.output_width());
+    if (tokens_in) {
+      model.forward_tokens(ids.data(), batch, y.data());
+    } else {
+      model.forward(x.data(), batch, y.data());
+    }
+    if (backward) {
+      const auto probe = random_vector(y.size(), seed + 1);
+      dx->assign(tokens_in ? 0 : x.size(), 0.0);
+      model.backward(probe.data(), tokens_in ? nullptr : dx->data());
+    }
+    return y;
+  };
+  set_threads(3);
+  Transformer<double> used(c.model, c.sequence);
+  used.initialize(5);
+  std::vector<double> dx_used, dx_fresh;
+  step(used, 5, 40, true, &dx_used);
+  step(used, 2, 42, false, nullptr);
+  const auto y_used = step(used, 5, 44, true, &dx_used);
+  const std::vector<double> gradients_used = used.gradients();
+  Transformer<double> fresh(c.model, c.sequence);
+  fresh.initialize(5);
+  const auto y_fresh = step(fresh, 5, 44, true, &dx_fresh);
+  const int shards = fresh.shard_count();
+  set_threads(0);
+  EXPECT_EQ(shards, 3) << c.name;
+  EXPECT_EQ(y_used, y_fresh) << c.name << " outputs";
+  EXPECT_EQ(dx_used, dx_fresh) << c.name << " input gradient";
+  EXPECT_EQ(gradients_used, fresh.gradients()) << c.name << " parameter gradients";
+  // An empty batch is an error, not a parallel region of zero threads.
+  std::vector<double> none(1);
+  const int32_t id = 0;
+  if (tokens_in) {
+    EXPECT_THROW(used.forward_tokens(&id, 0, none.data()), std::invalid_argument);
+  } else {
+    EXPECT_THROW(used.forward(none.data(), 0, none.data()), std::invalid_argument);
   }
 }
 

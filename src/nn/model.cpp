@@ -230,6 +230,7 @@ constexpr double kShardedStepFlops = 2e9;
 
 template <typename T>
 void Transformer<T>::allocate_activations(int batch) {
+  if (batch < 1) throw std::invalid_argument("Transformer: batch must be >= 1");
   const int threads = std::max(1, omp_get_max_threads());
   if (batch == batch_ && threads == threads_) return;
   const AttentionShape shape = attention_shape(batch);
@@ -313,7 +314,6 @@ void Transformer<T>::allocate_activations(int batch) {
                              mlp_scratch_size(static_cast<int>(shard_rows), static_cast<int>(width),
                                               static_cast<int>(ffn)),
                          T(0));
-    if (index > 0) shard.own_gradients.assign(gradients_.size(), T(0));
   }
   batch_ = batch;
   threads_ = threads;
@@ -551,8 +551,15 @@ void Transformer<T>::backward(const T* dy, T* dx) {
   if (sequence_.input == InputKind::kTokens && dx != nullptr)
     throw std::logic_error("Transformer::backward: token input has no dx");
   const size_t in_width = input_width(), out_width = output_width();
-  for (size_t index = 0; index < shards_.size(); ++index)
-    shards_[index].gradients = index == 0 ? gradients_.data() : shards_[index].own_gradients.data();
+  // The further shards' gradient copies are made here, not with the activations: a
+  // forward-only (evaluation) batch never needs them. Every entry is overwritten by
+  // the backward pass, so they need no zeroing between steps.
+  for (size_t index = 0; index < shards_.size(); ++index) {
+    Shard& shard = shards_[index];
+    if (index > 0 && shard.own_gradients.size() != gradients_.size())
+      shard.own_gradients.assign(gradients_.size(), T(0));
+    shard.gradients = index == 0 ? gradients_.data() : shard.own_gradients.data();
+  }
   for_each_shard([&](Shard& shard) {
     const size_t row0 = static_cast<size_t>(shard.first) * sequence_.tokens;
     backward_shard(shard, dy + row0 * out_width, dx != nullptr ? dx + row0 * in_width : nullptr);

@@ -1,6 +1,9 @@
 // The FLOP counter against a hand count.
 #include <gtest/gtest.h>
 
+#include <vector>
+
+#include "attnrank/core/threading.h"
 #include "attnrank/nn/model.h"
 
 using namespace attnrank;
@@ -68,4 +71,52 @@ TEST(Flops, InputAndOutputStages) {
   regression.output_width = 1;
   EXPECT_DOUBLE_EQ(training_step_flops(m, regression, 4),
                    body + 2 * 2 * 40.0 * 9 * 16 + 3 * 2 * 40.0 * 16 * 1);
+}
+
+// A step under 2 GFLOP runs one sample shard per thread, each further shard with its
+// own gradient copy and MLP partials: the memory estimate grows by at least what the
+// model really allocates for them (and not by more than twice that), and not at all
+// for a step that keeps one shard.
+TEST(Flops, MemoryCountsEachFurtherShard) {
+  ModelConfig m;  // the small presets' model: d = 16, r = 16, ffn 64, L = 2, c = 4
+  m.dim = 16;
+  m.heads = 1;
+  m.rank = 16;
+  m.value_rank = 16;
+  m.width_multiplier = 4;
+  m.layers = 2;
+  m.ffn = 64;
+  SequenceSpec s;
+  s.tokens = 8;
+  const int batch = 128;
+  EXPECT_EQ(training_shards(m, s, batch, 1), 1);
+  EXPECT_EQ(training_shards(m, s, batch, 3), 3);
+  EXPECT_EQ(training_shards(m, s, 2, 3), 2);
+  auto allocated = [&](int threads) {
+    set_threads(threads);
+    Transformer<float> model(m, s);
+    model.initialize(1);
+    const size_t values = static_cast<size_t>(batch) * s.tokens * m.dim;
+    std::vector<float> x(values, 0.5f), y(values), dy(values, 0.25f);
+    model.forward(x.data(), batch, y.data());
+    model.backward(dy.data(), nullptr);
+    EXPECT_EQ(model.shard_count(), threads);
+    return static_cast<double>(model.activation_bytes());
+  };
+  const double allocated_extra = allocated(3) - allocated(1);
+  set_threads(0);
+  const double estimated_extra =
+      training_memory_bytes(m, s, batch, 3) - training_memory_bytes(m, s, batch, 1);
+  EXPECT_GT(allocated_extra, 0);
+  EXPECT_GE(estimated_extra, allocated_extra);
+  EXPECT_LE(estimated_extra, 2 * allocated_extra);
+
+  ModelConfig large;  // reference configuration 1: 6.8 GFLOP per step, one shard
+  large.rank = 64;
+  large.value_rank = 64;
+  SequenceSpec reference;
+  reference.tokens = 16;
+  EXPECT_EQ(training_shards(large, reference, 256, 3), 1);
+  EXPECT_EQ(training_memory_bytes(large, reference, 256, 3),
+            training_memory_bytes(large, reference, 256, 1));
 }

@@ -1,3 +1,6 @@
+#include <cstdint>
+
+#include "attnrank/nn/layers.h"
 #include "attnrank/nn/model.h"
 
 namespace attnrank {
@@ -45,7 +48,8 @@ double training_step_flops(const ModelConfig& config, const SequenceSpec& sequen
   return total;
 }
 
-double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch) {
+double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch,
+                             int threads) {
   const double tokens = sequence.tokens;
   const double rows = static_cast<double>(batch) * tokens;
   const double dim = config.dim;
@@ -62,8 +66,11 @@ double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequ
   if (sequence.input != InputKind::kVectors) parameters += (input_width + 1) * dim;
   if (config.positional == Positional::kAdditive) parameters += tokens * dim;
   if (config.positional == Positional::kConcat) parameters += tokens * config.positional_dim;
-  const double per_layer = (qkv_width + 1) * width + (context_width + 1) * width + 2 * width +
-                           (ffn > 0 ? 2 * ffn * width + ffn + 3 * width : 0.0);
+  // Attention: W_in and b_in (qkv_width each row), W_out and one b_out per module;
+  // two norms of a scale and a bias each; the MLP's two layers.
+  const double per_layer = qkv_width * (width + 1) + width * context_width +
+                           config.width_multiplier * width + 4 * width +
+                           (ffn > 0 ? 2 * ffn * width + ffn + width : 0.0);
   parameters += config.layers * per_layer + 2 * width;
   if (sequence.output == OutputKind::kLinear) parameters += (dim + 1) * output_width;
   // Activations and scratch (Transformer::allocate_activations).
@@ -73,7 +80,15 @@ double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequ
                              rows * input_width + rows * dim;
   const double scratch = rows * (3 * width + context_width + qkv_width + ffn) + 2 * width * ffn;
   const double batch_buffers = rows * (input_width + 3 * output_width);
-  return sizeof(float) * (4 * parameters + activations + scratch + batch_buffers);
+  // A shard past the first: its own parameter gradients and MLP scratch (its rows'
+  // share of the rest of the scratch is counted above).
+  const int shards = training_shards(config, sequence, batch, threads);
+  const int shard_rows =
+      static_cast<int>((static_cast<int64_t>(batch) + shards - 1) / shards) * sequence.tokens;
+  const double shard_copies =
+      (shards - 1) * (parameters + static_cast<double>(mlp_scratch_size(
+                                       shard_rows, static_cast<int>(width), config.ffn)));
+  return sizeof(float) * (4 * parameters + activations + scratch + batch_buffers + shard_copies);
 }
 
 }  // namespace attnrank

@@ -228,6 +228,12 @@ size_t Transformer<T>::activation_bytes() const {
 // kernel across the threads, as fast and without a gradient copy per thread.
 constexpr double kShardedStepFlops = 2e9;
 
+int training_shards(const ModelConfig& config, const SequenceSpec& sequence, int batch,
+                    int threads) {
+  if (training_step_flops(config, sequence, batch) >= kShardedStepFlops) return 1;
+  return std::max(1, std::min(threads, batch));
+}
+
 template <typename T>
 void Transformer<T>::allocate_activations(int batch) {
   if (batch < 1) throw std::invalid_argument("Transformer: batch must be >= 1");
@@ -277,8 +283,7 @@ void Transformer<T>::allocate_activations(int batch) {
     b.sum2 = take(rows * width);
     buffers_.push_back(b);
   }
-  const bool small_step = training_step_flops(config_, sequence_, batch) < kShardedStepFlops;
-  const int count = small_step ? std::min(threads, batch) : 1;
+  const int count = training_shards(config_, sequence_, batch, threads);
   shards_.clear();
   shards_.resize(count);
   for (int index = 0; index < count; ++index) {

@@ -63,12 +63,12 @@ TrainSummary train(const RunConfig& requested, const std::string& out_dir,
   const SequenceSpec sequence = objective->sequence();
   // Before anything is allocated or created: a run that cannot fit is refused with
   // what it needs and what there is, not ended by std::bad_alloc halfway.
-  const double model_bytes = training_memory_bytes(config.model, sequence, tc.batch);
+  const int threads =
+      run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch));
+  const double model_bytes = training_memory_bytes(config.model, sequence, tc.batch, threads);
   check_memory(model_bytes,
                "training this model (parameters, optimiser state and one batch of activations)",
                "lower train.batch or the model size");
-  const int threads =
-      run_threads(tc.threads, training_step_flops(config.model, sequence, tc.batch));
   check_thread_address_space(threads, "train.threads", model_bytes);
   set_threads(threads);
   Transformer<float> model(config.model, sequence);

@@ -60,11 +60,20 @@ struct SequenceSpec {
 // is not counted.
 double training_step_flops(const ModelConfig& config, const SequenceSpec& sequence, int batch);
 
-// Bytes a float32 training step of this model holds, estimated from the config
-// without allocating (in double: absurd configs give a large number, not an
-// overflow): parameters, gradients and two AdamW moments, the activations and
-// scratch of one batch, and the batch's inputs and outputs.
-double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch);
+// Sample shards a training step of this model runs on `threads` threads: one per
+// thread (at most one per sample) for a step under 2 GFLOP, where a parallel region
+// per kernel costs a visible share of each kernel; else one, each kernel split
+// across the threads.
+int training_shards(const ModelConfig& config, const SequenceSpec& sequence, int batch,
+                    int threads);
+
+// Bytes a float32 training step of this model holds on `threads` threads, estimated
+// from the config without allocating (in double: absurd configs give a large number,
+// not an overflow): parameters, gradients and two AdamW moments, the activations and
+// scratch of one batch, the batch's inputs and outputs, and each further sample
+// shard's gradient copy and MLP scratch.
+double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequence, int batch,
+                             int threads = 1);
 
 template <typename T>
 class Transformer {

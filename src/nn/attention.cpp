@@ -222,7 +222,7 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
            context + row0 * context_width, context_width, T(0), part_out, context_width);
       gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_width, x + row0 * s.width,
            s.width, T(0), part_in, s.width);
-      // The row loop in order from zero, as the running sum it replaced, in registers.
+      // db_in: column sums of dqkv, the rows added in order.
       kernel.column_sums(range_d_qkv, rows, qkv_width, part_in_bias);
     } else {
       std::fill(part_in, part_in + in_size, T(0));

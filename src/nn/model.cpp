@@ -569,15 +569,8 @@ void Transformer<T>::backward(const T* dy, T* dx) {
     const size_t row0 = static_cast<size_t>(shard.first) * sequence_.tokens;
     backward_shard(shard, dy + row0 * out_width, dx != nullptr ? dx + row0 * in_width : nullptr);
   });
-  if (shards_.size() == 1) return;
-  T* total = gradients_.data();
-  const size_t n = gradients_.size();
-#pragma omp parallel for schedule(static) if (worth_parallel(n * shards_.size()))
-  for (size_t i = 0; i < n; ++i) {
-    T sum = total[i];
-    for (size_t index = 1; index < shards_.size(); ++index) sum += shards_[index].own_gradients[i];
-    total[i] = sum;
-  }
+  for (size_t index = 1; index < shards_.size(); ++index)
+    add_into(gradients_.data(), shards_[index].own_gradients.data(), gradients_.size());
 }
 
 // dy: (b, N, output width), dx: (b, N, input width) or null; parameter gradients

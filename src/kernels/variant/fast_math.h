@@ -6,6 +6,14 @@
 
 #include "variant.h"
 
+// The intrinsics headers define their functions always inline (never a weak symbol
+// another variant's object could supply; see variant.h).
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 namespace attnrank::kernels::ATTNRANK_VARIANT {
 
 // Cephes' expf polynomial: e^r for |r| <= ln(2)/2, on a float or a whole register.
@@ -37,15 +45,63 @@ inline double exp_fast(double x) {
   return __builtin_exp(x);
 }
 
+#if defined(__AVX512F__) && ATTNRANK_VECTOR_BYTES == 64
+// The masked AVX-512 forms with every lane on: the unmasked ones start from an
+// "undefined" register that GCC 12 reports as maybe uninitialised (-Werror).
+constexpr __mmask16 kAllLanes = 0xFFFF;
+#endif
+
+// Per-lane max(x, low), min(x, high) and floor: one instruction each where the ISA
+// has it. GCC compiles a vector ternary to a compare and a blend, and has no vector
+// floor; the fallbacks are the same functions. Each keeps x where x is NaN, as the
+// ternaries do (MAXPS(a, b) and MINPS(a, b) return b when either is NaN).
+inline Vector<float> at_least(Vector<float> x, float low) {
+#if defined(__AVX512F__) && ATTNRANK_VECTOR_BYTES == 64
+  return _mm512_mask_max_ps(x, kAllLanes, Vector<float>{} + low, x);
+#elif defined(__AVX__) && ATTNRANK_VECTOR_BYTES == 32
+  return _mm256_max_ps(Vector<float>{} + low, x);
+#elif defined(__SSE2__) && ATTNRANK_VECTOR_BYTES == 16
+  return _mm_max_ps(Vector<float>{} + low, x);
+#else
+  return x < low ? Vector<float>{} + low : x;
+#endif
+}
+
+inline Vector<float> at_most(Vector<float> x, float high) {
+#if defined(__AVX512F__) && ATTNRANK_VECTOR_BYTES == 64
+  return _mm512_mask_min_ps(x, kAllLanes, Vector<float>{} + high, x);
+#elif defined(__AVX__) && ATTNRANK_VECTOR_BYTES == 32
+  return _mm256_min_ps(Vector<float>{} + high, x);
+#elif defined(__SSE2__) && ATTNRANK_VECTOR_BYTES == 16
+  return _mm_min_ps(Vector<float>{} + high, x);
+#else
+  return x > high ? Vector<float>{} + high : x;
+#endif
+}
+
+// floor(y) for |y| < 2^31 (exp_fast's range).
+inline Vector<float> floor_lanes(Vector<float> y) {
+#if defined(__AVX512F__) && ATTNRANK_VECTOR_BYTES == 64
+  return _mm512_mask_floor_ps(y, kAllLanes, y);
+#elif defined(__AVX__) && ATTNRANK_VECTOR_BYTES == 32
+  return _mm256_floor_ps(y);
+#elif defined(__SSE4_1__) && ATTNRANK_VECTOR_BYTES == 16
+  return _mm_floor_ps(y);
+#elif defined(__aarch64__)
+  return vrndmq_f32(y);
+#else
+  typedef int32_t Integers __attribute__((vector_size(ATTNRANK_VECTOR_BYTES)));
+  const Vector<float> n = __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
+  return n > y ? n - 1.0f : n;  // truncation rounds negative values up
+#endif
+}
+
 // exp_fast on a whole register, operation for operation the scalar one (GCC does
 // not vectorise the scalar function's float-to-int bit trick by itself).
 inline Vector<float> exp_fast(Vector<float> x) {
   typedef int32_t Integers __attribute__((vector_size(ATTNRANK_VECTOR_BYTES)));
-  x = x < -87.0f ? Vector<float>{} - 87.0f : x;
-  x = x > 88.0f ? Vector<float>{} + 88.0f : x;
-  const Vector<float> y = x * 1.44269504088896341f + 0.5f;
-  Vector<float> n = __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
-  n = n > y ? n - 1.0f : n;  // floor: truncation rounds negative values up
+  x = at_most(at_least(x, -87.0f), 88.0f);
+  const Vector<float> n = floor_lanes(x * 1.44269504088896341f + 0.5f);
   const Vector<float> r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   const Integers bits = (__builtin_convertvector(n, Integers) + 127) << 23;
   return exp_reduced(r) * (Vector<float>)bits;  // a vector cast reinterprets the bits

@@ -40,16 +40,23 @@ constexpr int round_up(int value, int multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }
 
+// Vector<T> at the alignment of T: loads and stores of whole registers anywhere in
+// a row. Typed accesses, not memcpy: GCC treats a memcpy as able to write any
+// object, so after each store it reloaded every pointer and stride a kernel keeps in
+// a struct; a store of float lanes only aliases floats.
+template <typename T>
+struct UnalignedVectorOf {
+  typedef T type __attribute__((vector_size(ATTNRANK_VECTOR_BYTES), aligned(alignof(T))));
+};
+
 template <typename T>
 inline Vector<T> load_vector(const T* from) {
-  Vector<T> v;
-  std::memcpy(&v, from, sizeof v);
-  return v;
+  return *reinterpret_cast<const typename UnalignedVectorOf<T>::type*>(from);
 }
 
 template <typename T>
 inline void store_vector(T* to, const Vector<T>& v) {
-  std::memcpy(to, &v, sizeof v);
+  *reinterpret_cast<typename UnalignedVectorOf<T>::type*>(to) = v;
 }
 
 template <typename T>

@@ -199,22 +199,29 @@ void check_all_heads(const KernelTable<T>& kernel) {
           check_heads(kernel, s, ++seed);
         }
   // Many small heads of one sample, across several lane groups (the last one partly
-  // filled), and the published shape.
-  for (int heads : {16, 40}) {
-    AttentionShape s;
-    s.tokens = 8;
-    s.heads = heads;
-    s.rank = 1;
-    s.value_rank = 1;
-    s.modules = 4;
-    EXPECT_TRUE(kernel.heads_in_lanes(s)) << kernel.isa;
-    check_heads(kernel, s, ++seed);
-    s.mask = AttentionMask::kCausal;
-    check_heads(kernel, s, ++seed);
-    s.mask = AttentionMask::kFull;
-    s.kind = AttentionKind::kHardmax;
-    check_heads(kernel, s, ++seed, /*tied=*/true);
-  }
+  // filled), at the ranks the lanes kernels know at compile time (r = r_v = 1, 2, 4;
+  // 9 tokens: blocks of queries and a tail).
+  for (int heads : {16, 40})
+    for (int rank : {1, 2, 4}) {
+      AttentionShape s;
+      s.tokens = rank == 1 ? 8 : 9;
+      s.heads = heads;
+      s.rank = rank;
+      s.value_rank = rank;
+      s.modules = 4;
+      if (rank <= 2) {
+        EXPECT_TRUE(kernel.heads_in_lanes(s)) << kernel.isa;
+      }
+      check_heads(kernel, s, ++seed);
+      s.mask = AttentionMask::kCausal;
+      check_heads(kernel, s, ++seed);
+      s.mask = AttentionMask::kPrefix;
+      s.key_limit = 5;
+      check_heads(kernel, s, ++seed);
+      s.mask = AttentionMask::kFull;
+      s.kind = AttentionKind::kHardmax;
+      check_heads(kernel, s, ++seed, /*tied=*/true);
+    }
   AttentionShape tied_heads;  // one head at a time, tied scores
   tied_heads.tokens = 9;
   tied_heads.rank = 4;  // scale 1/2: tied integer dot products stay exactly tied

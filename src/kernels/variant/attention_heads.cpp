@@ -270,10 +270,30 @@ void store_lanes(T* to, const Vector<T>& v, int count) {
   }
 }
 
+// Queries whose sums over keys run side by side: each such sum (a context entry,
+// a dQ entry, the weighted dP) is a chain of dependent multiply-adds, and with
+// one query at a time the lanes kernels waited on each add's latency.
+constexpr int kQueryBlock = 4;
+
+// sums[q] += term(q, j) over j < keys[q], for each q in the order j = 0, 1, ... (the
+// order of one query's own loop, so the same values), the kQueries chains interleaved.
+template <typename T, int kQueries, typename Term>
+inline void sum_over_keys(const int (&keys)[kQueries], Term term, Vector<T> (&sums)[kQueries]) {
+  int common = keys[0];
+  for (int q = 1; q < kQueries; ++q) common = min_of(common, keys[q]);
+  for (int j = 0; j < common; ++j) {
+#pragma GCC unroll 8
+    for (int q = 0; q < kQueries; ++q) sums[q] += term(q, j);
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < kQueries; ++q)
+    for (int j = common; j < keys[q]; ++j) sums[q] += term(q, j);
+}
+
 // One thread's accumulators for one lane group, carved out of its scratch block.
 template <typename T>
 struct LaneBuffers {
-  T *d_p, *d_q, *d_k, *d_v;
+  T *d_p, *d_k, *d_v;
   size_t used = 0;
 
   LaneBuffers(const AttentionShape& s, T* scratch) {
@@ -284,8 +304,7 @@ struct LaneBuffers {
       next += count;
       return start;
     };
-    d_p = take(n * lanes);
-    d_q = take(r * lanes);
+    d_p = take(kQueryBlock * n * lanes);
     d_k = take(n * r * lanes);
     d_v = take(n * rv * lanes);
     used = static_cast<size_t>(next - scratch);
@@ -308,118 +327,230 @@ struct LaneGroup {
         probs(static_cast<size_t>(first) * s.tokens * s.tokens) {}
 };
 
-template <typename T, bool kWhole>
+// One lane group's view of a sample for the lanes kernels: its rows, strides and the
+// loads and stores of `count` lanes. kRank > 0: every head's rank and value rank are
+// kRank, known at compile time (the loops over them unrolled: with r = 1 the loop
+// bookkeeping cost more than the products); 0: read from the shape.
+template <typename T, bool kWhole, int kRank>
+struct LaneRows {
+  const AttentionShape& s;
+  const LaneGroup<T>& g;
+  const T *q, *k, *v;
+  size_t stride, context_stride;
+
+  LaneRows(const AttentionShape& shape, const LaneGroup<T>& group, const T* rows_qkv)
+      : s(shape),
+        g(group),
+        q(rows_qkv + group.q),
+        k(rows_qkv + group.k),
+        v(rows_qkv + group.v),
+        stride(shape.qkv_width()),
+        context_stride(shape.context_width()) {}
+  Vector<T> load(const T* from) const { return load_lanes<T, kWhole>(from, g.count); }
+  void store(T* to, const Vector<T>& value) const { store_lanes<T, kWhole>(to, value, g.count); }
+  int rank() const {
+    if constexpr (kRank > 0) return kRank;
+    return s.rank;
+  }
+  int value_rank() const {
+    if constexpr (kRank > 0) return kRank;
+    return s.value_rank;
+  }
+  // P[i][j] at j * count of query i's row.
+  size_t probs_row(int i) const { return g.probs + static_cast<size_t>(i) * s.tokens * g.count; }
+};
+
+// Query i's probabilities over the keys, all lanes at once: scores, then softmax
+// (or the hardmax's one-hot), zero for the keys it does not see.
+template <typename T, bool kWhole, int kRank>
+void lanes_probabilities(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T* probs) {
+  const AttentionShape& s = at.s;
+  const int n = s.tokens, r = at.rank(), count = at.g.count;
+  const int keys = s.visible_keys(i);
+  T* p_row = probs + at.probs_row(i);
+  const T* q_row = at.q + i * at.stride;
+  Vector<T> top = {};
+  for (int j = 0; j < keys; ++j) {
+    const T* k_row = at.k + j * at.stride;
+    Vector<T> dot = {};
+    for (int e = 0; e < r; ++e) dot += at.load(q_row + e * count) * at.load(k_row + e * count);
+    dot *= scale;
+    at.store(p_row + j * count, dot);
+    top = j == 0 || dot > top ? dot : top;
+  }
+  if (s.kind == AttentionKind::kHardmax) {
+    Vector<T> found = {};  // one-hot on the first maximum of each lane
+    for (int j = 0; j < keys; ++j) {
+      const Vector<T> hit =
+          ((at.load(p_row + j * count) == top) & (found == T(0))) ? Vector<T>{} + T(1) : Vector<T>{};
+      found += hit;
+      at.store(p_row + j * count, hit);
+    }
+  } else {
+    Vector<T> sum = {};
+    for (int j = 0; j < keys; ++j) {
+      const Vector<T> e = exp_fast(at.load(p_row + j * count) - top);
+      at.store(p_row + j * count, e);
+      sum += e;
+    }
+    const Vector<T> inv = T(1) / sum;
+    for (int j = 0; j < keys; ++j) at.store(p_row + j * count, at.load(p_row + j * count) * inv);
+  }
+  for (int j = keys; j < n; ++j) at.store(p_row + j * count, Vector<T>{});
+}
+
+// Probabilities and context of the queries [first, first + kQueries).
+template <typename T, bool kWhole, int kRank, int kQueries>
+void lanes_forward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale, T* probs,
+                           T* rows_context) {
+  const int count = at.g.count;
+  int keys[kQueries];
+  const T* p_rows[kQueries];
+  for (int q = 0; q < kQueries; ++q) {
+    lanes_probabilities(at, first + q, scale, probs);
+    keys[q] = at.s.visible_keys(first + q);
+    p_rows[q] = probs + at.probs_row(first + q);
+  }
+  // Context of query i: sum_j P[j] V[j][e].
+  for (int e = 0; e < at.value_rank(); ++e) {
+    Vector<T> value[kQueries] = {};
+    sum_over_keys<T, kQueries>(
+        keys,
+        [&](int q, int j) {
+          return at.load(p_rows[q] + j * count) * at.load(at.v + j * at.stride + e * count);
+        },
+        value);
+    for (int q = 0; q < kQueries; ++q)
+      at.store(rows_context + at.g.context + (first + q) * at.context_stride + e * count,
+               value[q]);
+  }
+}
+
+template <typename T, bool kWhole, int kRank>
 void lanes_forward(const AttentionShape& s, const LaneGroup<T>& g, T scale, const T* rows_qkv,
                    T* probs, T* rows_context) {
-  const int n = s.tokens, r = s.rank, rv = s.value_rank, count = g.count;
-  const size_t stride = s.qkv_width(), context_stride = s.context_width();
-  auto load = [count](const T* from) { return load_lanes<T, kWhole>(from, count); };
-  auto store = [count](T* to, const Vector<T>& v) { store_lanes<T, kWhole>(to, v, count); };
-  const T* q = rows_qkv + g.q;
-  const T* k = rows_qkv + g.k;
-  const T* v = rows_qkv + g.v;
-  for (int i = 0; i < n; ++i) {
-    const int keys = s.visible_keys(i);
-    T* p_row = probs + g.probs + static_cast<size_t>(i) * n * count;  // P[i][j] at j * count
-    const T* q_row = q + i * stride;
-    // Scores of query i against every visible key, all lanes at once.
-    Vector<T> top = {};
-    for (int j = 0; j < keys; ++j) {
-      const T* k_row = k + j * stride;
-      Vector<T> dot = {};
-      for (int e = 0; e < r; ++e) dot += load(q_row + e * count) * load(k_row + e * count);
-      dot *= scale;
-      store(p_row + j * count, dot);
-      top = j == 0 || dot > top ? dot : top;
+  const LaneRows<T, kWhole, kRank> at(s, g, rows_qkv);
+  int i = 0;
+  for (; i + kQueryBlock <= s.tokens; i += kQueryBlock)
+    lanes_forward_queries<T, kWhole, kRank, kQueryBlock>(at, i, scale, probs, rows_context);
+  for (; i < s.tokens; ++i)
+    lanes_forward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_context);
+}
+
+// The gradients of the queries [first, first + kQueries): dQ of each, and their terms
+// of dK and dV added to w's accumulators in query order.
+template <typename T, bool kWhole, int kRank, int kQueries>
+void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale, const T* probs,
+                            const T* rows_d_context, T* rows_d_qkv, LaneBuffers<T>& w) {
+  constexpr int kL = kLanes<T>;
+  const AttentionShape& s = at.s;
+  const int n = s.tokens, r = at.rank(), rv = at.value_rank(), count = at.g.count;
+  int keys[kQueries];
+  const T* p_rows[kQueries];
+  const T* dc_rows[kQueries];
+  T* d_s_rows[kQueries];  // dP, then dS in place: entry j at j * kL
+  for (int q = 0; q < kQueries; ++q) {
+    keys[q] = s.visible_keys(first + q);
+    p_rows[q] = probs + at.probs_row(first + q);
+    dc_rows[q] = rows_d_context + at.g.context + (first + q) * at.context_stride;
+    d_s_rows[q] = w.d_p + static_cast<size_t>(q) * n * kL;
+    // dP[j] = dC[i] . V[j].
+    for (int j = 0; j < keys[q]; ++j) {
+      Vector<T> d_p = {};
+      for (int e = 0; e < rv; ++e)
+        d_p += at.load(dc_rows[q] + e * count) * at.load(at.v + j * at.stride + e * count);
+      store_vector(d_s_rows[q] + j * kL, d_p);
     }
-    if (s.kind == AttentionKind::kHardmax) {
-      Vector<T> found = {};  // one-hot on the first maximum of each lane
-      for (int j = 0; j < keys; ++j) {
-        const Vector<T> hit =
-            ((load(p_row + j * count) == top) & (found == T(0))) ? Vector<T>{} + T(1) : Vector<T>{};
-        found += hit;
-        store(p_row + j * count, hit);
-      }
-    } else {
-      Vector<T> sum = {};
-      for (int j = 0; j < keys; ++j) {
-        const Vector<T> e = exp_fast(load(p_row + j * count) - top);
-        store(p_row + j * count, e);
-        sum += e;
-      }
-      const Vector<T> inv = T(1) / sum;
-      for (int j = 0; j < keys; ++j) store(p_row + j * count, load(p_row + j * count) * inv);
-    }
-    for (int j = keys; j < n; ++j) store(p_row + j * count, Vector<T>{});
-    // Context of query i: sum_j P[j] V[j][e].
-    T* context_row = rows_context + g.context + i * context_stride;
-    for (int e = 0; e < rv; ++e) {
-      Vector<T> value = {};
-      for (int j = 0; j < keys; ++j)
-        value += load(p_row + j * count) * load(v + j * stride + e * count);
-      store(context_row + e * count, value);
+  }
+  // weighted = sum_j P[j] dP[j]; dS[j] = P[j] (dP[j] - weighted) / sqrt(r), in place.
+  Vector<T> weighted[kQueries] = {};
+  sum_over_keys<T, kQueries>(
+      keys,
+      [&](int q, int j) {
+        return at.load(p_rows[q] + j * count) * load_vector(d_s_rows[q] + j * kL);
+      },
+      weighted);
+  for (int q = 0; q < kQueries; ++q)
+    for (int j = 0; j < keys[q]; ++j)
+      store_vector(d_s_rows[q] + j * kL, at.load(p_rows[q] + j * count) *
+                                             (load_vector(d_s_rows[q] + j * kL) - weighted[q]) *
+                                             scale);
+  // dQ[i] = sum_j dS[j] K[j], summed in registers.
+  for (int e = 0; e < r; ++e) {
+    Vector<T> d_q[kQueries] = {};
+    sum_over_keys<T, kQueries>(
+        keys,
+        [&](int q, int j) {
+          return load_vector(d_s_rows[q] + j * kL) * at.load(at.k + j * at.stride + e * count);
+        },
+        d_q);
+    for (int q = 0; q < kQueries; ++q)
+      at.store(rows_d_qkv + at.g.q + (first + q) * at.stride + e * count, d_q[q]);
+  }
+  // dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i]: independent updates, one per (j, e),
+  // each summed over the queries in order.
+  for (int q = 0; q < kQueries; ++q) {
+    const T* q_row = at.q + (first + q) * at.stride;
+    for (int j = 0; j < keys[q]; ++j) {
+      const Vector<T> d_s = load_vector(d_s_rows[q] + j * kL);
+      const Vector<T> p = at.load(p_rows[q] + j * count);
+      for (int e = 0; e < r; ++e)
+        store_vector(w.d_k + (j * r + e) * kL,
+                     load_vector(w.d_k + (j * r + e) * kL) + d_s * at.load(q_row + e * count));
+      for (int e = 0; e < rv; ++e)
+        store_vector(w.d_v + (j * rv + e) * kL,
+                     load_vector(w.d_v + (j * rv + e) * kL) + p * at.load(dc_rows[q] + e * count));
     }
   }
 }
 
-template <typename T, bool kWhole>
+template <typename T, bool kWhole, int kRank>
 void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, const T* rows_qkv,
                     const T* probs, const T* rows_d_context, T* rows_d_qkv, LaneBuffers<T>& w) {
   constexpr int kL = kLanes<T>;
-  const int n = s.tokens, r = s.rank, rv = s.value_rank, count = g.count;
-  const size_t stride = s.qkv_width(), context_stride = s.context_width();
-  auto load = [count](const T* from) { return load_lanes<T, kWhole>(from, count); };
-  auto store = [count](T* to, const Vector<T>& v) { store_lanes<T, kWhole>(to, v, count); };
-  const T* q = rows_qkv + g.q;
-  const T* k = rows_qkv + g.k;
-  const T* v = rows_qkv + g.v;
+  const LaneRows<T, kWhole, kRank> at(s, g, rows_qkv);
+  const int n = s.tokens, r = at.rank(), rv = at.value_rank();
   for (int index = 0; index < n * r * kL; ++index) w.d_k[index] = T(0);
   for (int index = 0; index < n * rv * kL; ++index) w.d_v[index] = T(0);
-  for (int i = 0; i < n; ++i) {
-    const int keys = s.visible_keys(i);
-    const T* p_row = probs + g.probs + static_cast<size_t>(i) * n * count;
-    const T* dc = rows_d_context + g.context + i * context_stride;
-    const T* q_row = q + i * stride;
-    // dP[j] = dC[i] . V[j]; weighted = sum_j P[j] dP[j].
-    for (int j = 0; j < keys; ++j) {
-      Vector<T> d_p = {};
-      for (int e = 0; e < rv; ++e) d_p += load(dc + e * count) * load(v + j * stride + e * count);
-      store_vector(w.d_p + j * kL, d_p);
-    }
-    Vector<T> weighted = {};
-    for (int j = 0; j < keys; ++j)
-      weighted += load(p_row + j * count) * load_vector(w.d_p + j * kL);
-    // dS[j] = P[j] (dP[j] - weighted) / sqrt(r), over dP in place.
-    for (int j = 0; j < keys; ++j)
-      store_vector(w.d_p + j * kL,
-                   load(p_row + j * count) * (load_vector(w.d_p + j * kL) - weighted) * scale);
-    // dQ[i] = sum_j dS[j] K[j], summed in a register: accumulated in memory, each
-    // key's term waited for the previous one's store.
-    T* d_q_row = rows_d_qkv + g.q + i * stride;
-    for (int e = 0; e < r; ++e) {
-      Vector<T> d_q = {};
-      for (int j = 0; j < keys; ++j)
-        d_q += load_vector(w.d_p + j * kL) * load(k + j * stride + e * count);
-      store(d_q_row + e * count, d_q);
-    }
-    // dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i]: independent updates, one per (j, e).
-    for (int j = 0; j < keys; ++j) {
-      const Vector<T> d_s = load_vector(w.d_p + j * kL);
-      const Vector<T> p = load(p_row + j * count);
-      for (int e = 0; e < r; ++e)
-        store_vector(w.d_k + (j * r + e) * kL,
-                     load_vector(w.d_k + (j * r + e) * kL) + d_s * load(q_row + e * count));
-      for (int e = 0; e < rv; ++e)
-        store_vector(w.d_v + (j * rv + e) * kL,
-                     load_vector(w.d_v + (j * rv + e) * kL) + p * load(dc + e * count));
-    }
-  }
+  int i = 0;
+  for (; i + kQueryBlock <= n; i += kQueryBlock)
+    lanes_backward_queries<T, kWhole, kRank, kQueryBlock>(at, i, scale, probs, rows_d_context,
+                                                          rows_d_qkv, w);
+  for (; i < n; ++i)
+    lanes_backward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_d_context, rows_d_qkv,
+                                                w);
   for (int j = 0; j < n; ++j) {
-    T* d_k_row = rows_d_qkv + g.k + j * stride;
-    T* d_v_row = rows_d_qkv + g.v + j * stride;
-    for (int e = 0; e < r; ++e) store(d_k_row + e * count, load_vector(w.d_k + (j * r + e) * kL));
-    for (int e = 0; e < rv; ++e) store(d_v_row + e * count, load_vector(w.d_v + (j * rv + e) * kL));
+    T* d_k_row = rows_d_qkv + g.k + j * at.stride;
+    T* d_v_row = rows_d_qkv + g.v + j * at.stride;
+    for (int e = 0; e < r; ++e)
+      at.store(d_k_row + e * g.count, load_vector(w.d_k + (j * r + e) * kL));
+    for (int e = 0; e < rv; ++e)
+      at.store(d_v_row + e * g.count, load_vector(w.d_v + (j * rv + e) * kL));
   }
+}
+
+// Calls kernel.template operator()<kWhole, kRank>() with the group's kWhole and, for
+// heads of rank and value rank 1, 2 or 4, that rank at compile time (else 0).
+template <typename T, typename Kernel>
+void for_lane_shape(const AttentionShape& s, const LaneGroup<T>& g, Kernel kernel) {
+  auto with_rank = [&](auto whole) {
+    constexpr bool kWhole = decltype(whole)::value;
+    const int rank = s.rank == s.value_rank ? s.rank : 0;
+    switch (rank) {
+      case 1:
+        return kernel.template operator()<kWhole, 1>();
+      case 2:
+        return kernel.template operator()<kWhole, 2>();
+      case 4:
+        return kernel.template operator()<kWhole, 4>();
+      default:
+        return kernel.template operator()<kWhole, 0>();
+    }
+  };
+  if (g.count == kLanes<T>)
+    with_rank(std::true_type{});
+  else
+    with_rank(std::false_type{});
 }
 
 // Share of the multiply-adds that do useful work in each layout: the per-head
@@ -459,10 +590,9 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   if (use_lanes<T>(s)) {
     for (int first = 0; first < heads_total; first += kLanes<T>) {
       const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
-      if (group.count == kLanes<T>)
-        lanes_forward<T, true>(s, group, scale, qkv, probs, context);
-      else
-        lanes_forward<T, false>(s, group, scale, qkv, probs, context);
+      for_lane_shape(s, group, [&]<bool kWhole, int kRank>() {
+        lanes_forward<T, kWhole, kRank>(s, group, scale, qkv, probs, context);
+      });
     }
     return;
   }
@@ -483,10 +613,9 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
     LaneBuffers<T> lanes(s, scratch);
     for (int first = 0; first < heads_total; first += kLanes<T>) {
       const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
-      if (group.count == kLanes<T>)
-        lanes_backward<T, true>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
-      else
-        lanes_backward<T, false>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
+      for_lane_shape(s, group, [&]<bool kWhole, int kRank>() {
+        lanes_backward<T, kWhole, kRank>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
+      });
     }
     return;
   }

@@ -530,12 +530,13 @@ void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, con
 }
 
 // Calls kernel.template operator()<kWhole, kRank>() with the group's kWhole and, for
-// heads of rank and value rank 1, 2 or 4, that rank at compile time (else 0).
+// heads of rank and value rank 1, 2, 4 or 8, that rank at compile time (else 0).
 template <typename T, typename Kernel>
 void for_lane_shape(const AttentionShape& s, const LaneGroup<T>& g, Kernel kernel) {
   auto with_rank = [&](auto whole) {
     constexpr bool kWhole = decltype(whole)::value;
-    const int rank = s.rank == s.value_rank ? s.rank : 0;
+    // float only: double runs are the gradient checks, not worth the code size.
+    const int rank = std::is_same_v<T, float> && s.rank == s.value_rank ? s.rank : 0;
     switch (rank) {
       case 1:
         return kernel.template operator()<kWhole, 1>();
@@ -543,6 +544,8 @@ void for_lane_shape(const AttentionShape& s, const LaneGroup<T>& g, Kernel kerne
         return kernel.template operator()<kWhole, 2>();
       case 4:
         return kernel.template operator()<kWhole, 4>();
+      case 8:
+        return kernel.template operator()<kWhole, 8>();
       default:
         return kernel.template operator()<kWhole, 0>();
     }

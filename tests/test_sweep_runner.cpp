@@ -1,5 +1,6 @@
 // The sweep runner with a fake trainer: resume, failures, parallel jobs, shards and
 // merge, recovery from run directories, and a sweep killed with SIGKILL.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include "attnrank/core/error.h"
 #include "attnrank/experiment/results_store.h"
 #include "attnrank/experiment/sweep.h"
+#include "attnrank/nn/model.h"
+#include "attnrank/train/objective.h"
 #include "experiment/sweep_progress.h"
 #include "sweep_fixtures.h"
 
@@ -178,6 +181,40 @@ TEST(SweepRunner, JobPlanGivesEachThreadARunWithinTheMemoryBudget) {
     EXPECT_THROW(plan_jobs(runs, 2), ConfigError) << bad;
   }
   unsetenv("ATTNRANK_MEMORY_MB");
+}
+
+// The memory a run needs is estimated at the threads it gets: a small model's step
+// keeps a gradient copy per further thread (training_shards), which the plan counts
+// when it gives one run every thread.
+TEST(SweepRunner, JobPlanSizesRunsAtTheirThreadCount) {
+  const std::vector<PlannedRun> runs = expand_sweep(parse_sweep_spec(R"(
+name: mid
+base:
+  model: {dim: 128, ffn: 512, layers: 2}
+  task: {points: 8}
+  train: {steps: 10, batch: 16}
+grid:
+  train.seed: [0]
+)",
+                                                                     "mid.yaml"));
+  ASSERT_EQ(runs.size(), 1u);
+  const RunConfig& config = runs.front().config;
+  const SequenceSpec sequence = make_objective(config)->sequence();
+  const double one_thread = training_memory_bytes(config.model, sequence, config.train.batch, 1);
+  const double eight_threads =
+      training_memory_bytes(config.model, sequence, config.train.batch, 8);
+  ASSERT_GT(eight_threads - one_thread, 10.0 * 1024 * 1024) << "seven gradient copies";
+  // Too little memory for even one run: the plan runs one, with all 8 threads, and
+  // says what that run needs (24 MiB of process, 8 MiB per thread, its model at 8).
+  setenv("ATTNRANK_MEMORY_MB", "20", 1);
+  const JobPlan plan = plan_jobs(runs, 8);
+  unsetenv("ATTNRANK_MEMORY_MB");
+  EXPECT_EQ(plan.jobs, 1);
+  EXPECT_EQ(plan.threads_per_run, 8);
+  const double need_mib = eight_threads / (1024.0 * 1024.0) + 24 + 8 * 8;
+  EXPECT_NE(plan.reason.find(fmt::format("cannot hold one run of {:.0f} MiB", need_mib)),
+            std::string::npos)
+      << plan.reason;
 }
 
 // The plan is the sweep's: a shard, a resumed sweep or one with most runs done

@@ -108,40 +108,55 @@ std::string describe(const RunRecord& record, const PlannedRun& run) {
 constexpr double kProcessOverheadBytes = 24.0 * 1024 * 1024;
 constexpr double kThreadOverheadBytes = 8.0 * 1024 * 1024;
 
-// The run's parameters, optimiser state and activations (what train checks); 0
-// when the task cannot be set up (the run then fails on its own, with the task's
-// error in its log).
-double model_memory_bytes(const RunConfig& config) {
-  try {
-    const SequenceSpec sequence = make_objective(config)->sequence();
-    return training_memory_bytes(config.model, sequence, config.train.batch);
-  } catch (const std::exception&) {
-    return 0.0;
+// What a run's training needs to size it: one per model, task and batch (runs that
+// differ in seeds, rates or steps need the same memory).
+struct SizedRun {
+  ModelConfig model;
+  SequenceSpec sequence;
+  int batch;
+};
+
+// The sweep's distinct sizes. A run whose task cannot be set up is left out (it then
+// fails on its own, with the task's error in its log); a text task loads its corpus.
+std::vector<SizedRun> distinct_sizes(const std::vector<PlannedRun>& runs) {
+  std::vector<SizedRun> sizes;
+  std::set<std::string> seen;
+  for (const PlannedRun& run : runs) {
+    RunConfig sized;
+    sized.model = run.config.model;
+    sized.task = run.config.task;
+    sized.train.batch = run.config.train.batch;
+    if (!seen.insert(to_yaml(sized)).second) continue;
+    try {
+      sizes.push_back({run.config.model, make_objective(run.config)->sequence(),
+                       run.config.train.batch});
+    } catch (const std::exception&) {
+    }
   }
+  return sizes;
 }
 
 }  // namespace
 
 JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
   const int total_threads = threads > 0 ? threads : hardware_threads();
-  // Runs that differ in seeds, rates or steps need the same memory: one estimate
-  // per model, task and batch (a text task loads its corpus for it).
-  double largest = 0.0;
-  std::set<std::string> estimated;
-  for (const PlannedRun& run : runs) {
-    RunConfig sized;
-    sized.model = run.config.model;
-    sized.task = run.config.task;
-    sized.train.batch = run.config.train.batch;
-    if (estimated.insert(to_yaml(sized)).second)
-      largest = std::max(largest, model_memory_bytes(run.config));
-  }
+  const std::vector<SizedRun> sizes = distinct_sizes(runs);
+  // The largest run's parameters, optimiser state and activations (what train
+  // checks) at the thread count each run gets when `jobs` run at a time: a small
+  // model's step keeps a gradient copy per thread (training_shards).
+  const auto largest = [&](int jobs) {
+    double bytes = 0.0;
+    for (const SizedRun& size : sizes)
+      bytes = std::max(bytes, training_memory_bytes(size.model, size.sequence, size.batch,
+                                                    std::max(1, total_threads / jobs)));
+    return bytes;
+  };
   JobPlan plan;
   plan.jobs = total_threads;
   const MemoryBudget budget = total_memory();
-  if (largest > 0 && std::isfinite(budget.bytes)) {
+  if (!sizes.empty() && std::isfinite(budget.bytes)) {
     const auto need = [&](int jobs) {
-      return jobs * (largest + kProcessOverheadBytes +
+      return jobs * (largest(jobs) + kProcessOverheadBytes +
                      kThreadOverheadBytes * std::max(1, total_threads / jobs));
     };
     while (plan.jobs > 1 && need(plan.jobs) > budget.bytes) --plan.jobs;

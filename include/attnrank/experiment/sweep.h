@@ -178,7 +178,8 @@ struct JobPlan {
 // all for small models: docs/sweeps.md has the measurement), fewer when the
 // machine's memory (total_memory(): MemTotal or the cgroup limit, or
 // ATTNRANK_MEMORY_MB) cannot hold that many of the sweep's largest run, each with
-// its process and thread overhead; the threads are then shared out. It depends on
+// its process and thread overhead and sized at the threads it would get (a small
+// model keeps a gradient copy per thread); the threads are then shared out. It depends on
 // the thread count, the memory and the largest run only: not on how many runs
 // there are, which shard this is, what is left to train or the momentary load,
 // so the same run gets the same thread count (and results) in a resumed, grown

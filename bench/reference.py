@@ -66,6 +66,11 @@ ISA_CAPS = {
 }
 
 
+def ms_cell(ms):
+    """ms/step with three significant digits for the small presets' ~1 ms steps."""
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
 def run_attnrank(binary, shape, layers, heads, rank, modules, threads, steps, env):
     if shape.get("task") == "lm":
         task = ["task.name=lm", f"task.length={shape['points']}", "model.norm=layer",
@@ -182,9 +187,9 @@ def main():
         ours = best[0]
         gflops = ours["gflops_per_second"]
         cells = [str(index), str(layers), str(heads), str(rank), str(modules)]
-        cells += [f"{run['ms_per_step']:.1f}" for run in best]
+        cells += [ms_cell(run['ms_per_step']) for run in best]
         cells += [f"{run['ms_per_step'] / ours['ms_per_step']:.2f}" for run in best[1:]]
-        cells += [f"{theirs['ms_per_step']:.1f}"]
+        cells += [ms_cell(theirs['ms_per_step'])]
         cells += [f"{theirs['ms_per_step'] / run['ms_per_step']:.2f}x" for run in best]
         cells += [f"{ours['gflop_per_step']:.3f}", f"{gflops:.1f}"]
         after = [f"{ours['peak_rss_mb']:.0f}", f"{ours['model_memory_mb']:.0f}",

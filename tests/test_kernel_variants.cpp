@@ -199,10 +199,10 @@ void check_all_heads(const KernelTable<T>& kernel) {
           check_heads(kernel, s, ++seed);
         }
   // Many small heads of one sample, across several lane groups (the last one partly
-  // filled), at the ranks the lanes kernels know at compile time (r = r_v = 1, 2, 4;
+  // filled), at the ranks the lanes kernels know at compile time (r = r_v = 1, 2, 4, 8;
   // 9 tokens: blocks of queries and a tail).
   for (int heads : {16, 40})
-    for (int rank : {1, 2, 4}) {
+    for (int rank : {1, 2, 4, 8}) {
       AttentionShape s;
       s.tokens = rank == 1 ? 8 : 9;
       s.heads = heads;

@@ -201,8 +201,7 @@ grid:
   const RunConfig& config = runs.front().config;
   const SequenceSpec sequence = make_objective(config)->sequence();
   const double one_thread = training_memory_bytes(config.model, sequence, config.train.batch, 1);
-  const double eight_threads =
-      training_memory_bytes(config.model, sequence, config.train.batch, 8);
+  const double eight_threads = training_memory_bytes(config.model, sequence, config.train.batch, 8);
   ASSERT_GT(eight_threads - one_thread, 10.0 * 1024 * 1024) << "seven gradient copies";
   // Too little memory for even one run: the plan runs one, with all 8 threads, and
   // says what that run needs (24 MiB of process, 8 MiB per thread, its model at 8).

@@ -128,8 +128,8 @@ std::vector<SizedRun> distinct_sizes(const std::vector<PlannedRun>& runs) {
     sized.train.batch = run.config.train.batch;
     if (!seen.insert(to_yaml(sized)).second) continue;
     try {
-      sizes.push_back({run.config.model, make_objective(run.config)->sequence(),
-                       run.config.train.batch});
+      sizes.push_back(
+          {run.config.model, make_objective(run.config)->sequence(), run.config.train.batch});
     } catch (const std::exception&) {
     }
   }

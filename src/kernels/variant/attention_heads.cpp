@@ -381,8 +381,9 @@ void lanes_probabilities(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T
   if (s.kind == AttentionKind::kHardmax) {
     Vector<T> found = {};  // one-hot on the first maximum of each lane
     for (int j = 0; j < keys; ++j) {
-      const Vector<T> hit =
-          ((at.load(p_row + j * count) == top) & (found == T(0))) ? Vector<T>{} + T(1) : Vector<T>{};
+      const Vector<T> hit = ((at.load(p_row + j * count) == top) & (found == T(0)))
+                                ? Vector<T>{} + T(1)
+                                : Vector<T>{};
       found += hit;
       at.store(p_row + j * count, hit);
     }
@@ -421,8 +422,7 @@ void lanes_forward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T sc
         },
         value);
     for (int q = 0; q < kQueries; ++q)
-      at.store(rows_context + at.g.context + (first + q) * at.context_stride + e * count,
-               value[q]);
+      at.store(rows_context + at.g.context + (first + q) * at.context_stride + e * count, value[q]);
   }
 }
 
@@ -440,8 +440,9 @@ void lanes_forward(const AttentionShape& s, const LaneGroup<T>& g, T scale, cons
 // The gradients of the queries [first, first + kQueries): dQ of each, and their terms
 // of dK and dV added to w's accumulators in query order.
 template <typename T, bool kWhole, int kRank, int kQueries>
-void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale, const T* probs,
-                            const T* rows_d_context, T* rows_d_qkv, LaneBuffers<T>& w) {
+void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale,
+                            const T* probs, const T* rows_d_context, T* rows_d_qkv,
+                            LaneBuffers<T>& w) {
   constexpr int kL = kLanes<T>;
   const AttentionShape& s = at.s;
   const int n = s.tokens, r = at.rank(), rv = at.value_rank(), count = at.g.count;
@@ -517,8 +518,7 @@ void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, con
     lanes_backward_queries<T, kWhole, kRank, kQueryBlock>(at, i, scale, probs, rows_d_context,
                                                           rows_d_qkv, w);
   for (; i < n; ++i)
-    lanes_backward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_d_context, rows_d_qkv,
-                                                w);
+    lanes_backward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_d_context, rows_d_qkv, w);
   for (int j = 0; j < n; ++j) {
     T* d_k_row = rows_d_qkv + g.k + j * at.stride;
     T* d_v_row = rows_d_qkv + g.v + j * at.stride;

@@ -91,7 +91,8 @@ inline Vector<float> floor_lanes(Vector<float> y) {
   return vrndmq_f32(y);
 #else
   typedef int32_t Integers __attribute__((vector_size(ATTNRANK_VECTOR_BYTES)));
-  const Vector<float> n = __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
+  const Vector<float> n =
+      __builtin_convertvector(__builtin_convertvector(y, Integers), Vector<float>);
   return n > y ? n - 1.0f : n;  // truncation rounds negative values up
 #endif
 }

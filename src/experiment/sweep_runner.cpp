@@ -141,6 +141,9 @@ std::vector<SizedRun> distinct_sizes(const std::vector<PlannedRun>& runs) {
 JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
   const int total_threads = threads > 0 ? threads : hardware_threads();
   const std::vector<SizedRun> sizes = distinct_sizes(runs);
+  const auto threads_per_run = [total_threads](int jobs) {
+    return std::max(1, total_threads / jobs);
+  };
   // The largest run's parameters, optimiser state and activations (what train
   // checks) at the thread count each run gets when `jobs` run at a time: a small
   // model's step keeps a gradient copy per thread (training_shards).
@@ -148,7 +151,7 @@ JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
     double bytes = 0.0;
     for (const SizedRun& size : sizes)
       bytes = std::max(bytes, training_memory_bytes(size.model, size.sequence, size.batch,
-                                                    std::max(1, total_threads / jobs)));
+                                                    threads_per_run(jobs)));
     return bytes;
   };
   JobPlan plan;
@@ -156,8 +159,8 @@ JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
   const MemoryBudget budget = total_memory();
   if (!sizes.empty() && std::isfinite(budget.bytes)) {
     const auto need = [&](int jobs) {
-      return jobs * (largest(jobs) + kProcessOverheadBytes +
-                     kThreadOverheadBytes * std::max(1, total_threads / jobs));
+      return jobs *
+             (largest(jobs) + kProcessOverheadBytes + kThreadOverheadBytes * threads_per_run(jobs));
     };
     while (plan.jobs > 1 && need(plan.jobs) > budget.bytes) --plan.jobs;
     const double mebibytes = budget.bytes / (1024.0 * 1024.0);
@@ -169,7 +172,7 @@ JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
       plan.reason = fmt::format("memory: {:.0f} MiB ({}) holds {} runs of {:.0f} MiB", mebibytes,
                                 budget.limit, plan.jobs, run_mebibytes);
   }
-  plan.threads_per_run = std::max(1, total_threads / plan.jobs);
+  plan.threads_per_run = threads_per_run(plan.jobs);
   return plan;
 }
 

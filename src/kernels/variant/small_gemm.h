@@ -3,6 +3,8 @@
 // Written with GCC vector extensions of the variant's width, so the accumulators
 // stay in registers.
 #pragma once
+#include <cstring>
+
 #include "variant.h"
 
 namespace attnrank::kernels::ATTNRANK_VARIANT {

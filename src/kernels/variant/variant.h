@@ -9,7 +9,6 @@
 #error "src/kernels/variant/ sources are compiled per ISA by CMake (attnrank_add_kernel_variant)"
 #endif
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <utility>
 

@@ -163,9 +163,10 @@ JobPlan plan_jobs(const std::vector<PlannedRun>& runs, int threads) {
              (largest(jobs) + kProcessOverheadBytes + kThreadOverheadBytes * threads_per_run(jobs));
     };
     while (plan.jobs > 1 && need(plan.jobs) > budget.bytes) --plan.jobs;
+    const double planned_bytes = need(plan.jobs);
     const double mebibytes = budget.bytes / (1024.0 * 1024.0);
-    const double run_mebibytes = need(plan.jobs) / plan.jobs / (1024.0 * 1024.0);
-    if (need(plan.jobs) > budget.bytes)
+    const double run_mebibytes = planned_bytes / plan.jobs / (1024.0 * 1024.0);
+    if (planned_bytes > budget.bytes)
       plan.reason = fmt::format("memory: {:.0f} MiB ({}) cannot hold one run of {:.0f} MiB",
                                 mebibytes, budget.limit, run_mebibytes);
     else if (plan.jobs < total_threads)

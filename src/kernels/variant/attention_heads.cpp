@@ -489,18 +489,36 @@ void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T s
       at.store(rows_d_qkv + at.g.q + (first + q) * at.stride + e * count, d_q[q]);
   }
   // dK[j] += dS[j] Q[i]; dV[j] += P[j] dC[i]: independent updates, one per (j, e),
-  // each summed over the queries in order.
+  // each summed over the queries in order. The block's queries are added in a
+  // register and stored once per (j, e), not loaded and stored once per query: the
+  // same additions in the same order.
+  int most_keys = 0;
+  const T* q_rows[kQueries];
   for (int q = 0; q < kQueries; ++q) {
-    const T* q_row = at.q + (first + q) * at.stride;
-    for (int j = 0; j < keys[q]; ++j) {
-      const Vector<T> d_s = load_vector(d_s_rows[q] + j * kL);
-      const Vector<T> p = at.load(p_rows[q] + j * count);
-      for (int e = 0; e < r; ++e)
-        store_vector(w.d_k + (j * r + e) * kL,
-                     load_vector(w.d_k + (j * r + e) * kL) + d_s * at.load(q_row + e * count));
-      for (int e = 0; e < rv; ++e)
-        store_vector(w.d_v + (j * rv + e) * kL,
-                     load_vector(w.d_v + (j * rv + e) * kL) + p * at.load(dc_rows[q] + e * count));
+    most_keys = max_of(most_keys, keys[q]);
+    q_rows[q] = at.q + (first + q) * at.stride;
+  }
+  for (int j = 0; j < most_keys; ++j) {
+    bool sees[kQueries];
+    Vector<T> d_s[kQueries] = {}, p[kQueries] = {};
+    for (int q = 0; q < kQueries; ++q) {
+      sees[q] = j < keys[q];
+      if (sees[q]) {
+        d_s[q] = load_vector(d_s_rows[q] + j * kL);
+        p[q] = at.load(p_rows[q] + j * count);
+      }
+    }
+    for (int e = 0; e < r; ++e) {
+      Vector<T> d_k = load_vector(w.d_k + (j * r + e) * kL);
+      for (int q = 0; q < kQueries; ++q)
+        if (sees[q]) d_k = d_k + d_s[q] * at.load(q_rows[q] + e * count);
+      store_vector(w.d_k + (j * r + e) * kL, d_k);
+    }
+    for (int e = 0; e < rv; ++e) {
+      Vector<T> d_v = load_vector(w.d_v + (j * rv + e) * kL);
+      for (int q = 0; q < kQueries; ++q)
+        if (sees[q]) d_v = d_v + p[q] * at.load(dc_rows[q] + e * count);
+      store_vector(w.d_v + (j * rv + e) * kL, d_v);
     }
   }
 }

@@ -2,8 +2,6 @@
 // sums, AdamW (the row norms are in norms.cpp). Plain loops that the compiler
 // vectorises at the variant's width; every sum runs in a fixed order, so results do
 // not depend on the thread count.
-#include <omp.h>
-
 #include <cmath>
 
 #include "attnrank/core/parallel.h"
@@ -54,31 +52,21 @@ void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, cons
 }
 
 // Each iteration owns a block of columns and walks the rows in order, so the result
-// does not depend on the thread count (nor on the block width). The blocks are as
-// wide as the threads allow, up to kWidestBlock columns: a narrow block read a short
-// piece of every row (256 bytes of each 48 KB row of a wide qkv gradient), a pattern
-// the prefetchers do not follow, and column sums of such matrices ran at a fraction
-// of the memory bandwidth. The block's sums stay in L1 while the rows stream through.
+// does not depend on the thread count.
 template <typename T>
 void column_sums(const T* matrix, int rows, int cols, T* out) {
-  constexpr int kNarrowestBlock = 64;
-  constexpr int kWidestBlock = 1024;
-  const bool parallel = parallel_for(static_cast<size_t>(rows) * cols) && !omp_in_parallel();
-  const int threads = parallel ? omp_get_max_threads() : 1;
-  const int block_width = min_of(
-      kWidestBlock, max_of(kNarrowestBlock, round_up((cols + threads - 1) / threads, kLanes<T>)));
-  const int blocks = (cols + block_width - 1) / block_width;
-#pragma omp parallel for schedule(static) if (parallel)
+  constexpr int kBlock = 64;
+  const int blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * cols))
   for (int block = 0; block < blocks; ++block) {
-    const int begin = block * block_width;
-    const int width = min_of(block_width, cols - begin);
-    T sums[kWidestBlock];
-    for (int col = 0; col < width; ++col) sums[col] = T(0);
+    const int begin = block * kBlock;
+    const int end = min_of(begin + kBlock, cols);
+    T sums[kBlock] = {};
     for (int row = 0; row < rows; ++row) {
-      const T* line = matrix + static_cast<size_t>(row) * cols + begin;
-      for (int col = 0; col < width; ++col) sums[col] += line[col];
+      const T* line = matrix + static_cast<size_t>(row) * cols;
+      for (int col = begin; col < end; ++col) sums[col - begin] += line[col];
     }
-    for (int col = 0; col < width; ++col) out[begin + col] = sums[col];
+    for (int col = begin; col < end; ++col) out[col] = sums[col - begin];
   }
 }
 

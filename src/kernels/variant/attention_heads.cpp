@@ -176,11 +176,15 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
   const size_t context_stride = s.context_width();
   // K^T / sqrt(r), the one operand that needs a transposed copy.
   transpose_scaled(rows_qkv + at.key, stride, n, r, scale, w.k_t, w.n_p);
-  // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys.
-  small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, w.p, w.n_p);
+  // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys:
+  // straight into the probabilities when N is whole registers (their rows are then
+  // padded rows), else in a padded buffer and copied.
+  T* scores = n == w.n_p ? probs : w.p;
+  small_gemm(n, r, w.n_p, rows_qkv + at.query, static_cast<int>(stride), w.k_t, w.n_p, scores,
+             w.n_p);
   for (int i = 0; i < n; ++i) {
     const int keys = s.visible_keys(i);
-    T* row = w.p + i * w.n_p;
+    T* row = scores + i * w.n_p;
     if (s.kind == AttentionKind::kHardmax) {
       int argmax = 0;  // the first maximum
       for (int j = 1; j < keys; ++j)
@@ -191,7 +195,7 @@ void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const
       softmax_row(row, keys);
     }
     for (int j = round_up(keys, kLanes<T>); j < w.n_p; ++j) row[j] = T(0);  // padding stays zero
-    std::memcpy(probs + static_cast<size_t>(i) * n, row, sizeof(T) * n);
+    if (scores != probs) std::memcpy(probs + static_cast<size_t>(i) * n, row, sizeof(T) * n);
   }
   // Context C = P V.
   const Operand<T> v = operand(rows_qkv, stride, at.value, n, rv, w.rv_p, w.v);

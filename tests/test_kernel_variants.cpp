@@ -417,6 +417,29 @@ TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceDouble) {
   for (const auto* table : kernels::runnable_variants<double>()) check_elementwise(*table);
 }
 
+// A matrix past the last-level cache takes column_sums' wide blocks (the cached ones
+// the 64-column blocks above): each column must still add its rows in order, so
+// the sums equal a plain float loop's exactly, called alone (the blocks split over
+// the threads) and from inside a parallel region (each thread its own matrix).
+TEST(KernelVariants, ColumnSumsOfALargeMatrixAddTheRowsInOrder) {
+  const int rows = 2048, cols = 3100;  // 25 MB of floats, cols not a multiple of a block
+  const auto matrix = random_values<float>(size_t(rows) * cols, 9);
+  std::vector<float> want(cols, 0.0f);
+  for (int row = 0; row < rows; ++row)
+    for (int col = 0; col < cols; ++col) want[col] += matrix[size_t(row) * cols + col];
+  for (const auto* table : kernels::runnable_variants<float>()) {
+    std::vector<float> sums(cols, -1.0f);
+    table->column_sums(matrix.data(), rows, cols, sums.data());
+    EXPECT_EQ(sums, want) << table->isa;
+    std::vector<std::vector<float>> per_thread(2, std::vector<float>(cols, -1.0f));
+#pragma omp parallel for num_threads(2)
+    for (int thread = 0; thread < 2; ++thread)
+      table->column_sums(matrix.data(), rows, cols, per_thread[thread].data());
+    EXPECT_EQ(per_thread[0], want) << table->isa;
+    EXPECT_EQ(per_thread[1], want) << table->isa;
+  }
+}
+
 // The lane order of head_layout.h, worked out by hand: c = 1, H = 3, r = 1, r_v = 2,
 // groups of 2 heads. Model qkv columns: Q 0 1 2, K 3 4 5, V (0,1) (2,3)+6 per head.
 TEST(HeadLayout, LaneOrderByHand) {

@@ -2,6 +2,8 @@
 // sums, AdamW (the row norms are in norms.cpp). Plain loops that the compiler
 // vectorises at the variant's width; every sum runs in a fixed order, so results do
 // not depend on the thread count.
+#include <omp.h>
+
 #include <cmath>
 
 #include "attnrank/core/parallel.h"
@@ -51,22 +53,45 @@ void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, cons
   }
 }
 
+// out[col] for col in [begin, end), end - begin <= kWidth: the rows added in order.
+template <typename T, int kWidth>
+void sum_column_block(const T* matrix, int rows, int cols, int begin, int end, T* out) {
+  T sums[kWidth] = {};
+  for (int row = 0; row < rows; ++row) {
+    const T* line = matrix + static_cast<size_t>(row) * cols;
+    for (int col = begin; col < end; ++col) sums[col - begin] += line[col];
+  }
+  for (int col = begin; col < end; ++col) out[col] = sums[col - begin];
+}
+
 // Each iteration owns a block of columns and walks the rows in order, so the result
-// does not depend on the thread count.
+// depends on neither the thread count nor the block width. A 64-column block keeps
+// its sums in registers. On a matrix past the last-level cache it reads 256 bytes of
+// each row from memory, which the prefetchers follow poorly: there blocks as wide as
+// the threads allow (up to 1024 columns, the sums in L1) ran about 1.4x faster
+// (bench/bench_kernels; docs/performance.md).
 template <typename T>
 void column_sums(const T* matrix, int rows, int cols, T* out) {
-  constexpr int kBlock = 64;
-  const int blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (parallel_for(static_cast <size_t>(rows) * cols))
+  constexpr int kNarrowBlock = 64;
+  constexpr int kWideBlock = 1024;
+  constexpr size_t kPastCacheBytes = size_t(24) << 20;
+  const size_t count = static_cast<size_t>(rows) * cols;
+  const bool parallel = parallel_for(count) && !omp_in_parallel();
+  int width = kNarrowBlock;
+  if (count * sizeof(T) >= kPastCacheBytes) {
+    const int threads = parallel ? omp_get_max_threads() : 1;
+    width = min_of(kWideBlock,
+                   max_of(kNarrowBlock, round_up((cols + threads - 1) / threads, kLanes<T>)));
+  }
+  const int blocks = (cols + width - 1) / width;
+#pragma omp parallel for schedule(static) if (parallel)
   for (int block = 0; block < blocks; ++block) {
-    const int begin = block * kBlock;
-    const int end = min_of(begin + kBlock, cols);
-    T sums[kBlock] = {};
-    for (int row = 0; row < rows; ++row) {
-      const T* line = matrix + static_cast<size_t>(row) * cols;
-      for (int col = begin; col < end; ++col) sums[col - begin] += line[col];
-    }
-    for (int col = begin; col < end; ++col) out[col] = sums[col - begin];
+    const int begin = block * width;
+    const int end = min_of(begin + width, cols);
+    if (width == kNarrowBlock)
+      sum_column_block<T, kNarrowBlock>(matrix, rows, cols, begin, end, out);
+    else
+      sum_column_block<T, kWideBlock>(matrix, rows, cols, begin, end, out);
   }
 }
 

@@ -440,6 +440,70 @@ TEST(KernelVariants, ColumnSumsOfALargeMatrixAddTheRowsInOrder) {
   }
 }
 
+// packed_gemm against a long double loop: every tile shape (rows left over 1-11,
+// the wide and narrow panels, a right edge of 1 to 2 vectors - 1 columns), depths
+// below, at and past the 256-deep block, strides wider than the matrices (the
+// padding must be neither read into C nor written), bias or none, alpha 1 or not,
+// B stored either way. Rows computed alone must equal the same rows of a larger
+// product bit for bit (each entry's sum does not depend on m or the row offset).
+template <typename T>
+void check_packed_gemm(const KernelTable<T>& kernel) {
+  struct Case {
+    int m, n, k;
+  };
+  const Case cases[] = {{1, 1, 1},     {7, 3, 5},     {13, 16, 64},   {6, 31, 17},  {12, 32, 256},
+                        {23, 33, 257}, {64, 64, 64},  {19, 65, 300},  {5, 100, 2},  {64, 130, 513},
+                        {11, 200, 31}, {30, 8, 1000}, {17, 129, 128}, {2, 64, 700}, {25, 96, 9}};
+  unsigned seed = 40;
+  for (const Case& c : cases)
+    for (bool transposed : {false, true})
+      for (bool with_bias : {false, true}) {
+        const T alpha = with_bias ? T(0.25) : T(1);
+        const int lda = c.k + 3, ldb = (transposed ? c.k : c.n) + 2, ldc = c.n + 5;
+        const auto a = random_values<T>(size_t(c.m) * lda, ++seed);
+        const auto b = random_values<T>(size_t(transposed ? c.n : c.k) * ldb, ++seed);
+        const auto bias = random_values<T>(c.n, ++seed);
+        std::vector<T> packed(kernel.packed_size(c.k, c.n), T(-7));
+        kernel.pack_panels(transposed, c.k, c.n, b.data(), ldb, packed.data());
+        const T guard = T(-3.5);
+        std::vector<T> out(size_t(c.m) * ldc, guard);
+        kernel.packed_gemm(c.m, c.n, c.k, alpha, a.data(), lda, packed.data(),
+                           with_bias ? bias.data() : nullptr, out.data(), ldc);
+        double worst = 0;
+        for (int i = 0; i < c.m; ++i)
+          for (int j = 0; j < ldc; ++j) {
+            const T got = out[size_t(i) * ldc + j];
+            if (j >= c.n) {
+              ASSERT_EQ(got, guard) << kernel.isa << " wrote past n at " << i << "," << j;
+              continue;
+            }
+            long double sum = 0;
+            for (int e = 0; e < c.k; ++e)
+              sum += (long double)a[size_t(i) * lda + e] *
+                     (transposed ? b[size_t(j) * ldb + e] : b[size_t(e) * ldb + j]);
+            const double want = double(alpha * sum + (with_bias ? bias[j] : 0));
+            worst = std::max(worst, std::abs(double(got) - want) / std::max(1.0, std::abs(want)));
+          }
+        EXPECT_LT(worst, tolerance<T>() * std::sqrt(double(c.k)))
+            << kernel.isa << " m " << c.m << " n " << c.n << " k " << c.k << " transposed "
+            << transposed << " bias " << with_bias;
+        if (c.m < 3) continue;
+        std::vector<T> part(size_t(c.m - 3) * ldc, guard);
+        kernel.packed_gemm(c.m - 3, c.n, c.k, alpha, a.data() + size_t(3) * lda, lda, packed.data(),
+                           with_bias ? bias.data() : nullptr, part.data(), ldc);
+        EXPECT_TRUE(std::equal(part.begin(), part.end(), out.begin() + size_t(3) * ldc))
+            << kernel.isa << " rows 3.. alone differ, m " << c.m << " n " << c.n << " k " << c.k;
+      }
+}
+
+TEST(KernelVariants, PackedGemmMatchesALongDoubleLoopFloat) {
+  for (const auto* table : kernels::runnable_variants<float>()) check_packed_gemm(*table);
+}
+
+TEST(KernelVariants, PackedGemmMatchesALongDoubleLoopDouble) {
+  for (const auto* table : kernels::runnable_variants<double>()) check_packed_gemm(*table);
+}
+
 // The lane order of head_layout.h, worked out by hand: c = 1, H = 3, r = 1, r_v = 2,
 // groups of 2 heads. Model qkv columns: Q 0 1 2, K 3 4 5, V (0,1) (2,3)+6 per head.
 TEST(HeadLayout, LaneOrderByHand) {

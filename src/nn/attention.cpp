@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <utility>
@@ -49,20 +48,6 @@ std::pair<int, int> thread_samples(int batch, int thread, int threads) {
           static_cast<int>(static_cast<int64_t>(batch) * (thread + 1) / threads)};
 }
 
-// Rows of (rows, width) set to `values` (width entries) or to zero: memcpy and memset
-// (the C library picks its widest stores at run time; the loop compiled for the
-// baseline ISA stored 16 bytes at a time).
-template <typename T>
-void fill_rows(T* matrix, int rows, int width, const T* values) {
-  const size_t bytes = sizeof(T) * static_cast<size_t>(width);
-  if (values == nullptr) {
-    std::memset(matrix, 0, bytes * static_cast<size_t>(rows));
-    return;
-  }
-  for (int row = 0; row < rows; ++row)
-    std::memcpy(matrix + static_cast<size_t>(row) * width, values, bytes);
-}
-
 // The kernels' head order (head_layout.h) as weights: W_in's rows and b_in in
 // qkv order, W_out's columns in context order, so that the projections write and
 // read the rows in the order the kernels want. Empty in the model's order.
@@ -96,8 +81,8 @@ struct KernelOrder {
 }  // namespace
 
 // Each thread owns a contiguous range of samples and runs, block by block, the
-// in-projection (single-threaded BLAS), the heads and the out-projection; no
-// synchronisation until the end.
+// in-projection (packed_gemm against W_in packed once per call), the heads and the
+// out-projection; no synchronisation until the end.
 template <typename T>
 void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, const T* in_bias,
                        const T* out_weight, const T* out_bias, T* qkv, T* probs, T* context,
@@ -125,6 +110,12 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
   const int block = block_samples(s);
   const int threads = attention_threads(s);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
+  // B = W_in^T (d, qkv_width) and W_O^T (context_width, d), stored transposed.
+  thread_local std::vector<T> in_buffer, out_buffer;
+  const T* packed_in =
+      kernels::pack_into(kernel, true, s.width, qkv_width, in_weight, s.width, in_buffer);
+  const T* packed_out = kernels::pack_into(kernel, true, context_width, s.width, out_weight,
+                                           context_width, out_buffer);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
@@ -135,18 +126,17 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
       const size_t row0 = static_cast<size_t>(b0) * n;
       T* block_qkv = qkv + row0 * qkv_width;
       // qkv = x W_in^T + b_in
-      fill_rows(block_qkv, rows, qkv_width, in_bias);
-      gemm(false, true, rows, qkv_width, s.width, T(1), x + row0 * s.width, s.width, in_weight,
-           s.width, in_bias != nullptr ? T(1) : T(0), block_qkv, qkv_width);
+      kernel.packed_gemm(rows, qkv_width, s.width, T(1), x + row0 * s.width, s.width, packed_in,
+                         in_bias, block_qkv, qkv_width);
       for (int b = b0; b < b0 + samples; ++b)
         kernel.heads_forward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
                              probs + static_cast<size_t>(b) * heads_total * n * n,
                              context + static_cast<size_t>(b) * n * context_width, scratch.data());
       // out = (1/c) sum_m (context_m W_O,m^T + b_O,m)
-      T* block_out = out + row0 * s.width;
-      fill_rows(block_out, rows, s.width, out_bias != nullptr ? mean_bias.data() : nullptr);
-      gemm(false, true, rows, s.width, context_width, inv_modules, context + row0 * context_width,
-           context_width, out_weight, context_width, T(1), block_out, s.width);
+      kernel.packed_gemm(rows, s.width, context_width, inv_modules, context + row0 * context_width,
+                         context_width, packed_out,
+                         out_bias != nullptr ? mean_bias.data() : nullptr, out + row0 * s.width,
+                         s.width);
     }
   }
 }
@@ -177,6 +167,12 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   const int block = block_samples(s);
   const int threads = attention_threads(s);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
+  // B = W_O (d, context_width) and W_in (qkv_width, d), as stored.
+  thread_local std::vector<T> in_buffer, out_buffer;
+  const T* packed_out = kernels::pack_into(kernel, false, s.width, context_width, out_weight,
+                                           context_width, out_buffer);
+  const T* packed_in =
+      kernels::pack_into(kernel, false, qkv_width, s.width, in_weight, s.width, in_buffer);
   std::vector<T*> partials(threads);
 #pragma omp parallel num_threads(threads)
   {
@@ -199,8 +195,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       T* block_d_context = d_context + row0 * context_width;
       T* block_d_qkv = d_qkv + row0 * qkv_width;
       // Out-projection: dC = dout W_O / c.
-      gemm(false, false, rows, context_width, s.width, inv_modules, block_dout, s.width, out_weight,
-           context_width, T(0), block_d_context, context_width);
+      kernel.packed_gemm(rows, context_width, s.width, inv_modules, block_dout, s.width, packed_out,
+                         nullptr, block_d_context, context_width);
       for (int b = b0; b < b0 + samples; ++b)
         kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
                               probs + static_cast<size_t>(b) * heads_total * n * n,
@@ -208,8 +204,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
                               d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch.data());
       // In-projection: dx = dqkv W_in.
       if (dx != nullptr)
-        gemm(false, false, rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, in_weight,
-             s.width, T(0), dx + row0 * s.width, s.width);
+        kernel.packed_gemm(rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, packed_in,
+                           nullptr, dx + row0 * s.width, s.width);
     }
     // Weight gradients once over the thread's whole row range: one GEMM with a long
     // inner dimension instead of one per block re-reading and re-writing the partial.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "attnrank/core/blas.h"
 #include "attnrank/kernels/kernels.h"
@@ -41,6 +42,10 @@ void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2,
                  int rows, int width, int ffn) {
   const int threads = mlp_threads(rows);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
+  // B = W1^T (width, ffn) and W2^T (ffn, width), stored transposed.
+  thread_local std::vector<T> w1_buffer, w2_buffer;
+  const T* packed_w1 = kernels::pack_into(kernel, true, width, ffn, w1, width, w1_buffer);
+  const T* packed_w2 = kernels::pack_into(kernel, true, ffn, width, w2, ffn, w2_buffer);
 #pragma omp parallel num_threads(threads)
   {
     const RowRange range = thread_rows(rows, omp_get_thread_num(), omp_get_num_threads());
@@ -48,13 +53,10 @@ void mlp_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2,
       const int count = std::min(kBlockRows, range.end - begin);
       T* h = hidden + static_cast<size_t>(begin) * ffn;
       T* out = y + static_cast<size_t>(begin) * width;
-      gemm(false, true, count, ffn, width, T(1), x + static_cast<size_t>(begin) * width, width, w1,
-           width, T(0), h, ffn);
+      kernel.packed_gemm(count, ffn, width, T(1), x + static_cast<size_t>(begin) * width, width,
+                         packed_w1, nullptr, h, ffn);
       kernel.bias_relu(h, b1, count, ffn);  // while the block is in cache
-      for (int row = 0; row < count; ++row)
-        for (int i = 0; i < width; ++i)
-          out[static_cast<size_t>(row) * width + i] = b2 ? b2[i] : T(0);
-      gemm(false, true, count, width, ffn, T(1), h, ffn, w2, ffn, T(1), out, width);
+      kernel.packed_gemm(count, width, ffn, T(1), h, ffn, packed_w2, b2, out, width);
     }
   }
 }
@@ -70,6 +72,10 @@ void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T
   const size_t per_thread = block * ffn + 2 * static_cast<size_t>(width) * ffn + ffn;
   const size_t weights = static_cast<size_t>(width) * ffn;
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
+  // B = W2 (width, ffn) and W1 (ffn, width), as stored.
+  thread_local std::vector<T> w1_buffer, w2_buffer;
+  const T* packed_w2 = kernels::pack_into(kernel, false, width, ffn, w2, ffn, w2_buffer);
+  const T* packed_w1 = kernels::pack_into(kernel, false, ffn, width, w1, width, w1_buffer);
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
@@ -86,14 +92,15 @@ void mlp_backward(const T* dy, const T* x, const T* hidden, const T* w1, const T
       const T* h = hidden + static_cast<size_t>(begin) * ffn;
       // fc2: dW2 += dy^T h; dh = dy W2
       gemm(true, false, width, ffn, count, T(1), dy_block, width, h, ffn, beta, part_dw2, ffn);
-      gemm(false, false, count, ffn, width, T(1), dy_block, width, w2, ffn, T(0), d_hidden, ffn);
+      kernel.packed_gemm(count, ffn, width, T(1), dy_block, width, packed_w2, nullptr, d_hidden,
+                         ffn);
       // ReLU mask and the fc1 bias gradient in one pass.
       kernel.relu_backward(d_hidden, h, part_db1, count, ffn);
       // fc1: dW1 += dh^T x; dx = dh W1
       gemm(true, false, ffn, width, count, T(1), d_hidden, ffn,
            x + static_cast<size_t>(begin) * width, width, beta, part_dw1, width);
-      gemm(false, false, count, width, ffn, T(1), d_hidden, ffn, w1, width, T(0),
-           dx + static_cast<size_t>(begin) * width, width);
+      kernel.packed_gemm(count, width, ffn, T(1), d_hidden, ffn, packed_w1, nullptr,
+                         dx + static_cast<size_t>(begin) * width, width);
     }
 #pragma omp barrier
     // Sum the partials in thread order; each thread owns a slice of the outputs.

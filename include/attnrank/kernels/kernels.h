@@ -1,7 +1,8 @@
 // The hot loops of the engine, compiled once per instruction set and chosen at run
 // time (like ggml's CPU variants): the per-head attention products, softmax and
-// cross-entropy exponentials, norms, ReLU and the AdamW update. GEMM is OpenBLAS's,
-// which dispatches by itself.
+// cross-entropy exponentials, norms, ReLU, the AdamW update, and the attention
+// projections' GEMM against weights packed once (packed_gemm). The other GEMMs are
+// OpenBLAS's, which dispatches by itself.
 //
 // Each variant lives in its own namespace (attnrank::kernels::<isa>) in the object
 // files built from src/kernels/variant/, with the vector width of its ISA (16
@@ -63,6 +64,19 @@ struct KernelTable {
   // out[col] = sum over rows of matrix[row][col], rows in order.
   void (*column_sums)(const T* matrix, int rows, int cols, T* out);
 
+  // GEMM against a matrix packed once and used for many products (the attention
+  // projections' weights, for each block of rows). packed_size(k, n): elements of
+  // the packed form of B (k, n). pack_panels: B (k, n) given as b[e * ldb + j], or
+  // transposed (b[j * ldb + e], B^T stored (n, k)) -> packed (split over the threads
+  // when large and called outside a parallel region). packed_gemm: C (m, n) =
+  // alpha * A (m, k) B + bias (bias: n values per row, or null), A row-major with
+  // stride lda; C is written, not added to. k >= 1. Each entry sums its k products in
+  // blocks of 256 in order: the same for any m, row offset or thread.
+  size_t (*packed_size)(int k, int n);
+  void (*pack_panels)(bool transposed, int k, int n, const T* b, int ldb, T* packed);
+  void (*packed_gemm)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
+                      const T* bias, T* c, int ldc);
+
   // h = max(h + bias, 0) per row of (rows, cols); bias may be null.
   void (*bias_relu)(T* h, const T* bias, int rows, int cols);
   // g = h > 0 ? g : 0 per row, and bias_gradient[col] += g (rows in order).
@@ -72,6 +86,16 @@ struct KernelTable {
   void (*adamw_update)(size_t count, T* parameters, const T* gradients, T* first_moment,
                        T* second_moment, const unsigned char* decay, const AdamWStep<T>& step);
 };
+
+// B packed by kernel.pack_panels into `buffer`, resized to fit; returns its data. A
+// caller keeps the buffer across calls (each training step reuses the memory).
+template <typename T>
+const T* pack_into(const KernelTable<T>& kernel, bool transposed, int k, int n, const T* b, int ldb,
+                   std::vector<T>& buffer) {
+  buffer.resize(kernel.packed_size(k, n));
+  kernel.pack_panels(transposed, k, n, b, ldb, buffer.data());
+  return buffer.data();
+}
 
 // The table in use: the best variant this CPU runs, or the one named by the
 // environment variable ATTNRANK_ISA. Chosen once, on first use.

@@ -39,6 +39,13 @@ void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, cons
 template <typename T>
 void column_sums(const T* matrix, int rows, int cols, T* out);
 template <typename T>
+size_t packed_size(int k, int n);
+template <typename T>
+void pack_panels(bool transposed, int k, int n, const T* b, int ldb, T* packed);
+template <typename T>
+void packed_gemm(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
+                 T* c, int ldc);
+template <typename T>
 void bias_relu(T* h, const T* bias, int rows, int cols);
 template <typename T>
 void relu_backward(T* g, const T* h, T* bias_gradient, int rows, int cols);

@@ -1,7 +1,8 @@
 // Micro-benchmarks of the row and column kernels outside attention's products, in the
-// shapes the training steps give them. column_sums: the in-projection bias gradient,
-// called inside attention's parallel region with each thread summing its own rows
-// (per_thread 1), and the MLP bias gradients, called outside it (per_thread 0).
+// shapes the training steps give them. add_column_sums: the in-projection bias
+// gradient, called inside attention's parallel region with each thread adding one
+// sample's rows at a time (per_thread 1; a whole thread range before 2026-12-07),
+// and the dense layers' bias gradients, called outside it (per_thread 0).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -38,10 +39,10 @@ void BM_ColumnSums(benchmark::State& state) {
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num();
-        kernel.column_sums(matrices[t].data(), rows, cols, sums[t].data());
+        kernel.add_column_sums(matrices[t].data(), rows, cols, sums[t].data());
       }
     } else {
-      kernel.column_sums(matrices[0].data(), rows, cols, sums[0].data());
+      kernel.add_column_sums(matrices[0].data(), rows, cols, sums[0].data());
     }
     benchmark::DoNotOptimize(sums.data());
   }
@@ -49,10 +50,13 @@ void BM_ColumnSums(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// {rows, cols, per_thread}: per thread, heads-lm's qkv gradient (512 or 2048 rows of
-// 1536) and reference configuration 5's (2048 x 12288); the reference MLP's hidden and
-// output bias gradients (4096 x 2048, 4096 x 64).
+// {rows, cols, per_thread}: per thread, one sample of heads-lm's qkv gradient (32 x
+// 1536) and of reference configuration 5's (16 x 12288), as attention calls it, and
+// whole thread ranges of them (512 or 2048 rows of 1536, 2048 x 12288: past the
+// cache, the wide blocks); a dense layer's bias gradients (4096 x 2048, 4096 x 64).
 BENCHMARK(BM_ColumnSums)
+    ->Args({32, 1536, 1})
+    ->Args({16, 12288, 1})
     ->Args({512, 1536, 1})
     ->Args({2048, 1536, 1})
     ->Args({2048, 12288, 1})

@@ -338,9 +338,9 @@ void check_elementwise(const KernelTable<T>& kernel) {
   {                        // column sums, ReLU and its backward
     const int cols = 150;  // more than one block of 64 columns
     const auto matrix = random_values<T>(size_t(rows) * cols, 6);
-    std::vector<T> sums(cols);
-    kernel.column_sums(matrix.data(), rows, cols, sums.data());
-    std::vector<double> want_sums(cols, 0.0);
+    std::vector<T> sums(cols, T(0.25));  // added to, not overwritten
+    kernel.add_column_sums(matrix.data(), rows, cols, sums.data());
+    std::vector<double> want_sums(cols, 0.25);
     for (int row = 0; row < rows; ++row)
       for (int col = 0; col < cols; ++col) want_sums[col] += matrix[row * cols + col];
     EXPECT_LT(max_relative_error(sums, want_sums), tolerance<T>());
@@ -417,26 +417,31 @@ TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceDouble) {
   for (const auto* table : kernels::runnable_variants<double>()) check_elementwise(*table);
 }
 
-// A matrix past the last-level cache takes column_sums' wide blocks (the cached ones
-// the 64-column blocks above): each column must still add its rows in order, so
-// the sums equal a plain float loop's exactly, called alone (the blocks split over
-// the threads) and from inside a parallel region (each thread its own matrix).
+// A matrix past the last-level cache takes add_column_sums' wide blocks (the cached
+// ones the 64-column blocks above): each column must still add its rows in order to
+// what it held, so the sums equal a plain float loop's exactly, called alone (the
+// blocks split over the threads), from inside a parallel region (each thread its own
+// matrix), and row block by row block as attention calls it (16 rows at a time).
 TEST(KernelVariants, ColumnSumsOfALargeMatrixAddTheRowsInOrder) {
   const int rows = 2048, cols = 3100;  // 25 MB of floats, cols not a multiple of a block
   const auto matrix = random_values<float>(size_t(rows) * cols, 9);
-  std::vector<float> want(cols, 0.0f);
+  std::vector<float> want(cols, -1.0f);
   for (int row = 0; row < rows; ++row)
     for (int col = 0; col < cols; ++col) want[col] += matrix[size_t(row) * cols + col];
   for (const auto* table : kernels::runnable_variants<float>()) {
     std::vector<float> sums(cols, -1.0f);
-    table->column_sums(matrix.data(), rows, cols, sums.data());
+    table->add_column_sums(matrix.data(), rows, cols, sums.data());
     EXPECT_EQ(sums, want) << table->isa;
     std::vector<std::vector<float>> per_thread(2, std::vector<float>(cols, -1.0f));
 #pragma omp parallel for num_threads(2)
     for (int thread = 0; thread < 2; ++thread)
-      table->column_sums(matrix.data(), rows, cols, per_thread[thread].data());
+      table->add_column_sums(matrix.data(), rows, cols, per_thread[thread].data());
     EXPECT_EQ(per_thread[0], want) << table->isa;
     EXPECT_EQ(per_thread[1], want) << table->isa;
+    std::vector<float> by_blocks(cols, -1.0f);
+    for (int row = 0; row < rows; row += 16)
+      table->add_column_sums(matrix.data() + size_t(row) * cols, 16, cols, by_blocks.data());
+    EXPECT_EQ(by_blocks, want) << table->isa;
   }
 }
 

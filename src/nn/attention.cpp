@@ -197,11 +197,17 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       // Out-projection: dC = dout W_O / c.
       kernel.packed_gemm(rows, context_width, s.width, inv_modules, block_dout, s.width, packed_out,
                          nullptr, block_d_context, context_width);
-      for (int b = b0; b < b0 + samples; ++b)
+      for (int b = b0; b < b0 + samples; ++b) {
+        T* sample_d_qkv = d_qkv + static_cast<size_t>(b) * n * qkv_width;
         kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
                               probs + static_cast<size_t>(b) * heads_total * n * n,
-                              d_context + static_cast<size_t>(b) * n * context_width,
-                              d_qkv + static_cast<size_t>(b) * n * qkv_width, scratch.data());
+                              d_context + static_cast<size_t>(b) * n * context_width, sample_d_qkv,
+                              scratch.data());
+        // db_in: the column sums of dqkv, the rows added in order, while the sample's
+        // rows are still in cache (one pass over the thread's range cost another read
+        // of all of dqkv from memory).
+        kernel.add_column_sums(sample_d_qkv, n, qkv_width, part_in_bias);
+      }
       // In-projection: dx = dqkv W_in.
       if (dx != nullptr)
         kernel.packed_gemm(rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, packed_in,
@@ -209,7 +215,7 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     }
     // Weight gradients once over the thread's whole row range: one GEMM with a long
     // inner dimension instead of one per block re-reading and re-writing the partial.
-    // dW_O = dout^T C / c; dW_in = dqkv^T x; db_in = colsum(dqkv).
+    // dW_O = dout^T C / c; dW_in = dqkv^T x.
     if (first < last) {
       const int rows = (last - first) * n;
       const size_t row0 = static_cast<size_t>(first) * n;
@@ -218,8 +224,6 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
            context + row0 * context_width, context_width, T(0), part_out, context_width);
       gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_width, x + row0 * s.width,
            s.width, T(0), part_in, s.width);
-      // db_in: column sums of dqkv, the rows added in order.
-      kernel.column_sums(range_d_qkv, rows, qkv_width, part_in_bias);
     } else {
       std::fill(part_in, part_in + in_size, T(0));
       std::fill(part_out, part_out + out_size, T(0));

@@ -1,5 +1,6 @@
 #include "attnrank/nn/layers.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "attnrank/core/blas.h"
@@ -25,7 +26,10 @@ void linear_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight
                      int rows, int in, int out) {
   if (dx != nullptr) gemm(false, false, rows, in, out, T(1), dy, out, weight, in, T(0), dx, in);
   gemm(true, false, out, in, rows, T(1), dy, out, x, in, T(0), dweight, in);
-  if (dbias != nullptr) kernels::active<T>().column_sums(dy, rows, out, dbias);
+  if (dbias != nullptr) {
+    std::fill(dbias, dbias + out, T(0));
+    kernels::active<T>().add_column_sums(dy, rows, out, dbias);
+  }
 }
 
 template <typename T>

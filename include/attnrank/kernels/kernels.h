@@ -61,8 +61,9 @@ struct KernelTable {
   // dweight[i] = sum_rows dy * (x - mean) * rstd, dbias[i] = sum_rows dy.
   void (*layer_norm_parameter_gradients)(const T* dy, const T* x, const T* mean, const T* rstd,
                                          T* dweight, T* dbias, int rows, int width);
-  // out[col] = sum over rows of matrix[row][col], rows in order.
-  void (*column_sums)(const T* matrix, int rows, int cols, T* out);
+  // out[col] += sum over rows of matrix[row][col], the rows added in order to what
+  // out[col] held (so summing a matrix in consecutive row blocks gives one call's result).
+  void (*add_column_sums)(const T* matrix, int rows, int cols, T* out);
 
   // GEMM against a matrix packed once and used for many products (the attention
   // projections' weights, for each block of rows). packed_size(k, n): elements of

@@ -21,7 +21,7 @@ const KernelTable<T>& table() {
       &layer_norm_forward<T>,
       &layer_norm_backward<T>,
       &layer_norm_parameter_gradients<T>,
-      &column_sums<T>,
+      &add_column_sums<T>,
       &packed_size<T>,
       &pack_panels<T>,
       &packed_gemm<T>,

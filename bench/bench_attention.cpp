@@ -29,10 +29,10 @@ struct AttentionBuffers {
     fill(out_weight, static_cast<size_t>(s.width) * s.context_width(), 0.1);
     fill(out_bias, static_cast<size_t>(s.modules) * s.width, 0.01);
     fill(d_out, rows * s.width, 0.01);
-    qkv.resize(rows * s.qkv_width());
+    qkv.resize(rows * s.qkv_stride());
     d_qkv.resize(qkv.size());
     probs.resize(rows * s.modules * s.heads * s.tokens);
-    context.resize(rows * s.context_width());
+    context.resize(rows * s.context_stride());
     d_context.resize(context.size());
     out.resize(rows * s.width);
     dx.resize(x.size());

@@ -39,10 +39,10 @@ void BM_ColumnSums(benchmark::State& state) {
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num();
-        kernel.add_column_sums(matrices[t].data(), rows, cols, sums[t].data());
+        kernel.add_column_sums(matrices[t].data(), rows, cols, cols, sums[t].data());
       }
     } else {
-      kernel.add_column_sums(matrices[0].data(), rows, cols, sums[0].data());
+      kernel.add_column_sums(matrices[0].data(), rows, cols, cols, sums[0].data());
     }
     benchmark::DoNotOptimize(sums.data());
   }

@@ -108,7 +108,7 @@ TEST_P(AttentionGradCheck, MatchesFiniteDifferences) {
   auto out_w = random_vector(static_cast<size_t>(c.width) * s.context_width(), 24, 0.7);
   auto out_b = random_vector(static_cast<size_t>(c.modules) * c.width, 25, 0.3);
   auto probe = random_vector(rows * c.width, 26);
-  std::vector<double> qkv(rows * s.qkv_width()), context(rows * s.context_width()),
+  std::vector<double> qkv(rows * s.qkv_stride()), context(rows * s.context_stride()),
       probs(rows * c.modules * c.heads * c.tokens), out(rows * c.width);
   auto loss = [&] {
     attention_forward(s, x.data(), in_w.data(), c.bias ? in_b.data() : nullptr, out_w.data(),
@@ -144,7 +144,11 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{2, 5, 4, 2, 2, 1, 2, AttentionMask::kCausal, 0, true},  // causal
         AttentionCase{2, 4, 6, 4, 7, 2, 2, AttentionMask::kFull, 0, false},   // r > d, no bias
         // Many rank-1 heads: the kernels' lane order, with a partly filled last group.
-        AttentionCase{2, 3, 4, 10, 1, 1, 2, AttentionMask::kCausal, 0, true}));
+        AttentionCase{2, 3, 4, 10, 1, 1, 2, AttentionMask::kCausal, 0, true},
+        // Rows a multiple of 256 wide, laid out padded (AttentionShape::qkv_stride):
+        // 64 heads of rank 4 (qkv 768, context 256), and one head at a time (512, 256).
+        AttentionCase{2, 3, 2, 16, 4, 4, 4, AttentionMask::kFull, 0, true},
+        AttentionCase{2, 3, 2, 1, 64, 128, 2, AttentionMask::kCausal, 0, true}));
 
 // The last case above runs in the kernels' lane order (the others may not).
 TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {

@@ -136,6 +136,33 @@ std::vector<T> to_model_order(const std::vector<T>& rows, const std::vector<int>
   return out;
 }
 
+// Rows of `width` values laid `stride` apart, the padding set to `fill` (a value that
+// would show in the results if a kernel read it), and back.
+template <typename T>
+std::vector<T> with_stride(const std::vector<T>& rows, size_t width, size_t stride, T fill) {
+  std::vector<T> out(rows.size() / width * stride, fill);
+  for (size_t row = 0; row < rows.size() / width; ++row)
+    std::copy_n(rows.begin() + row * width, width, out.begin() + row * stride);
+  return out;
+}
+
+template <typename T>
+std::vector<T> without_stride(const std::vector<T>& rows, size_t width, size_t stride) {
+  std::vector<T> out(rows.size() / stride * width);
+  for (size_t row = 0; row < rows.size() / stride; ++row)
+    std::copy_n(rows.begin() + row * stride, width, out.begin() + row * width);
+  return out;
+}
+
+// Whether every padding entry (columns width.. of each stride-long row) still holds fill.
+template <typename T>
+bool padding_untouched(const std::vector<T>& rows, size_t width, size_t stride, T fill) {
+  for (size_t row = 0; row < rows.size() / stride; ++row)
+    for (size_t k = width; k < stride; ++k)
+      if (rows[row * stride + k] != fill) return false;
+  return true;
+}
+
 // tied: qkv entries in {-1, 0, 1}, so hardmax scores tie often (first maximum wins).
 template <typename T>
 void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned seed,
@@ -155,21 +182,36 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
   const std::vector<int> qkv_order = kernels::qkv_order(s, layout);
   const std::vector<int> context_order = kernels::context_order(s, layout);
   const std::vector<int> probs_order = kernels::probs_order(s, layout);
-  const std::vector<T> kernel_qkv = to_kernel_order(qkv, qkv_order);
-  std::vector<T> probs(want.probs.size(), T(7)), context(want.context.size(), T(7));
+  // The kernels read and write rows qkv_stride() and context_stride() apart; the
+  // padding between them must be neither read (it holds 1e6) nor written.
+  const size_t qkv_width = s.qkv_width(), qkv_stride = s.qkv_stride();
+  const size_t context_width = s.context_width(), context_stride = s.context_stride();
+  const T fill(1e6);
+  const std::vector<T> kernel_qkv =
+      with_stride(to_kernel_order(qkv, qkv_order), qkv_width, qkv_stride, fill);
+  std::vector<T> probs(want.probs.size(), T(7)), context(size_t(n) * context_stride, fill);
   std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
   kernel.heads_forward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
                        context.data(), scratch.data());
   EXPECT_LT(max_relative_error(to_model_order(probs, probs_order), want.probs), tolerance<T>());
-  EXPECT_LT(max_relative_error(to_model_order(context, context_order), want.context),
-            tolerance<T>());
+  EXPECT_LT(
+      max_relative_error(
+          to_model_order(without_stride(context, context_width, context_stride), context_order),
+          want.context),
+      tolerance<T>());
+  EXPECT_TRUE(padding_untouched(context, context_width, context_stride, fill));
   if (s.kind == AttentionKind::kHardmax) return;
-  std::vector<T> d_qkv(want.d_qkv.size(), T(7));
+  std::vector<T> d_qkv(size_t(n) * qkv_stride, fill);
   std::fill(scratch.begin(), scratch.end(), T(0));
-  const std::vector<T> kernel_d_context = to_kernel_order(d_context, context_order);
+  const std::vector<T> kernel_d_context =
+      with_stride(to_kernel_order(d_context, context_order), context_width, context_stride, fill);
   kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
                         kernel_d_context.data(), d_qkv.data(), scratch.data());
-  EXPECT_LT(max_relative_error(to_model_order(d_qkv, qkv_order), want.d_qkv), tolerance<T>() * 4);
+  EXPECT_LT(
+      max_relative_error(to_model_order(without_stride(d_qkv, qkv_width, qkv_stride), qkv_order),
+                         want.d_qkv),
+      tolerance<T>() * 4);
+  EXPECT_TRUE(padding_untouched(d_qkv, qkv_width, qkv_stride, fill));
 }
 
 template <typename T>
@@ -226,6 +268,19 @@ void check_all_heads(const KernelTable<T>& kernel) {
       s.kind = AttentionKind::kHardmax;
       check_heads(kernel, s, ++seed, /*tied=*/rank == 1 || rank == 4);
     }
+  // Rows whose width is a multiple of 256 are padded (AttentionShape::qkv_stride): one
+  // head at a time with qkv rows 512 and context rows 256 wide. (The lanes shapes above
+  // with 64 heads of rank 4 or 8 have padded rows too.)
+  AttentionShape padded;
+  padded.tokens = 5;
+  padded.rank = 64;
+  padded.value_rank = 128;
+  padded.modules = 2;
+  EXPECT_GT(padded.qkv_stride(), padded.qkv_width());
+  EXPECT_GT(padded.context_stride(), padded.context_width());
+  check_heads(kernel, padded, ++seed);
+  padded.mask = AttentionMask::kCausal;
+  check_heads(kernel, padded, ++seed);
   AttentionShape tied_heads;  // one head at a time, tied scores
   tied_heads.tokens = 9;
   tied_heads.rank = 4;  // scale 1/2: tied integer dot products stay exactly tied
@@ -339,7 +394,7 @@ void check_elementwise(const KernelTable<T>& kernel) {
     const int cols = 150;  // more than one block of 64 columns
     const auto matrix = random_values<T>(size_t(rows) * cols, 6);
     std::vector<T> sums(cols, T(0.25));  // added to, not overwritten
-    kernel.add_column_sums(matrix.data(), rows, cols, sums.data());
+    kernel.add_column_sums(matrix.data(), rows, cols, cols, sums.data());
     std::vector<double> want_sums(cols, 0.25);
     for (int row = 0; row < rows; ++row)
       for (int col = 0; col < cols; ++col) want_sums[col] += matrix[row * cols + col];
@@ -430,18 +485,22 @@ TEST(KernelVariants, ColumnSumsOfALargeMatrixAddTheRowsInOrder) {
     for (int col = 0; col < cols; ++col) want[col] += matrix[size_t(row) * cols + col];
   for (const auto* table : kernels::runnable_variants<float>()) {
     std::vector<float> sums(cols, -1.0f);
-    table->add_column_sums(matrix.data(), rows, cols, sums.data());
+    table->add_column_sums(matrix.data(), rows, cols, cols, sums.data());
     EXPECT_EQ(sums, want) << table->isa;
     std::vector<std::vector<float>> per_thread(2, std::vector<float>(cols, -1.0f));
 #pragma omp parallel for num_threads(2)
     for (int thread = 0; thread < 2; ++thread)
-      table->add_column_sums(matrix.data(), rows, cols, per_thread[thread].data());
+      table->add_column_sums(matrix.data(), rows, cols, cols, per_thread[thread].data());
     EXPECT_EQ(per_thread[0], want) << table->isa;
     EXPECT_EQ(per_thread[1], want) << table->isa;
     std::vector<float> by_blocks(cols, -1.0f);
     for (int row = 0; row < rows; row += 16)
-      table->add_column_sums(matrix.data() + size_t(row) * cols, 16, cols, by_blocks.data());
+      table->add_column_sums(matrix.data() + size_t(row) * cols, 16, cols, cols, by_blocks.data());
     EXPECT_EQ(by_blocks, want) << table->isa;
+    // The first cols - 20 columns of rows cols apart (ld > cols), the rest unread.
+    std::vector<float> narrower(cols - 20, -1.0f);
+    table->add_column_sums(matrix.data(), rows, cols - 20, cols, narrower.data());
+    EXPECT_EQ(narrower, std::vector<float>(want.begin(), want.end() - 20)) << table->isa;
   }
 }
 

@@ -89,8 +89,8 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
                        T* out) {
   check_shape(s);
   const int n = s.tokens;
-  const int qkv_width = s.qkv_width();
-  const int context_width = s.context_width();
+  const int qkv_width = s.qkv_width(), qkv_stride = s.qkv_stride();
+  const int context_width = s.context_width(), context_stride = s.context_stride();
   const int heads_total = s.modules * s.heads;
   const T scale = T(1) / std::sqrt(T(s.rank));
   const T inv_modules = T(1) / T(s.modules);
@@ -124,17 +124,17 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
       const int samples = std::min(block, last - b0);
       const int rows = samples * n;
       const size_t row0 = static_cast<size_t>(b0) * n;
-      T* block_qkv = qkv + row0 * qkv_width;
+      T* block_qkv = qkv + row0 * qkv_stride;
       // qkv = x W_in^T + b_in
       kernel.packed_gemm(rows, qkv_width, s.width, T(1), x + row0 * s.width, s.width, packed_in,
-                         in_bias, block_qkv, qkv_width);
+                         in_bias, block_qkv, qkv_stride);
       for (int b = b0; b < b0 + samples; ++b)
-        kernel.heads_forward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
+        kernel.heads_forward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_stride,
                              probs + static_cast<size_t>(b) * heads_total * n * n,
-                             context + static_cast<size_t>(b) * n * context_width, scratch.data());
+                             context + static_cast<size_t>(b) * n * context_stride, scratch.data());
       // out = (1/c) sum_m (context_m W_O,m^T + b_O,m)
-      kernel.packed_gemm(rows, s.width, context_width, inv_modules, context + row0 * context_width,
-                         context_width, packed_out,
+      kernel.packed_gemm(rows, s.width, context_width, inv_modules, context + row0 * context_stride,
+                         context_stride, packed_out,
                          out_bias != nullptr ? mean_bias.data() : nullptr, out + row0 * s.width,
                          s.width);
     }
@@ -152,8 +152,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   if (s.kind == AttentionKind::kHardmax)
     throw std::logic_error("attention: hard attention has no gradient");
   const int n = s.tokens;
-  const int qkv_width = s.qkv_width();
-  const int context_width = s.context_width();
+  const int qkv_width = s.qkv_width(), qkv_stride = s.qkv_stride();
+  const int context_width = s.context_width(), context_stride = s.context_stride();
   const int heads_total = s.modules * s.heads;
   const T scale = T(1) / std::sqrt(T(s.rank));
   const T inv_modules = T(1) / T(s.modules);
@@ -192,25 +192,25 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       const int rows = samples * n;
       const size_t row0 = static_cast<size_t>(b0) * n;
       const T* block_dout = dout + row0 * s.width;
-      T* block_d_context = d_context + row0 * context_width;
-      T* block_d_qkv = d_qkv + row0 * qkv_width;
+      T* block_d_context = d_context + row0 * context_stride;
+      T* block_d_qkv = d_qkv + row0 * qkv_stride;
       // Out-projection: dC = dout W_O / c.
       kernel.packed_gemm(rows, context_width, s.width, inv_modules, block_dout, s.width, packed_out,
-                         nullptr, block_d_context, context_width);
+                         nullptr, block_d_context, context_stride);
       for (int b = b0; b < b0 + samples; ++b) {
-        T* sample_d_qkv = d_qkv + static_cast<size_t>(b) * n * qkv_width;
-        kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_width,
+        T* sample_d_qkv = d_qkv + static_cast<size_t>(b) * n * qkv_stride;
+        kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_stride,
                               probs + static_cast<size_t>(b) * heads_total * n * n,
-                              d_context + static_cast<size_t>(b) * n * context_width, sample_d_qkv,
+                              d_context + static_cast<size_t>(b) * n * context_stride, sample_d_qkv,
                               scratch.data());
         // db_in: the column sums of dqkv, the rows added in order, while the sample's
         // rows are still in cache (one pass over the thread's range cost another read
         // of all of dqkv from memory).
-        kernel.add_column_sums(sample_d_qkv, n, qkv_width, part_in_bias);
+        kernel.add_column_sums(sample_d_qkv, n, qkv_width, qkv_stride, part_in_bias);
       }
       // In-projection: dx = dqkv W_in.
       if (dx != nullptr)
-        kernel.packed_gemm(rows, s.width, qkv_width, T(1), block_d_qkv, qkv_width, packed_in,
+        kernel.packed_gemm(rows, s.width, qkv_width, T(1), block_d_qkv, qkv_stride, packed_in,
                            nullptr, dx + row0 * s.width, s.width);
     }
     // Weight gradients once over the thread's whole row range: one GEMM with a long
@@ -219,10 +219,10 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     if (first < last) {
       const int rows = (last - first) * n;
       const size_t row0 = static_cast<size_t>(first) * n;
-      const T* range_d_qkv = d_qkv + row0 * qkv_width;
+      const T* range_d_qkv = d_qkv + row0 * qkv_stride;
       gemm(true, false, s.width, context_width, rows, inv_modules, dout + row0 * s.width, s.width,
-           context + row0 * context_width, context_width, T(0), part_out, context_width);
-      gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_width, x + row0 * s.width,
+           context + row0 * context_stride, context_stride, T(0), part_out, context_width);
+      gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_stride, x + row0 * s.width,
            s.width, T(0), part_in, s.width);
     } else {
       std::fill(part_in, part_in + in_size, T(0));

@@ -28,7 +28,7 @@ void linear_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight
   gemm(true, false, out, in, rows, T(1), dy, out, x, in, T(0), dweight, in);
   if (dbias != nullptr) {
     std::fill(dbias, dbias + out, T(0));
-    kernels::active<T>().add_column_sums(dy, rows, out, dbias);
+    kernels::active<T>().add_column_sums(dy, rows, out, out, dbias);
   }
 }
 

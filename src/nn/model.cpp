@@ -246,8 +246,8 @@ void Transformer<T>::allocate_activations(int batch) {
   const size_t ffn = config_.ffn;
   const size_t probs_per_sample =
       static_cast<size_t>(shape.modules) * shape.heads * tokens * tokens;
-  const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_width() +
-                           probs_per_sample * batch + rows * shape.context_width() + rows * ffn;
+  const size_t per_layer = 6 * rows * width + 4 * rows + rows * shape.qkv_stride() +
+                           probs_per_sample * batch + rows * shape.context_stride() + rows * ffn;
   const size_t input_features = sequence_.input == InputKind::kLinear ? sequence_.input_width : 0;
   const size_t head_width = sequence_.output == OutputKind::kLinear ? config_.dim : 0;
   activations_.assign(rows * width * 2 + 2 * rows + per_layer * config_.layers +
@@ -271,9 +271,9 @@ void Transformer<T>::allocate_activations(int batch) {
     LayerBuffers b;
     b.norm1_out = take(rows * width);
     b.norm1_stats = take(2 * rows);
-    b.qkv = take(rows * shape.qkv_width());
+    b.qkv = take(rows * shape.qkv_stride());
     b.probs = take(probs_per_sample * batch);
-    b.context = take(rows * shape.context_width());
+    b.context = take(rows * shape.context_stride());
     b.attn_out = take(rows * width);
     b.sum1 = take(rows * width);
     b.norm2_out = take(rows * width);
@@ -301,9 +301,9 @@ void Transformer<T>::allocate_activations(int batch) {
       LayerBuffers b;
       b.norm1_out = all.norm1_out + row0 * width;
       b.norm1_stats = all.norm1_stats + 2 * row0;
-      b.qkv = all.qkv + row0 * shape.qkv_width();
+      b.qkv = all.qkv + row0 * shape.qkv_stride();
       b.probs = all.probs + probs_per_sample * shard.first;
-      b.context = all.context + row0 * shape.context_width();
+      b.context = all.context + row0 * shape.context_stride();
       b.attn_out = all.attn_out + row0 * width;
       b.sum1 = all.sum1 + row0 * width;
       b.norm2_out = all.norm2_out + row0 * width;
@@ -315,7 +315,7 @@ void Transformer<T>::allocate_activations(int batch) {
     }
     // The output stage's input gradient goes into the first of the three (rows,
     // width) buffers; (rows, d) fits.
-    shard.scratch.assign(shard_rows * (3 * width + shape.context_width() + shape.qkv_width()) +
+    shard.scratch.assign(shard_rows * (3 * width + shape.context_stride() + shape.qkv_stride()) +
                              mlp_scratch_size(static_cast<int>(shard_rows), static_cast<int>(width),
                                               static_cast<int>(ffn)),
                          T(0));
@@ -593,7 +593,7 @@ void Transformer<T>::backward_shard(Shard& shard, const T* dy, T* dx) {
   T* mlp_scratch = shard.scratch.data() + 3 * values;
   const size_t mlp_scratch_elements = mlp_scratch_size(rows, width, ffn);
   T* d_context = mlp_scratch + mlp_scratch_elements;
-  T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_width();
+  T* d_qkv = d_context + static_cast<size_t>(rows) * shape.context_stride();
 
   // Whether anything before the first layer needs dLoss/d(embedded): the caller's dx,
   // positional encodings, or an embedding or read-in.

@@ -53,8 +53,9 @@ std::vector<double> context_mapping(const BottleneckProblem& p, const HeadWeight
           static_cast<T>(head.key[static_cast<size_t>(i) * dp + e]);
     }
   std::vector<T> x(p.inputs.begin(), p.inputs.end());
-  std::vector<T> qkv(static_cast<size_t>(n) * shape.qkv_width()), probs(static_cast<size_t>(n) * n),
-      context(n), y(static_cast<size_t>(n) * d);
+  std::vector<T> qkv(static_cast<size_t>(n) * shape.qkv_stride()),
+      probs(static_cast<size_t>(n) * n), context(static_cast<size_t>(n) * shape.context_stride()),
+      y(static_cast<size_t>(n) * d);
   attention_forward<T>(shape, x.data(), in.data(), nullptr, out.data(), nullptr, qkv.data(),
                        probs.data(), context.data(), y.data());
   attention_probabilities<T>(shape, std::vector<T>(probs).data(), probs.data());

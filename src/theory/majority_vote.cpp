@@ -36,7 +36,7 @@ void run_layer(AttentionShape shape, int batch, const double* x, const std::vect
                const std::vector<double>& out_weight, double* out) {
   shape.batch = batch;
   const size_t rows = static_cast<size_t>(batch) * kTokens;
-  std::vector<double> qkv(rows * shape.qkv_width()), context(rows * shape.context_width());
+  std::vector<double> qkv(rows * shape.qkv_stride()), context(rows * shape.context_stride());
   std::vector<double> probs(static_cast<size_t>(batch) * shape.heads * kTokens * kTokens);
   attention_forward<double>(shape, x, in.data(), nullptr, out_weight.data(), nullptr, qkv.data(),
                             probs.data(), context.data(), out);

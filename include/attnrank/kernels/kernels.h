@@ -38,7 +38,9 @@ struct KernelTable {
   bool (*heads_in_lanes)(const AttentionShape& shape);
   // All c*H heads of one sample. qkv: (N, qkv_width) -> probs: (c*H, N, N),
   // context: (N, context_width). scale = 1/sqrt(rank). Rows, probabilities and
-  // gradients are in the order head_layout() gives for this table (head_layout.h).
+  // gradients are in the order head_layout() gives for this table (head_layout.h);
+  // qkv and d_qkv rows are shape.qkv_stride() apart, context and d_context rows
+  // shape.context_stride() apart.
   void (*heads_forward)(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,
                         T* scratch);
   // d_context: (N, context_width) -> d_qkv: (N, qkv_width), written.
@@ -61,9 +63,10 @@ struct KernelTable {
   // dweight[i] = sum_rows dy * (x - mean) * rstd, dbias[i] = sum_rows dy.
   void (*layer_norm_parameter_gradients)(const T* dy, const T* x, const T* mean, const T* rstd,
                                          T* dweight, T* dbias, int rows, int width);
-  // out[col] += sum over rows of matrix[row][col], the rows added in order to what
-  // out[col] held (so summing a matrix in consecutive row blocks gives one call's result).
-  void (*add_column_sums)(const T* matrix, int rows, int cols, T* out);
+  // out[col] += sum over rows of matrix[row * ld + col], col < cols, the rows added in
+  // order to what out[col] held (so summing a matrix in consecutive row blocks gives
+  // one call's result).
+  void (*add_column_sums)(const T* matrix, int rows, int cols, int ld, T* out);
 
   // GEMM against a matrix packed once and used for many products (the attention
   // projections' weights, for each block of rows). packed_size(k, n): elements of

@@ -23,6 +23,8 @@ namespace attnrank {
 // x: (B, N, D) -> out: (B, N, D)
 // Saved for backward: qkv (B, N, qkv_width), probs (B, c*H*N*N) (zero where
 // masked), context (B, N, context_width), each in the kernels' head order
+// (the qkv and context rows qkv_stride() and context_stride() apart: allocate
+// B * N * stride; the padding is never touched)
 // (attnrank/kernels/head_layout.h); attention_probabilities() gives the probs in the
 // model's order.
 template <typename T>
@@ -31,7 +33,8 @@ void attention_forward(const AttentionShape& shape, const T* x, const T* in_weig
                        T* context, T* out);
 
 // dout: (B, N, D) -> dx: (B, N, D); parameter gradients written (bias grads
-// skipped when null). Scratch: d_context (B, N, context_width), d_qkv (B, N, qkv_width).
+// skipped when null). Scratch: d_context (B, N, context_width), d_qkv (B, N, qkv_width),
+// rows context_stride() and qkv_stride() apart like the saved qkv and context.
 template <typename T>
 void attention_backward(const AttentionShape& shape, const T* dout, const T* x, const T* in_weight,
                         const T* out_weight, const T* qkv, const T* probs, const T* context,

@@ -141,11 +141,11 @@ template <typename T>
 void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_context) {
   const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
   const int n = s.tokens;
-  prefetch_rows(qkv, s.qkv_width(), at.query, n, s.rank);
-  prefetch_rows(qkv, s.qkv_width(), at.key, n, s.rank);
-  prefetch_rows(qkv, s.qkv_width(), at.value, n, s.value_rank);
+  prefetch_rows(qkv, s.qkv_stride(), at.query, n, s.rank);
+  prefetch_rows(qkv, s.qkv_stride(), at.key, n, s.rank);
+  prefetch_rows(qkv, s.qkv_stride(), at.value, n, s.value_rank);
   if (d_context != nullptr)
-    prefetch_rows(d_context, s.context_width(), at.context, n, s.value_rank);
+    prefetch_rows(d_context, s.context_stride(), at.context, n, s.value_rank);
 }
 
 // row[j] = exp(row[j] - max) / sum over j < keys, zero for j in [keys, round_up(keys,
@@ -172,8 +172,8 @@ template <typename T>
 void head_forward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                   T* probs, T* rows_context, HeadBuffers<T>& w) {
   const int n = s.tokens, r = s.rank, rv = s.value_rank;
-  const size_t stride = s.qkv_width();
-  const size_t context_stride = s.context_width();
+  const size_t stride = s.qkv_stride();
+  const size_t context_stride = s.context_stride();
   // K^T / sqrt(r), the one operand that needs a transposed copy.
   transpose_scaled(rows_qkv + at.key, stride, n, r, scale, w.k_t, w.n_p);
   // Scores S = Q (K^T / sqrt(r)), Q read in place, then row softmax over the visible keys:
@@ -208,8 +208,8 @@ template <typename T>
 void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, const T* rows_qkv,
                    const T* probs, const T* rows_d_context, T* rows_d_qkv, HeadBuffers<T>& w) {
   const int n = s.tokens, r = s.rank, rv = s.value_rank;
-  const size_t stride = s.qkv_width();
-  const size_t context_stride = s.context_width();
+  const size_t stride = s.qkv_stride();
+  const size_t context_stride = s.context_stride();
   transpose_scaled(rows_qkv + at.value, stride, n, rv, T(1), w.v_t, w.n_p);
   // dP = dC V^T, dC read in place, then dS = P (dP - rowsum(P dP)) / sqrt(r).
   small_gemm(n, rv, w.n_p, rows_d_context + at.context, static_cast<int>(context_stride), w.v_t,
@@ -348,8 +348,8 @@ struct LaneRows {
         q(rows_qkv + group.q),
         k(rows_qkv + group.k),
         v(rows_qkv + group.v),
-        stride(shape.qkv_width()),
-        context_stride(shape.context_width()) {}
+        stride(shape.qkv_stride()),
+        context_stride(shape.context_stride()) {}
   Vector<T> load(const T* from) const { return load_lanes<T, kWhole>(from, g.count); }
   void store(T* to, const Vector<T>& value) const { store_lanes<T, kWhole>(to, value, g.count); }
   int rank() const {

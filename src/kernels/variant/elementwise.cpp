@@ -56,11 +56,11 @@ void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, cons
 // out[col] += the rows, for col in [begin, end), end - begin <= kWidth: the rows
 // added in order after what out held.
 template <typename T, int kWidth>
-void add_column_block(const T* matrix, int rows, int cols, int begin, int end, T* out) {
+void add_column_block(const T* matrix, int rows, size_t ld, int begin, int end, T* out) {
   T sums[kWidth];
   for (int col = begin; col < end; ++col) sums[col - begin] = out[col];
   for (int row = 0; row < rows; ++row) {
-    const T* line = matrix + static_cast<size_t>(row) * cols;
+    const T* line = matrix + row * ld;
     for (int col = begin; col < end; ++col) sums[col - begin] += line[col];
   }
   for (int col = begin; col < end; ++col) out[col] = sums[col - begin];
@@ -75,7 +75,7 @@ void add_column_block(const T* matrix, int rows, int cols, int begin, int end, T
 // Adding to out (rather than overwriting it) lets a caller sum a matrix block by
 // block while each block is still in cache, with the same result as one call.
 template <typename T>
-void add_column_sums(const T* matrix, int rows, int cols, T* out) {
+void add_column_sums(const T* matrix, int rows, int cols, int ld, T* out) {
   constexpr int kNarrowBlock = 64;
   constexpr int kWideBlock = 1024;
   constexpr size_t kPastCacheBytes = size_t(24) << 20;
@@ -93,9 +93,9 @@ void add_column_sums(const T* matrix, int rows, int cols, T* out) {
     const int begin = block * width;
     const int end = min_of(begin + width, cols);
     if (width == kNarrowBlock)
-      add_column_block<T, kNarrowBlock>(matrix, rows, cols, begin, end, out);
+      add_column_block<T, kNarrowBlock>(matrix, rows, ld, begin, end, out);
     else
-      add_column_block<T, kWideBlock>(matrix, rows, cols, begin, end, out);
+      add_column_block<T, kWideBlock>(matrix, rows, ld, begin, end, out);
   }
 }
 
@@ -154,7 +154,7 @@ void adamw_update(size_t count, T* p, const T* g, T* m, T* v, const unsigned cha
   template void exp_shifted<T>(const T*, T, T*, int);                                             \
   template void layer_norm_parameter_gradients<T>(const T*, const T*, const T*, const T*, T*, T*, \
                                                   int, int);                                      \
-  template void add_column_sums<T>(const T*, int, int, T*);                                       \
+  template void add_column_sums<T>(const T*, int, int, int, T*);                                  \
   template void bias_relu<T>(T*, const T*, int, int);                                             \
   template void relu_backward<T>(T*, const T*, T*, int, int);                                     \
   template void adamw_update<T>(size_t, T*, const T*, T*, T*, const unsigned char*,               \

@@ -37,7 +37,7 @@ template <typename T>
 void layer_norm_parameter_gradients(const T* dy, const T* x, const T* mean, const T* rstd,
                                     T* dweight, T* dbias, int rows, int width);
 template <typename T>
-void add_column_sums(const T* matrix, int rows, int cols, T* out);
+void add_column_sums(const T* matrix, int rows, int cols, int ld, T* out);
 template <typename T>
 size_t packed_size(int k, int n);
 template <typename T>

@@ -146,11 +146,12 @@ INSTANTIATE_TEST_SUITE_P(
         // Many rank-1 heads: the kernels' lane order, with a partly filled last group.
         AttentionCase{2, 3, 4, 10, 1, 1, 2, AttentionMask::kCausal, 0, true},
         // Rows a multiple of 256 wide, laid out padded (AttentionShape::qkv_stride):
-        // 64 heads of rank 4 (qkv 768, context 256), and one head at a time (512, 256).
+        // 64 heads of rank 4 (qkv 768, context 256) and 2 heads of rank 64 (512, 256;
+        // one head at a time where a vector holds 4 or more doubles, in lanes below).
         AttentionCase{2, 3, 2, 16, 4, 4, 4, AttentionMask::kFull, 0, true},
         AttentionCase{2, 3, 2, 1, 64, 128, 2, AttentionMask::kCausal, 0, true}));
 
-// The last case above runs in the kernels' lane order (the others may not).
+// The ten rank-1 heads above run in the kernels' lane order (not every case does).
 TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {
   AttentionShape s;
   s.tokens = 3;

@@ -274,7 +274,11 @@ INSTANTIATE_TEST_SUITE_P(
                   with_io(sequence(4, AttentionMask::kCausal), InputKind::kLinear, 3,
                           OutputKind::kLinear, 2)},
         ModelCase{"points_in_linear_out", make_model(4, 2, 2, 2, 1, 1, 6, "sphere", false, "none"),
-                  with_io(sequence(4), InputKind::kVectors, 0, OutputKind::kLinear, 3)}),
+                  with_io(sequence(4), InputKind::kVectors, 0, OutputKind::kLinear, 3)},
+        // qkv rows 768 and context rows 256 wide: the activations laid out padded
+        // (AttentionShape::qkv_stride), in the model's buffers and its shards.
+        ModelCase{"padded_activation_rows",
+                  make_model(4, 16, 4, 4, 4, 2, 6, "sphere", false, "none"), sequence(4)}),
     [](const ::testing::TestParamInfo<ModelCase>& info) { return std::string(info.param.name); });
 
 // Training never asks for dx; a post-norm first layer that reads the data then skips

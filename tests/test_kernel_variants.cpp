@@ -268,9 +268,10 @@ void check_all_heads(const KernelTable<T>& kernel) {
       s.kind = AttentionKind::kHardmax;
       check_heads(kernel, s, ++seed, /*tied=*/rank == 1 || rank == 4);
     }
-  // Rows whose width is a multiple of 256 are padded (AttentionShape::qkv_stride): one
-  // head at a time with qkv rows 512 and context rows 256 wide. (The lanes shapes above
-  // with 64 heads of rank 4 or 8 have padded rows too.)
+  // Rows whose width is a multiple of 256 are padded (AttentionShape::qkv_stride): qkv
+  // rows 512 and context rows 256 wide, one head at a time where a vector holds 4 or
+  // more values (in lanes for double on SSE2/NEON). The lanes shapes above with 64
+  // heads of rank 4 or 8 have padded rows too.
   AttentionShape padded;
   padded.tokens = 5;
   padded.rank = 64;

@@ -206,7 +206,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
         // db_in: the column sums of dqkv, the rows added in order, while the sample's
         // rows are still in cache (one pass over the thread's range cost another read
         // of all of dqkv from memory).
-        kernel.add_column_sums(sample_d_qkv, n, qkv_width, qkv_stride, part_in_bias);
+        if (d_in_bias != nullptr)
+          kernel.add_column_sums(sample_d_qkv, n, qkv_width, qkv_stride, part_in_bias);
       }
       // In-projection: dx = dqkv W_in.
       if (dx != nullptr)

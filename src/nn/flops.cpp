@@ -58,6 +58,9 @@ double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequ
   const double heads = static_cast<double>(config.width_multiplier) * config.heads;
   const double qkv_width = heads * (2.0 * config.rank + config.value_rank);
   const double context_width = heads * config.value_rank;
+  // The activation rows' distances (AttentionShape::qkv_stride, context_stride).
+  const double qkv_stride = AttentionShape::padded_row(static_cast<int>(qkv_width));
+  const double context_stride = AttentionShape::padded_row(static_cast<int>(context_width));
   const double ffn = config.ffn;
   const double input_width = sequence.input == InputKind::kVectors ? dim : sequence.input_width;
   const double output_width = sequence.output == OutputKind::kLinear ? sequence.output_width : dim;
@@ -74,11 +77,11 @@ double training_memory_bytes(const ModelConfig& config, const SequenceSpec& sequ
   parameters += config.layers * per_layer + 2 * width;
   if (sequence.output == OutputKind::kLinear) parameters += (dim + 1) * output_width;
   // Activations and scratch (Transformer::allocate_activations).
-  const double per_layer_activations = 6 * rows * width + 4 * rows + rows * qkv_width +
-                                       rows * heads * tokens + rows * context_width + rows * ffn;
+  const double per_layer_activations = 6 * rows * width + 4 * rows + rows * qkv_stride +
+                                       rows * heads * tokens + rows * context_stride + rows * ffn;
   const double activations = 2 * rows * width + 2 * rows + config.layers * per_layer_activations +
                              rows * input_width + rows * dim;
-  const double scratch = rows * (3 * width + context_width + qkv_width + ffn) + 2 * width * ffn;
+  const double scratch = rows * (3 * width + context_stride + qkv_stride + ffn) + 2 * width * ffn;
   const double batch_buffers = rows * (input_width + 3 * output_width);
   // A shard past the first: its own parameter gradients and MLP scratch (its rows'
   // share of the rest of the scratch is counted above).

@@ -32,10 +32,11 @@ struct AttentionShape {
   int context_width() const { return modules * heads * value_rank; }
   // Elements from one token's qkv (context) row to the next in the activation buffers:
   // the width, plus 16 where the width is a multiple of 256. A head reads a short piece
-  // of each of its N rows; rows a multiple of 4 KB apart fall into the same L1 sets and
+  // of each of its N rows; an L1 cache maps addresses 4 KB apart to the same set, so rows
+  // 4 KB apart all land in one set and rows 1 or 2 KB apart in two to four, and they
   // evict each other (Zen 5, reference configuration 5, qkv rows 48 KB apart: attention
-  // forward 6% and backward 12% slower per FLOP than at c = 63). The padding is never
-  // read or written.
+  // forward 6% and backward 12% slower per FLOP than at c = 63). 16 elements keep the
+  // rows 64-byte aligned. The padding is never read or written.
   int qkv_stride() const { return padded_row(qkv_width()); }
   int context_stride() const { return padded_row(context_width()); }
   static int padded_row(int row_width) { return row_width % 256 == 0 ? row_width + 16 : row_width; }

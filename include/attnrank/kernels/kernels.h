@@ -57,7 +57,7 @@ struct KernelTable {
                                T* row_dots, int rows, int width);
   void (*layer_norm_forward)(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd,
                              int rows, int width);
-  // dx only; the parameter gradients are column sums (column_sums_product).
+  // dx only; the parameter gradients: layer_norm_parameter_gradients.
   void (*layer_norm_backward)(const T* dy, const T* x, const T* weight, const T* mean,
                               const T* rstd, T* dx, int rows, int width);
   // dweight[i] = sum_rows dy * (x - mean) * rstd, dbias[i] = sum_rows dy.

@@ -23,10 +23,9 @@ namespace attnrank {
 // x: (B, N, D) -> out: (B, N, D)
 // Saved for backward: qkv (B, N, qkv_width), probs (B, c*H*N*N) (zero where
 // masked), context (B, N, context_width), each in the kernels' head order
-// (the qkv and context rows qkv_stride() and context_stride() apart: allocate
-// B * N * stride; the padding is never touched)
 // (attnrank/kernels/head_layout.h); attention_probabilities() gives the probs in the
-// model's order.
+// model's order. The qkv and context rows are shape.qkv_stride() and
+// shape.context_stride() apart: allocate B * N * stride; the padding is never touched.
 template <typename T>
 void attention_forward(const AttentionShape& shape, const T* x, const T* in_weight,
                        const T* in_bias, const T* out_weight, const T* out_bias, T* qkv, T* probs,

@@ -29,9 +29,12 @@ void BM_ColumnSums(benchmark::State& state) {
   const bool per_thread = state.range(2) != 0;
   const kernels::KernelTable<float>& kernel = kernels::active<float>();
   const int threads = per_thread ? omp_get_max_threads() : 1;
+  // The qkv gradient's rows lie AttentionShape::padded_row(cols) apart, as attention
+  // lays them out; a dense layer's are contiguous.
+  const int ld = per_thread ? AttentionShape::padded_row(cols) : cols;
   std::vector<std::vector<float>> matrices, sums;
   for (int t = 0; t < threads; ++t) {
-    matrices.push_back(random_matrix(rows, cols, 1 + t));
+    matrices.push_back(random_matrix(rows, ld, 1 + t));
     sums.emplace_back(cols);
   }
   for (auto _ : state) {
@@ -39,10 +42,10 @@ void BM_ColumnSums(benchmark::State& state) {
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num();
-        kernel.add_column_sums(matrices[t].data(), rows, cols, cols, sums[t].data());
+        kernel.add_column_sums(matrices[t].data(), rows, cols, ld, sums[t].data());
       }
     } else {
-      kernel.add_column_sums(matrices[0].data(), rows, cols, cols, sums[0].data());
+      kernel.add_column_sums(matrices[0].data(), rows, cols, ld, sums[0].data());
     }
     benchmark::DoNotOptimize(sums.data());
   }

@@ -149,7 +149,11 @@ INSTANTIATE_TEST_SUITE_P(
         // 64 heads of rank 4 (qkv 768, context 256) and 2 heads of rank 64 (512, 256;
         // one head at a time where a vector holds 4 or more doubles, in lanes below).
         AttentionCase{2, 3, 2, 16, 4, 4, 4, AttentionMask::kFull, 0, true},
-        AttentionCase{2, 3, 2, 1, 64, 128, 2, AttentionMask::kCausal, 0, true}));
+        AttentionCase{2, 3, 2, 1, 64, 128, 2, AttentionMask::kCausal, 0, true},
+        // qkv rows 12288 wide (reference configuration 5's heads): blocks of one
+        // sample (attention.cpp's block_samples), so with two threads the second runs
+        // two blocks of its two samples.
+        AttentionCase{3, 16, 2, 2, 32, 32, 64, AttentionMask::kFull, 0, true}));
 
 // The ten rank-1 heads above run in the kernels' lane order (not every case does).
 TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {

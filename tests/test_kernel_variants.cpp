@@ -561,12 +561,65 @@ void check_packed_gemm(const KernelTable<T>& kernel) {
       }
 }
 
+// packed_gemm_at (A given transposed, (k, m) with stride lda): the same sums as
+// packed_gemm on A stored as is, bit for bit, and within rounding of a long double
+// loop; rows of C in chunks (m past 96 rows), k past a depth block, n with a right
+// edge; C's columns past n and A^T's columns past m untouched or unread.
+template <typename T>
+void check_packed_gemm_transposed_a(const KernelTable<T>& kernel) {
+  struct Case {
+    int m, n, k;
+  };
+  const Case cases[] = {{1, 1, 1},     {7, 3, 5},     {13, 16, 64},   {97, 32, 300},
+                        {200, 33, 17}, {50, 64, 513}, {384, 32, 512}, {6, 129, 9}};
+  unsigned seed = 90;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(kernel.isa) + " m " + std::to_string(c.m) + " n " +
+                 std::to_string(c.n) + " k " + std::to_string(c.k));
+    const int lda = c.m + 3, ldb = c.n + 2, ldc = c.n + 5;
+    auto a_transposed = random_values<T>(size_t(c.k) * lda, ++seed);
+    for (int e = 0; e < c.k; ++e)  // past m: never read (a NaN there would spread)
+      for (int i = c.m; i < lda; ++i) a_transposed[size_t(e) * lda + i] = std::nan("");
+    const auto b = random_values<T>(size_t(c.k) * ldb, ++seed);
+    std::vector<T> a(size_t(c.m) * c.k);  // A as stored, for packed_gemm
+    for (int i = 0; i < c.m; ++i)
+      for (int e = 0; e < c.k; ++e) a[size_t(i) * c.k + e] = a_transposed[size_t(e) * lda + i];
+    std::vector<T> packed(kernel.packed_size(c.k, c.n));
+    kernel.pack_panels(false, c.k, c.n, b.data(), ldb, packed.data());
+    const T guard = T(-3.5), alpha = T(0.5);
+    std::vector<T> out(size_t(c.m) * ldc, guard), want(size_t(c.m) * ldc, guard);
+    kernel.packed_gemm_at(c.m, c.n, c.k, alpha, a_transposed.data(), lda, packed.data(), out.data(),
+                          ldc);
+    kernel.packed_gemm(c.m, c.n, c.k, alpha, a.data(), c.k, packed.data(), nullptr, want.data(),
+                       ldc);
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), want.begin()))
+        << "differs from packed_gemm on A as stored";
+    double worst = 0;
+    for (int i = 0; i < c.m; ++i)
+      for (int j = 0; j < c.n; ++j) {
+        long double sum = 0;
+        for (int e = 0; e < c.k; ++e)
+          sum += (long double)a_transposed[size_t(e) * lda + i] * b[size_t(e) * ldb + j];
+        const double expected = double(alpha * sum);
+        worst = std::max(worst, std::abs(double(out[size_t(i) * ldc + j]) - expected) /
+                                    std::max(1.0, std::abs(expected)));
+      }
+    EXPECT_LT(worst, tolerance<T>() * std::sqrt(double(c.k)));
+  }
+}
+
 TEST(KernelVariants, PackedGemmMatchesALongDoubleLoopFloat) {
-  for (const auto* table : kernels::runnable_variants<float>()) check_packed_gemm(*table);
+  for (const auto* table : kernels::runnable_variants<float>()) {
+    check_packed_gemm(*table);
+    check_packed_gemm_transposed_a(*table);
+  }
 }
 
 TEST(KernelVariants, PackedGemmMatchesALongDoubleLoopDouble) {
-  for (const auto* table : kernels::runnable_variants<double>()) check_packed_gemm(*table);
+  for (const auto* table : kernels::runnable_variants<double>()) {
+    check_packed_gemm(*table);
+    check_packed_gemm_transposed_a(*table);
+  }
 }
 
 // The lane order of head_layout.h, worked out by hand: c = 1, H = 3, r = 1, r_v = 2,

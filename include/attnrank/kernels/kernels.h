@@ -80,6 +80,11 @@ struct KernelTable {
   void (*pack_panels)(bool transposed, int k, int n, const T* b, int ldb, T* packed);
   void (*packed_gemm)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
                       const T* bias, T* c, int ldc);
+  // packed_gemm_at: C (m, n) = alpha * A B with A given transposed (k, m), its entry
+  // (i, e) at a[e * lda + i], no bias: the weight gradients dY^T X against X packed,
+  // dY read in place. The same sums, in the same order, as packed_gemm.
+  void (*packed_gemm_at)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
+                         int ldc);
 
   // h = max(h + bias, 0) per row of (rows, cols); bias may be null.
   void (*bias_relu)(T* h, const T* bias, int rows, int cols);

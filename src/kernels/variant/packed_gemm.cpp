@@ -49,22 +49,27 @@ template <typename T>
 // width: the tile's columns that C has (< kVectors * kLanes only at C's right edge).
 // Inlined into its row loop: with k = 16 (the small presets) the call and the
 // epilogue were as costly as the multiply-adds.
-template <typename T, int kRows, int kVectors>
+// kTransposedA: A given as A^T (k, m), its entry (row, e) at a[e * lda + row] (the
+// weight gradients' dY^T X, dY read in place).
+template <typename T, bool kTransposedA, int kRows, int kVectors>
 [[gnu::always_inline]] inline void tile(int e_begin, int e_end, bool first, bool last, const T* a,
                                         int lda, const T* panel, size_t panel_stride, T alpha,
                                         const T* bias, T* c, int ldc, int width) {
   constexpr int kL = kLanes<T>, kColumns = kVectors * kL, kP = kPanelWidth<T>;
   Vector<T> acc[kRows][kVectors] = {};
   const T* b = panel + static_cast<size_t>(e_begin) * kP;
-  const T* a_column = a + e_begin;
-  for (int e = e_begin; e < e_end; ++e, b += kP, ++a_column) {
+  // A's entries (r, e) at a_column[r * row_step], a_column stepping by e_step per e.
+  const size_t e_step = kTransposedA ? static_cast<size_t>(lda) : 1;
+  const size_t row_step = kTransposedA ? 1 : static_cast<size_t>(lda);
+  const T* a_column = a + e_begin * e_step;
+  for (int e = e_begin; e < e_end; ++e, b += kP, a_column += e_step) {
     Vector<T> b_vectors[kVectors];
 #pragma GCC unroll 8
     for (int v = 0; v < kVectors; ++v)
       b_vectors[v] = load_vector(b + (v / 2) * panel_stride + (v % 2) * kL);
 #pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r) {
-      const T a_entry = a_column[r * lda];
+      const T a_entry = a_column[r * row_step];
 #pragma GCC unroll 8
       for (int v = 0; v < kVectors; ++v) acc[r][v] += a_entry * b_vectors[v];
     }
@@ -94,26 +99,74 @@ template <typename T, int kRows, int kVectors>
 
 // The tiles of rows [0, rows) for one column tile: whole kRows tiles, then one of
 // the rows left (1 .. kRows - 1), each with its accumulators in registers.
-template <typename T, int kRows, int kVectors>
+template <typename T, bool kTransposedA, int kRows, int kVectors>
 void column_tile(int rows, int e_begin, int e_end, bool first, bool last, const T* a, int lda,
                  const T* panel, size_t panel_stride, T alpha, const T* bias, T* c, int ldc,
                  int width) {
+  // Where row i of A starts.
+  auto a_row = [&](int i) { return a + static_cast<size_t>(i) * (kTransposedA ? 1 : lda); };
   int i = 0;
   for (; i + kRows <= rows; i += kRows)
-    tile<T, kRows, kVectors>(e_begin, e_end, first, last, a + static_cast<size_t>(i) * lda, lda,
-                             panel, panel_stride, alpha, bias, c + static_cast<size_t>(i) * ldc,
-                             ldc, width);
+    tile<T, kTransposedA, kRows, kVectors>(e_begin, e_end, first, last, a_row(i), lda, panel,
+                                           panel_stride, alpha, bias,
+                                           c + static_cast<size_t>(i) * ldc, ldc, width);
   if (i == rows) return;
   const int left = rows - i;
   [&]<int... kLeft>(std::integer_sequence<int, kLeft...>) {
-    ((left == kLeft + 1
-          ? tile<T, kLeft + 1, kVectors>(e_begin, e_end, first, last,
-                                         a + static_cast<size_t>(i) * lda, lda, panel, panel_stride,
-                                         alpha, bias, c + static_cast<size_t>(i) * ldc, ldc, width)
-          : void()),
+    ((left == kLeft + 1 ? tile<T, kTransposedA, kLeft + 1, kVectors>(
+                              e_begin, e_end, first, last, a_row(i), lda, panel, panel_stride,
+                              alpha, bias, c + static_cast<size_t>(i) * ldc, ldc, width)
+                        : void()),
      ...);
   }
   (std::make_integer_sequence<int, kRows - 1>{});
+}
+
+// packed_product for rows [0, m) of C, over the whole depth.
+template <typename T, bool kTransposedA>
+void packed_rows(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
+                 T* c, int ldc) {
+  constexpr int kP = kPanelWidth<T>;
+  const size_t panel_stride = static_cast<size_t>(k) * kP;
+  for (int e0 = 0; e0 < k; e0 += kDepthBlock) {
+    const int e1 = min_of(k, e0 + kDepthBlock);
+    const bool first = e0 == 0, last = e1 == k;
+    int j0 = 0;
+    if constexpr (kWideTiles)
+      for (; j0 + 2 * kP <= n; j0 += 2 * kP)
+        column_tile<T, kTransposedA, kWideTileRows, 4>(
+            m, e0, e1, first, last, a, lda, packed + static_cast<size_t>(j0) * k, panel_stride,
+            alpha, bias != nullptr ? bias + j0 : nullptr, c + j0, ldc, 2 * kP);
+    for (; j0 < n; j0 += kP) {
+      const int width = min_of(kP, n - j0);
+      const T* panel = packed + static_cast<size_t>(j0) * k;
+      const T* panel_bias = bias != nullptr ? bias + j0 : nullptr;
+      // A last vector alone (n = 16 with AVX-512) takes one-vector tiles: a two-vector
+      // tile would spend half its multiply-adds on the panel's zero padding.
+      if (width <= kLanes<T>)
+        column_tile<T, kTransposedA, kNarrowTileRows, 1>(m, e0, e1, first, last, a, lda, panel,
+                                                         panel_stride, alpha, panel_bias, c + j0,
+                                                         ldc, width);
+      else
+        column_tile<T, kTransposedA, kNarrowTileRows, 2>(m, e0, e1, first, last, a, lda, panel,
+                                                         panel_stride, alpha, panel_bias, c + j0,
+                                                         ldc, width);
+    }
+  }
+}
+
+// packed_gemm and packed_gemm_at: A (m, k) as stored or given transposed.
+template <typename T, bool kTransposedA>
+void packed_product(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
+                    const T* bias, T* c, int ldc) {
+  // A given transposed is read a few columns per row of A^T: a chunk of rows of C at a
+  // time goes through every panel while its columns of A^T are in cache, instead of
+  // one pass over all of A^T per panel (4 passes over a 12288-wide dqkv with AVX2).
+  const int chunk = kTransposedA ? 8 * kNarrowTileRows : m;
+  for (int i0 = 0; i0 < m; i0 += chunk)
+    packed_rows<T, kTransposedA>(min_of(chunk, m - i0), n, k, alpha,
+                                 a + static_cast<size_t>(i0) * (kTransposedA ? 1 : lda), lda,
+                                 packed, bias, c + static_cast<size_t>(i0) * ldc, ldc);
 }
 
 }  // namespace
@@ -162,37 +215,20 @@ void pack_panels(bool transposed, int k, int n, const T* b, int ldb, T* packed) 
 template <typename T>
 void packed_gemm(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
                  T* c, int ldc) {
-  constexpr int kP = kPanelWidth<T>;
-  const size_t panel_stride = static_cast<size_t>(k) * kP;
-  for (int e0 = 0; e0 < k; e0 += kDepthBlock) {
-    const int e1 = min_of(k, e0 + kDepthBlock);
-    const bool first = e0 == 0, last = e1 == k;
-    int j0 = 0;
-    if constexpr (kWideTiles)
-      for (; j0 + 2 * kP <= n; j0 += 2 * kP)
-        column_tile<T, kWideTileRows, 4>(
-            m, e0, e1, first, last, a, lda, packed + static_cast<size_t>(j0) * k, panel_stride,
-            alpha, bias != nullptr ? bias + j0 : nullptr, c + j0, ldc, 2 * kP);
-    for (; j0 < n; j0 += kP) {
-      const int width = min_of(kP, n - j0);
-      const T* panel = packed + static_cast<size_t>(j0) * k;
-      const T* panel_bias = bias != nullptr ? bias + j0 : nullptr;
-      // A last vector alone (n = 16 with AVX-512) takes one-vector tiles: a two-vector
-      // tile would spend half its multiply-adds on the panel's zero padding.
-      if (width <= kLanes<T>)
-        column_tile<T, kNarrowTileRows, 1>(m, e0, e1, first, last, a, lda, panel, panel_stride,
-                                           alpha, panel_bias, c + j0, ldc, width);
-      else
-        column_tile<T, kNarrowTileRows, 2>(m, e0, e1, first, last, a, lda, panel, panel_stride,
-                                           alpha, panel_bias, c + j0, ldc, width);
-    }
-  }
+  packed_product<T, false>(m, n, k, alpha, a, lda, packed, bias, c, ldc);
 }
 
-#define ATTNRANK_INSTANTIATE_PACKED_GEMM(T)                        \
-  template size_t packed_size<T>(int, int);                        \
-  template void pack_panels<T>(bool, int, int, const T*, int, T*); \
-  template void packed_gemm<T>(int, int, int, T, const T*, int, const T*, const T*, T*, int);
+template <typename T>
+void packed_gemm_at(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
+                    int ldc) {
+  packed_product<T, true>(m, n, k, alpha, a, lda, packed, nullptr, c, ldc);
+}
+
+#define ATTNRANK_INSTANTIATE_PACKED_GEMM(T)                                                   \
+  template size_t packed_size<T>(int, int);                                                   \
+  template void pack_panels<T>(bool, int, int, const T*, int, T*);                            \
+  template void packed_gemm<T>(int, int, int, T, const T*, int, const T*, const T*, T*, int); \
+  template void packed_gemm_at<T>(int, int, int, T, const T*, int, const T*, T*, int);
 ATTNRANK_INSTANTIATE_PACKED_GEMM(float)
 ATTNRANK_INSTANTIATE_PACKED_GEMM(double)
 

@@ -25,6 +25,7 @@ const KernelTable<T>& table() {
       &packed_size<T>,
       &pack_panels<T>,
       &packed_gemm<T>,
+      &packed_gemm_at<T>,
       &bias_relu<T>,
       &relu_backward<T>,
       &adamw_update<T>,

@@ -46,6 +46,9 @@ template <typename T>
 void packed_gemm(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
                  T* c, int ldc);
 template <typename T>
+void packed_gemm_at(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
+                    int ldc);
+template <typename T>
 void bias_relu(T* h, const T* bias, int rows, int cols);
 template <typename T>
 void relu_backward(T* g, const T* h, T* bias_gradient, int rows, int cols);

@@ -40,9 +40,11 @@ int block_samples(const AttentionShape& s) {
 }
 
 // dW_in = dqkv^T x runs on packed_gemm_at (x packed, dqkv read in place) up to this
-// qkv width: 3-5% faster backward passes than OpenBLAS for heads-lm and the small
-// presets, the same for the reference configurations of width 192-1536; OpenBLAS
-// stays faster for reference configuration 5's 12288 columns (4-7%).
+// qkv width (columns of dqkv): 3-5% faster backward passes than OpenBLAS for heads-lm
+// and the small presets, the same for the reference configurations of qkv width
+// 192-1536; OpenBLAS stays faster for reference configuration 5's 12288 columns (4-7%).
+// Measured at d = 16, 32 and 64 on Zen 5. Each thread keeps its packed copy of x
+// (its rows, d rounded up to two vectors) between calls, as the weights' buffers.
 constexpr int kWidestPackedInGradient = 4096;
 
 // Threads for the sample-parallel passes: one per sample at most, and one in all

@@ -1,8 +1,8 @@
 // The hot loops of the engine, compiled once per instruction set and chosen at run
 // time (like ggml's CPU variants): the per-head attention products, softmax and
 // cross-entropy exponentials, norms, ReLU, the AdamW update, and the attention
-// projections' GEMM against weights packed once (packed_gemm). The other GEMMs are
-// OpenBLAS's, which dispatches by itself.
+// projections' GEMM against weights packed once (packed_gemm) and the attention's
+// dW_in (packed_gemm_at). The other GEMMs are OpenBLAS's, which dispatches by itself.
 //
 // Each variant lives in its own namespace (attnrank::kernels::<isa>) in the object
 // files built from src/kernels/variant/, with the vector width of its ISA (16
@@ -68,11 +68,11 @@ struct KernelTable {
   // one call's result).
   void (*add_column_sums)(const T* matrix, int rows, int cols, int ld, T* out);
 
-  // GEMM against a matrix packed once and used for many products (the attention
-  // projections' weights, for each block of rows). packed_size(k, n): elements of
-  // the packed form of B (k, n). pack_panels: B (k, n) given as b[e * ldb + j], or
-  // transposed (b[j * ldb + e], B^T stored (n, k)) -> packed (split over the threads
-  // when large and called outside a parallel region). packed_gemm: C (m, n) =
+  // GEMM against a packed matrix: mostly one packed once and used for many products
+  // (the attention projections' weights, for each block of rows). packed_size(k, n):
+  // elements of the packed form of B (k, n). pack_panels: B (k, n) given as b[e * ldb +
+  // j], or transposed (b[j * ldb + e], B^T stored (n, k)) -> packed (split over the
+  // threads when large and called outside any parallel region). packed_gemm: C (m, n) =
   // alpha * A (m, k) B + bias (bias: n values per row, or null), A row-major with
   // stride lda; C is written, not added to. k >= 1. Each entry sums its k products in
   // blocks of 256 in order: the same for any m, row offset or thread.
@@ -81,8 +81,9 @@ struct KernelTable {
   void (*packed_gemm)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
                       const T* bias, T* c, int ldc);
   // packed_gemm_at: C (m, n) = alpha * A B with A given transposed (k, m), its entry
-  // (i, e) at a[e * lda + i], no bias: the weight gradients dY^T X against X packed,
-  // dY read in place. The same sums, in the same order, as packed_gemm.
+  // (i, e) at a[e * lda + i], no bias; C is written, not added to; k >= 1. For a
+  // weight gradient dY^T X with X packed and dY read in place. The same sums, in the
+  // same order, as packed_gemm on A stored as is.
   void (*packed_gemm_at)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
                          int ldc);
 

@@ -97,26 +97,31 @@ template <typename T, bool kTransposedA, int kRows, int kVectors>
   }
 }
 
+// Where entry (i, 0) of A is, A stored as is or given transposed.
+template <bool kTransposedA, typename T>
+const T* row_of_a(const T* a, int lda, int i) {
+  return a + static_cast<size_t>(i) * (kTransposedA ? 1 : lda);
+}
+
 // The tiles of rows [0, rows) for one column tile: whole kRows tiles, then one of
 // the rows left (1 .. kRows - 1), each with its accumulators in registers.
 template <typename T, bool kTransposedA, int kRows, int kVectors>
 void column_tile(int rows, int e_begin, int e_end, bool first, bool last, const T* a, int lda,
                  const T* panel, size_t panel_stride, T alpha, const T* bias, T* c, int ldc,
                  int width) {
-  // Where entry (i, 0) of A is.
-  auto a_row = [&](int i) { return a + static_cast<size_t>(i) * (kTransposedA ? 1 : lda); };
   int i = 0;
   for (; i + kRows <= rows; i += kRows)
-    tile<T, kTransposedA, kRows, kVectors>(e_begin, e_end, first, last, a_row(i), lda, panel,
-                                           panel_stride, alpha, bias,
-                                           c + static_cast<size_t>(i) * ldc, ldc, width);
+    tile<T, kTransposedA, kRows, kVectors>(
+        e_begin, e_end, first, last, row_of_a<kTransposedA>(a, lda, i), lda, panel, panel_stride,
+        alpha, bias, c + static_cast<size_t>(i) * ldc, ldc, width);
   if (i == rows) return;
   const int left = rows - i;
   [&]<int... kLeft>(std::integer_sequence<int, kLeft...>) {
-    ((left == kLeft + 1 ? tile<T, kTransposedA, kLeft + 1, kVectors>(
-                              e_begin, e_end, first, last, a_row(i), lda, panel, panel_stride,
-                              alpha, bias, c + static_cast<size_t>(i) * ldc, ldc, width)
-                        : void()),
+    ((left == kLeft + 1
+          ? tile<T, kTransposedA, kLeft + 1, kVectors>(
+                e_begin, e_end, first, last, row_of_a<kTransposedA>(a, lda, i), lda, panel,
+                panel_stride, alpha, bias, c + static_cast<size_t>(i) * ldc, ldc, width)
+          : void()),
      ...);
   }
   (std::make_integer_sequence<int, kRows - 1>{});
@@ -167,8 +172,8 @@ void packed_product(int m, int n, int k, T alpha, const T* a, int lda, const T* 
   const int chunk = kTransposedA ? 8 * kNarrowTileRows : m;
   for (int i0 = 0; i0 < m; i0 += chunk)
     packed_rows<T, kTransposedA>(min_of(chunk, m - i0), n, k, alpha,
-                                 a + static_cast<size_t>(i0) * (kTransposedA ? 1 : lda), lda,
-                                 packed, bias, c + static_cast<size_t>(i0) * ldc, ldc);
+                                 row_of_a<kTransposedA>(a, lda, i0), lda, packed, bias,
+                                 c + static_cast<size_t>(i0) * ldc, ldc);
 }
 
 }  // namespace

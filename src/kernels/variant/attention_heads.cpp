@@ -122,23 +122,27 @@ void copy_out(const Target<T>& written, T* rows, size_t stride, int offset, int 
 }
 
 // Asks for `width` entries at `offset` of n rows (stride `stride`) to be brought
-// into cache. A head's entries are a short piece of each of n long rows (the qkv
-// rows of many heads), which the hardware prefetchers do not foresee: fetched one
-// head ahead, the next head's rows arrive while this one is computed.
-template <typename T>
+// into cache, to be read or (kWrite) written. A head's entries are a short piece of
+// each of n long rows (the qkv rows of many heads), which the hardware prefetchers
+// do not foresee: fetched one head ahead, the next head's rows arrive while this one
+// is computed. Rows a head writes in place are fetched too: each store to a line not
+// in cache waits for the line, and a head's products store to 2 n to 6 n of them.
+template <bool kWrite = false, typename T>
 void prefetch_rows(const T* rows, size_t stride, int offset, int n, int width) {
   constexpr int kLine = 64 / sizeof(T);
   for (int j = 0; j < n; ++j) {
     const T* row = rows + j * stride + offset;
-    for (int e = 0; e < width; e += kLine) __builtin_prefetch(row + e);
-    __builtin_prefetch(row + width - 1);
+    for (int e = 0; e < width; e += kLine) __builtin_prefetch(row + e, kWrite);
+    __builtin_prefetch(row + width - 1, kWrite);
   }
 }
 
 // The rows of head `mh` (modules times heads, in order): its queries, keys and
-// values, and its context gradient when d_context is given.
+// values, and its context gradient when d_context is given; the rows it writes:
+// its context (forward) or its dQ, dK, dV (backward, d_qkv given).
 template <typename T>
-void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_context) {
+void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_context,
+                   const T* context, const T* d_qkv) {
   const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
   const int n = s.tokens;
   prefetch_rows(qkv, s.qkv_stride(), at.query, n, s.rank);
@@ -146,6 +150,13 @@ void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_con
   prefetch_rows(qkv, s.qkv_stride(), at.value, n, s.value_rank);
   if (d_context != nullptr)
     prefetch_rows(d_context, s.context_stride(), at.context, n, s.value_rank);
+  if (context != nullptr)
+    prefetch_rows<true>(context, s.context_stride(), at.context, n, s.value_rank);
+  if (d_qkv != nullptr) {
+    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.query, n, s.rank);
+    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.key, n, s.rank);
+    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.value, n, s.value_rank);
+  }
 }
 
 // row[j] = exp(row[j] - max) / sum over j < keys, zero for j in [keys, round_up(keys,
@@ -647,7 +658,7 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, nullptr);
+    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, nullptr, context, nullptr);
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
   }
@@ -670,7 +681,7 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) prefetch_head(s, mh + 1, qkv, d_context);
+    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, d_context, nullptr, d_qkv);
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -318,6 +319,60 @@ void check_all_heads(const KernelTable<T>& kernel) {
   EXPECT_GT(one_by_one, 0) << kernel.isa;
 }
 
+// A causal head's dS row i sums P[i][j] dP[i][j] over the keys j <= i only: an
+// infinite value of the last key (its dP column inf or NaN in every row) must not
+// reach the queries before it. Their dQ is the same, bit for bit, as with a finite
+// value (dQ[i] = sum over j <= i of dS[i][j] K[j] does not involve V[last]). The
+// per-head path, rows of whole registers at every lane count (N = 16, r = 32).
+template <typename T>
+void check_masked_value_stays_out(const KernelTable<T>& kernel) {
+  SCOPED_TRACE(kernel.isa);
+  AttentionShape s;
+  s.tokens = 16;
+  s.heads = 2;
+  s.rank = s.value_rank = 32;
+  s.mask = AttentionMask::kCausal;
+  ASSERT_FALSE(kernel.heads_in_lanes(s));
+  const int n = s.tokens;
+  const size_t qkv_width = s.qkv_width(), qkv_stride = s.qkv_stride();
+  const size_t context_width = s.context_width(), context_stride = s.context_stride();
+  const kernels::HeadLayout layout = kernels::head_layout(kernel, s);
+  const std::vector<int> qkv_order = kernels::qkv_order(s, layout);
+  const std::vector<int> context_order = kernels::context_order(s, layout);
+  std::vector<T> qkv = random_values<T>(size_t(n) * qkv_width, 41, -2.0, 2.0);
+  const std::vector<T> d_context =
+      with_stride(to_kernel_order(random_values<T>(size_t(n) * context_width, 42), context_order),
+                  context_width, context_stride, T(0));
+  std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
+  std::vector<T> probs(size_t(s.heads) * n * n), context(size_t(n) * context_stride);
+  const T scale = T(1) / std::sqrt(T(s.rank));
+  kernel.heads_forward(
+      s, scale, with_stride(to_kernel_order(qkv, qkv_order), qkv_width, qkv_stride, T(0)).data(),
+      probs.data(), context.data(), scratch.data());
+  auto d_qkv_of = [&](const std::vector<T>& model_qkv) {
+    std::vector<T> d_qkv(size_t(n) * qkv_stride, T(0));
+    std::fill(scratch.begin(), scratch.end(), T(0));
+    kernel.heads_backward(
+        s, scale,
+        with_stride(to_kernel_order(model_qkv, qkv_order), qkv_width, qkv_stride, T(0)).data(),
+        probs.data(), d_context.data(), d_qkv.data(), scratch.data());
+    return to_model_order(without_stride(d_qkv, qkv_width, qkv_stride), qkv_order);
+  };
+  const std::vector<T> finite = d_qkv_of(qkv);
+  // The last token's value of head 0 (values after the H r queries and H r keys).
+  for (int e = 0; e < s.value_rank; ++e)
+    qkv[size_t(n - 1) * qkv_width + 2 * s.heads * s.rank + e] = std::numeric_limits<T>::infinity();
+  const std::vector<T> with_inf = d_qkv_of(qkv);
+  int differing = 0;
+  for (int i = 0; i + 1 < n; ++i)
+    for (int e = 0; e < s.rank; ++e) {  // head 0's queries
+      const size_t at = size_t(i) * qkv_width + e;
+      ASSERT_TRUE(std::isfinite(finite[at]));
+      differing += with_inf[at] != finite[at];
+    }
+  EXPECT_EQ(differing, 0);
+}
+
 template <typename T>
 void check_elementwise(const KernelTable<T>& kernel) {
   SCOPED_TRACE(kernel.isa);
@@ -463,6 +518,16 @@ TEST(KernelVariants, AttentionHeadsMatchTheScalarReferenceFloat) {
 
 TEST(KernelVariants, AttentionHeadsMatchTheScalarReferenceDouble) {
   for (const auto* table : kernels::runnable_variants<double>()) check_all_heads(*table);
+}
+
+TEST(KernelVariants, AMaskedKeysValueStaysOutOfTheQueriesBeforeItFloat) {
+  for (const auto* table : kernels::runnable_variants<float>())
+    check_masked_value_stays_out(*table);
+}
+
+TEST(KernelVariants, AMaskedKeysValueStaysOutOfTheQueriesBeforeItDouble) {
+  for (const auto* table : kernels::runnable_variants<double>())
+    check_masked_value_stays_out(*table);
 }
 
 TEST(KernelVariants, ElementwiseKernelsMatchTheScalarReferenceFloat) {

@@ -181,11 +181,12 @@ void softmax_row(T* row, int keys) {
 
 // ds[j] = p[j] (ds[j] - sum_k p[k] ds[k]) * scale for j < keys, zero up to n_p, on
 // whole registers when the probability rows are whole registers long (p readable up
-// to n_p; else a scalar tail). P's lanes past `keys` are masked to zero, so those
-// lanes' multiply-adds add +0 x dP to the partial sums: the same values as
-// sum_terms, whose scalar tail adds each term to the same lane (as a multiply-add
-// too), without that tail's chain of dependent scalar multiply-adds (about a sixth
-// of the head backward's time with causal rows of 32).
+// to n_p; else a scalar tail). P's and dP's lanes past `keys` are masked to zero
+// (whatever dP holds there, inf included, never reaches the sum), so those lanes'
+// multiply-adds add +0 x +0 to the partial sums: the same values as sum_terms, whose
+// scalar tail adds each term to the same lane (as a multiply-add too), without that
+// tail's chain of dependent scalar multiply-adds (a fifth of head_backward's own
+// time at heads-lm H = 16, r = 32 under AVX2).
 template <typename T>
 void softmax_row_backward(const T* p, T* ds, int keys, int n_p, bool p_padded, T scale) {
   constexpr int kL = kLanes<T>;
@@ -200,8 +201,10 @@ void softmax_row_backward(const T* p, T* ds, int keys, int n_p, bool p_padded, T
   constexpr LaneIndices<T> lane = lane_indices<T>([](int index) { return index; });
   Vector<T> partial = {};
   for (int j = 0; j < keys; j += kL) {
-    const Vector<T> p_seen = lane < keys - j ? load_vector(p + j) : Vector<T>{};
-    partial += p_seen * load_vector(ds + j);
+    const LaneIndices<T> seen = lane < keys - j;
+    const Vector<T> p_seen = seen ? load_vector(p + j) : Vector<T>{};
+    const Vector<T> ds_seen = seen ? load_vector(ds + j) : Vector<T>{};
+    partial += p_seen * ds_seen;
   }
   const T weighted = sum_lanes<T>(partial);
   for (int j = 0; j < n_p; j += kL) {

@@ -121,44 +121,6 @@ void copy_out(const Target<T>& written, T* rows, size_t stride, int offset, int 
     std::memcpy(rows + j * stride + offset, written.data + j * written.stride, sizeof(T) * width);
 }
 
-// Asks for `width` entries at `offset` of n rows (stride `stride`) to be brought
-// into cache, to be read or (kWrite) written. A head's entries are a short piece of
-// each of n long rows (the qkv rows of many heads), which the hardware prefetchers
-// do not foresee: fetched one head ahead, the next head's rows arrive while this one
-// is computed. Rows a head writes in place are fetched too: each store to a line not
-// in cache waits for the line, and a head's products store to 2 n to 6 n of them.
-template <bool kWrite = false, typename T>
-void prefetch_rows(const T* rows, size_t stride, int offset, int n, int width) {
-  constexpr int kLine = 64 / sizeof(T);
-  for (int j = 0; j < n; ++j) {
-    const T* row = rows + j * stride + offset;
-    for (int e = 0; e < width; e += kLine) __builtin_prefetch(row + e, kWrite);
-    __builtin_prefetch(row + width - 1, kWrite);
-  }
-}
-
-// The rows of head `mh` (modules times heads, in order): its queries, keys and
-// values, and its context gradient when d_context is given; the rows it writes:
-// its context (forward) or its dQ, dK, dV (backward, d_qkv given).
-template <typename T>
-void prefetch_head(const AttentionShape& s, int mh, const T* qkv, const T* d_context,
-                   const T* context, const T* d_qkv) {
-  const HeadOffsets at = head_offsets(s, mh / s.heads, mh % s.heads);
-  const int n = s.tokens;
-  prefetch_rows(qkv, s.qkv_stride(), at.query, n, s.rank);
-  prefetch_rows(qkv, s.qkv_stride(), at.key, n, s.rank);
-  prefetch_rows(qkv, s.qkv_stride(), at.value, n, s.value_rank);
-  if (d_context != nullptr)
-    prefetch_rows(d_context, s.context_stride(), at.context, n, s.value_rank);
-  if (context != nullptr)
-    prefetch_rows<true>(context, s.context_stride(), at.context, n, s.value_rank);
-  if (d_qkv != nullptr) {
-    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.query, n, s.rank);
-    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.key, n, s.rank);
-    prefetch_rows<true>(d_qkv, s.qkv_stride(), at.value, n, s.value_rank);
-  }
-}
-
 // row[j] = exp(row[j] - max) / sum over j < keys, zero for j in [keys, round_up(keys,
 // kLanes)): whole registers, the lanes past `keys` masked to zero, no scalar tail and
 // no loop whose length changes with the row (causal rows). The same values as
@@ -182,11 +144,12 @@ void softmax_row(T* row, int keys) {
 // ds[j] = p[j] (ds[j] - sum_k p[k] ds[k]) * scale for j < keys, zero up to n_p, on
 // whole registers when the probability rows are whole registers long (p readable up
 // to n_p; else a scalar tail). P's and dP's lanes past `keys` are masked to zero
-// (whatever dP holds there, inf included, never reaches the sum), so those lanes'
-// multiply-adds add +0 x +0 to the partial sums: the same values as sum_terms, whose
-// scalar tail adds each term to the same lane (as a multiply-add too), without that
-// tail's chain of dependent scalar multiply-adds (a fifth of head_backward's own
-// time at heads-lm H = 16, r = 32 under AVX2).
+// (whatever dP holds there, inf included, never reaches the sum), so those lanes add
+// +0 x +0 to partial sums that start at +0 and so are never -0: the same values as
+// sum_terms, whose scalar tail adds each term to the same lane (j % kL), multiplied
+// and added as here (GCC contracts both into multiply-adds where the ISA has them),
+// without that tail's chain of dependent scalar multiply-adds (a fifth of
+// head_backward's own time at heads-lm H = 16, r = 32 under AVX2).
 template <typename T>
 void softmax_row_backward(const T* p, T* ds, int keys, int n_p, bool p_padded, T scale) {
   constexpr int kL = kLanes<T>;
@@ -661,7 +624,6 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, nullptr, context, nullptr);
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
   }
@@ -684,7 +646,6 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
-    if (mh + 1 < heads_total) prefetch_head<T>(s, mh + 1, qkv, d_context, nullptr, d_qkv);
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
   }

@@ -157,7 +157,15 @@ INSTANTIATE_TEST_SUITE_P(
         // dW_in on packed_gemm_at with two threads (work past worth_parallel's bound),
         // 260 rows each (two depth blocks of the packed x) and a qkv width of 192 (rows
         // of dW_in in chunks of 48 or 96); short sequences keep it cheap under qemu.
-        AttentionCase{40, 13, 4, 4, 8, 8, 2, AttentionMask::kCausal, 0, true}));
+        AttentionCase{40, 13, 4, 4, 8, 8, 2, AttentionMask::kCausal, 0, true},
+        // dW_in block by block (attention.cpp's blockwise_in_gradient): each thread's
+        // dqkv rows past 1 MB, qkv rows 1536 wide making blocks of 10 samples of 4
+        // tokens, so each thread's 24 samples take three blocks, the later ones adding
+        // to the first's partial and reusing its dqkv and context gradient rows.
+        AttentionCase{48, 4, 2, 16, 32, 32, 1, AttentionMask::kCausal, 0, true},
+        // dW_in over each thread's whole range on packed_gemm_at: a partial of 1536 x 24
+        // doubles, past the blockwise bound, so dqkv keeps every block's rows.
+        AttentionCase{4, 3, 24, 16, 32, 32, 1, AttentionMask::kCausal, 0, true}));
 
 // The ten rank-1 heads above run in the kernels' lane order (not every case does).
 TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {

@@ -193,7 +193,7 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
   std::vector<T> probs(want.probs.size(), T(7)), context(size_t(n) * context_stride, fill);
   std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
   kernel.heads_forward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
-                       context.data(), scratch.data());
+                       context.data(), scratch.data(), {});
   EXPECT_LT(max_relative_error(to_model_order(probs, probs_order), want.probs), tolerance<T>());
   EXPECT_LT(
       max_relative_error(
@@ -207,7 +207,7 @@ void check_heads(const KernelTable<T>& kernel, const AttentionShape& s, unsigned
   const std::vector<T> kernel_d_context =
       with_stride(to_kernel_order(d_context, context_order), context_width, context_stride, fill);
   kernel.heads_backward(s, T(1) / std::sqrt(T(s.rank)), kernel_qkv.data(), probs.data(),
-                        kernel_d_context.data(), d_qkv.data(), scratch.data());
+                        kernel_d_context.data(), d_qkv.data(), scratch.data(), {});
   EXPECT_LT(
       max_relative_error(to_model_order(without_stride(d_qkv, qkv_width, qkv_stride), qkv_order),
                          want.d_qkv),
@@ -349,14 +349,14 @@ void check_masked_value_stays_out(const KernelTable<T>& kernel) {
   const T scale = T(1) / std::sqrt(T(s.rank));
   kernel.heads_forward(
       s, scale, with_stride(to_kernel_order(qkv, qkv_order), qkv_width, qkv_stride, T(0)).data(),
-      probs.data(), context.data(), scratch.data());
+      probs.data(), context.data(), scratch.data(), {});
   auto d_qkv_of = [&](const std::vector<T>& model_qkv) {
     std::vector<T> d_qkv(size_t(n) * qkv_stride, T(0));
     std::fill(scratch.begin(), scratch.end(), T(0));
     kernel.heads_backward(
         s, scale,
         with_stride(to_kernel_order(model_qkv, qkv_order), qkv_width, qkv_stride, T(0)).data(),
-        probs.data(), d_context.data(), d_qkv.data(), scratch.data());
+        probs.data(), d_context.data(), d_qkv.data(), scratch.data(), {});
     return to_model_order(without_stride(d_qkv, qkv_width, qkv_stride), qkv_order);
   };
   const std::vector<T> finite = d_qkv_of(qkv);
@@ -657,17 +657,24 @@ void check_packed_gemm_transposed_a(const KernelTable<T>& kernel) {
     const T guard = T(-3.5), alpha = T(0.5);
     std::vector<T> out(size_t(c.m + guard_rows) * ldc, guard), want(out.size(), guard);
     kernel.packed_gemm_at(c.m, c.n, c.k, alpha, a_transposed.data(), lda, packed.data(), out.data(),
-                          ldc);
+                          ldc, false);
     kernel.packed_gemm(c.m, c.n, c.k, alpha, a.data(), c.k, packed.data(), nullptr, want.data(),
                        ldc);
     EXPECT_TRUE(std::equal(out.begin(), out.end(), want.begin()))
         << "differs from packed_gemm on A as stored";
-    double worst = 0;
+    // Accumulating on top: alpha (C + A B) = alpha (alpha + 1) A B.
+    std::vector<T> accumulated = out;
+    kernel.packed_gemm_at(c.m, c.n, c.k, alpha, a_transposed.data(), lda, packed.data(),
+                          accumulated.data(), ldc, true);
+    double worst = 0, worst_accumulated = 0;
     for (int i = 0; i < c.m + guard_rows; ++i)
       for (int j = 0; j < ldc; ++j) {
         const T got = out[size_t(i) * ldc + j];
+        const T got_accumulated = accumulated[size_t(i) * ldc + j];
         if (i >= c.m || j >= c.n) {
           ASSERT_EQ(got, guard) << "wrote past m or n at " << i << "," << j;
+          ASSERT_EQ(got_accumulated, guard)
+              << "accumulating wrote past m or n at " << i << "," << j;
           continue;
         }
         long double sum = 0;
@@ -676,8 +683,13 @@ void check_packed_gemm_transposed_a(const KernelTable<T>& kernel) {
         const double expected = double(alpha * sum);
         worst =
             std::max(worst, std::abs(double(got) - expected) / std::max(1.0, std::abs(expected)));
+        const double expected_accumulated = double(alpha * (alpha + 1) * sum);
+        worst_accumulated =
+            std::max(worst_accumulated, std::abs(double(got_accumulated) - expected_accumulated) /
+                                            std::max(1.0, std::abs(expected_accumulated)));
       }
     EXPECT_LT(worst, tolerance<T>() * std::sqrt(double(c.k)));
+    EXPECT_LT(worst_accumulated, tolerance<T>() * std::sqrt(double(c.k)));
   }
 }
 

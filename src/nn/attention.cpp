@@ -47,6 +47,33 @@ int block_samples(const AttentionShape& s) {
 // (its rows, d rounded up to two vectors) between calls, as the weights' buffers.
 constexpr int kWidestPackedInGradient = 4096;
 
+// Whether one thread's qkv rows (its share of the batch) are more than its cache
+// holds (about 1 MB: the L2 of the machines measured), so that the passes find them
+// in memory: then the heads fetch the next sample's rows while they run
+// (NextSample), and dW_in goes block by block (below). Where everything stays in
+// cache (the small presets), both only cost time.
+template <typename T>
+bool thread_rows_exceed_cache(const AttentionShape& s, int threads) {
+  const size_t samples = static_cast<size_t>((s.batch + threads - 1) / threads);
+  return samples * s.tokens * s.qkv_stride() * sizeof(T) > (size_t(1) << 20);
+}
+
+// dW_in block by block, while the block's dqkv rows are in cache, where a thread's
+// rows exceed its cache and the partial dW_in (qkv_width x d) is small enough to stay
+// there beside a block's rows (at most kBlockwiseInGradientBytes): dqkv then needs
+// one block's rows per thread, the same rows for every block, instead of the whole
+// range written out to memory and read back for one dW_in at the end (heads-lm H =
+// 16, r = 32: 6.4 MB of dqkv per layer, written and read back at about 20 GB/s on
+// one core). Elsewhere one dW_in over the whole range is cheaper than one per block.
+constexpr size_t kBlockwiseInGradientBytes = 256 << 10;
+
+// The backward pass's samples per block when dW_in goes block by block: dqkv rows of
+// about 256 KB (at least one sample, at most the forward's block).
+int blockwise_backward_samples(const AttentionShape& s) {
+  const int rows = (256 << 10) / (static_cast<int>(sizeof(float)) * s.qkv_stride());
+  return std::clamp(rows / s.tokens, 1, block_samples(s));
+}
+
 // Threads for the sample-parallel passes: one per sample at most, and one in all
 // for work too small to be worth a parallel region.
 int attention_threads(const AttentionShape& s) {
@@ -121,6 +148,7 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
   }
   const int block = block_samples(s);
   const int threads = attention_threads(s);
+  const bool fetch_next = thread_rows_exceed_cache<T>(s, threads);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
   // B = W_in^T (d, qkv_width) and W_O^T (context_width, d), stored transposed.
   thread_local std::vector<T> in_buffer, out_buffer;
@@ -140,10 +168,20 @@ void attention_forward(const AttentionShape& s, const T* x, const T* in_weight, 
       // qkv = x W_in^T + b_in
       kernel.packed_gemm(rows, qkv_width, s.width, T(1), x + row0 * s.width, s.width, packed_in,
                          in_bias, block_qkv, qkv_stride);
-      for (int b = b0; b < b0 + samples; ++b)
+      for (int b = b0; b < b0 + samples; ++b) {
+        // The next sample's rows are fetched while this one runs: the rows it writes,
+        // and its qkv rows when this block's projection has written them.
+        kernels::NextSample<T> next;
+        if (fetch_next && b + 1 < last) {
+          if (b + 1 < b0 + samples) next.qkv = qkv + static_cast<size_t>(b + 1) * n * qkv_stride;
+          next.probs = probs + static_cast<size_t>(b + 1) * heads_total * n * n;
+          next.context = context + static_cast<size_t>(b + 1) * n * context_stride;
+        }
         kernel.heads_forward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_stride,
                              probs + static_cast<size_t>(b) * heads_total * n * n,
-                             context + static_cast<size_t>(b) * n * context_stride, scratch.data());
+                             context + static_cast<size_t>(b) * n * context_stride, scratch.data(),
+                             next);
+      }
       // out = (1/c) sum_m (context_m W_O,m^T + b_O,m)
       kernel.packed_gemm(rows, s.width, context_width, inv_modules, context + row0 * context_stride,
                          context_stride, packed_out,
@@ -176,8 +214,11 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     in_weight = order.in_weight.data();
     out_weight = order.out_weight.data();
   }
-  const int block = block_samples(s);
   const int threads = attention_threads(s);
+  const bool fetch_next = thread_rows_exceed_cache<T>(s, threads);
+  const bool blockwise_in_gradient = fetch_next && qkv_width <= kWidestPackedInGradient &&
+                                     in_size * sizeof(T) <= kBlockwiseInGradientBytes;
+  const int block = blockwise_in_gradient ? blockwise_backward_samples(s) : block_samples(s);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
   // B = W_O (d, context_width) and W_in (qkv_width, d), as stored.
   thread_local std::vector<T> in_buffer, out_buffer;
@@ -195,26 +236,42 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
     T* part_in_bias = part_in + in_size;
     T* part_out = part_in_bias + qkv_width;
     std::fill(part_in_bias, part_in_bias + qkv_width, T(0));
+    if (blockwise_in_gradient) std::fill(part_in, part_in + in_size, T(0));
     const int thread = omp_get_thread_num();
     partials[thread] = partial.data();
     std::vector<T> scratch(kernel.head_scratch_size(s), T(0));
+    thread_local std::vector<T> x_buffer;
     const auto [first, last] = thread_samples(s.batch, thread, omp_get_num_threads());
     for (int b0 = first; b0 < last; b0 += block) {
       const int samples = std::min(block, last - b0);
       const int rows = samples * n;
       const size_t row0 = static_cast<size_t>(b0) * n;
       const T* block_dout = dout + row0 * s.width;
-      T* block_d_context = d_context + row0 * context_stride;
-      T* block_d_qkv = d_qkv + row0 * qkv_stride;
+      // The context gradient is used within its block only: every block of the thread
+      // writes the rows of its first, still in cache when the next block comes. So
+      // does dqkv where dW_in goes block by block.
+      const size_t slot_row0 = static_cast<size_t>(first) * n;
+      T* block_d_context = d_context + slot_row0 * context_stride;
+      T* block_d_qkv = d_qkv + (blockwise_in_gradient ? slot_row0 : row0) * qkv_stride;
       // Out-projection: dC = dout W_O / c.
       kernel.packed_gemm(rows, context_width, s.width, inv_modules, block_dout, s.width, packed_out,
                          nullptr, block_d_context, context_stride);
       for (int b = b0; b < b0 + samples; ++b) {
-        T* sample_d_qkv = d_qkv + static_cast<size_t>(b) * n * qkv_stride;
+        const size_t in_block = static_cast<size_t>(b - b0) * n;
+        T* sample_d_qkv = block_d_qkv + in_block * qkv_stride;
+        // The next sample's saved rows are fetched while this one runs; its gradient
+        // rows are this block's next rows (in cache) or, for the last sample of a
+        // block without blockwise dW_in, the next block's (not yet in cache).
+        kernels::NextSample<T> next;
+        if (fetch_next && b + 1 < last) {
+          next.qkv = qkv + static_cast<size_t>(b + 1) * n * qkv_stride;
+          next.probs = probs + static_cast<size_t>(b + 1) * heads_total * n * n;
+          if (!blockwise_in_gradient) next.d_qkv = sample_d_qkv + n * qkv_stride;
+        }
         kernel.heads_backward(s, scale, qkv + static_cast<size_t>(b) * n * qkv_stride,
                               probs + static_cast<size_t>(b) * heads_total * n * n,
-                              d_context + static_cast<size_t>(b) * n * context_stride, sample_d_qkv,
-                              scratch.data());
+                              block_d_context + in_block * context_stride, sample_d_qkv,
+                              scratch.data(), next);
         // db_in: the column sums of dqkv, the rows added in order, while the sample's
         // rows are still in cache (one pass over the thread's range cost another read
         // of all of dqkv from memory).
@@ -225,22 +282,30 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
       if (dx != nullptr)
         kernel.packed_gemm(rows, s.width, qkv_width, T(1), block_d_qkv, qkv_stride, packed_in,
                            nullptr, dx + row0 * s.width, s.width);
+      // dW_in += dqkv^T x for this block.
+      if (blockwise_in_gradient) {
+        const T* packed_x =
+            kernels::pack_into(kernel, false, rows, s.width, x + row0 * s.width, s.width, x_buffer);
+        kernel.packed_gemm_at(qkv_width, s.width, rows, T(1), block_d_qkv, qkv_stride, packed_x,
+                              part_in, s.width, true);
+      }
     }
-    // Weight gradients once over the thread's whole row range: one GEMM with a long
-    // inner dimension instead of one per block re-reading and re-writing the partial.
-    // dW_O = dout^T C / c; dW_in = dqkv^T x.
+    // The other weight gradients once over the thread's whole row range: one GEMM with
+    // a long inner dimension instead of one per block re-reading and re-writing the
+    // partial. dW_O = dout^T C / c; dW_in = dqkv^T x (unless done block by block).
     if (first < last) {
       const int rows = (last - first) * n;
       const size_t row0 = static_cast<size_t>(first) * n;
       const T* range_d_qkv = d_qkv + row0 * qkv_stride;
       gemm(true, false, s.width, context_width, rows, inv_modules, dout + row0 * s.width, s.width,
            context + row0 * context_stride, context_stride, T(0), part_out, context_width);
-      if (qkv_width <= kWidestPackedInGradient) {
-        thread_local std::vector<T> x_buffer;
+      if (blockwise_in_gradient) {
+        // Summed block by block above.
+      } else if (qkv_width <= kWidestPackedInGradient) {
         const T* packed_x =
             kernels::pack_into(kernel, false, rows, s.width, x + row0 * s.width, s.width, x_buffer);
         kernel.packed_gemm_at(qkv_width, s.width, rows, T(1), range_d_qkv, qkv_stride, packed_x,
-                              part_in, s.width);
+                              part_in, s.width, false);
       } else {
         gemm(true, false, qkv_width, s.width, rows, T(1), range_d_qkv, qkv_stride,
              x + row0 * s.width, s.width, T(0), part_in, s.width);

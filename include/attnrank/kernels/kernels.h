@@ -26,6 +26,20 @@ struct AdamWStep {
   T step_size, decay_factor, beta1, beta2, inv_bias2_sqrt, eps;
 };
 
+// The rows of the sample a caller passes next to heads_forward or heads_backward,
+// fetched into cache a share with each head of this call, so that the next call
+// finds them there: a sample's heads each read a short piece of every one of its
+// rows, which the hardware prefetchers do not foresee. Null: not fetched (no next
+// sample, or rows already in cache). Each points to that sample's whole block (N
+// rows of qkv_stride() or context_stride(), or c*H*N*N probabilities).
+template <typename T>
+struct NextSample {
+  const T* qkv = nullptr;      // both passes: read
+  const T* probs = nullptr;    // forward: written; backward: read
+  const T* context = nullptr;  // forward: the context, written; backward: d_context, read
+  const T* d_qkv = nullptr;    // backward: written
+};
+
 template <typename T>
 struct KernelTable {
   const char* isa;  // "avx512", "avx2", "sse2", "neon" or "portable"
@@ -40,12 +54,12 @@ struct KernelTable {
   // context: (N, context_width). scale = 1/sqrt(rank). Rows, probabilities and
   // gradients are in the order head_layout() gives for this table (head_layout.h);
   // qkv and d_qkv rows are shape.qkv_stride() apart, context and d_context rows
-  // shape.context_stride() apart.
+  // shape.context_stride() apart. next: the next call's rows (NextSample).
   void (*heads_forward)(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,
-                        T* scratch);
+                        T* scratch, const NextSample<T>& next);
   // d_context: (N, context_width) -> d_qkv: (N, qkv_width), written.
   void (*heads_backward)(const AttentionShape& shape, T scale, const T* qkv, const T* probs,
-                         const T* d_context, T* d_qkv, T* scratch);
+                         const T* d_context, T* d_qkv, T* scratch, const NextSample<T>& next);
 
   // out[i] = exp(in[i] - shift), i < count (in may equal out).
   void (*exp_shifted)(const T* in, T shift, T* out, int count);
@@ -80,12 +94,14 @@ struct KernelTable {
   void (*pack_panels)(bool transposed, int k, int n, const T* b, int ldb, T* packed);
   void (*packed_gemm)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
                       const T* bias, T* c, int ldc);
-  // packed_gemm_at: C (m, n) = alpha * A B with A given transposed (k, m), its entry
-  // (i, e) at a[e * lda + i], no bias; C is written, not added to; k >= 1. For a
-  // weight gradient dY^T X with X packed and dY read in place. The same sums, in the
-  // same order, as packed_gemm on A stored as is.
+  // packed_gemm_at: C (m, n) = alpha * A B, or alpha * (C + A B) when `accumulate`,
+  // with A given transposed (k, m), its entry (i, e) at a[e * lda + i], no bias; k >=
+  // 1. For a weight gradient dY^T X with X packed and dY read in place, over all rows
+  // at once or block by block. The same sums, in the same order, as packed_gemm on A
+  // stored as is (each depth block's sum added to C in turn, the first one to C's
+  // old value when accumulating).
   void (*packed_gemm_at)(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
-                         int ldc);
+                         int ldc, bool accumulate);
 
   // h = max(h + bias, 0) per row of (rows, cols); bias may be null.
   void (*bias_relu)(T* h, const T* bias, int rows, int cols);

@@ -581,6 +581,34 @@ void for_lane_shape(const AttentionShape& s, const LaneGroup<T>& g, Kernel kerne
 
 // Share of the multiply-adds that do useful work in each layout: the per-head
 // kernel pads N, r and r_v to whole registers; the lane layout pads the head count.
+// Share `part` of `parts` (whole 64-byte lines) of the `count` values at `block`,
+// fetched into cache for reading or (kWrite) writing; nothing when block is null.
+// Every line fetched holds one of the values. Always inlined: GCC deletes calls of a
+// function that only prefetches (it counts it side-effect free), which once left an
+// earlier version of this never executed.
+template <bool kWrite, typename T>
+[[gnu::always_inline]] inline void fetch_share(const T* block, size_t count, int part, int parts) {
+  if (block == nullptr) return;
+  constexpr size_t kLine = 64 / sizeof(T);
+  const size_t lines = (count + kLine - 1) / kLine;
+  const size_t end = lines * (part + 1) / parts;
+  for (size_t line = lines * part / parts; line < end; ++line)
+    __builtin_prefetch(block + line * kLine, kWrite ? 1 : 0, 3);
+}
+
+// Share `part` of `parts` of the next sample's rows (NextSample), for the forward
+// (probabilities and context written) or the backward (they and d_context read,
+// d_qkv written).
+template <bool kBackward, typename T>
+[[gnu::always_inline]] inline void fetch_next(const AttentionShape& s, const NextSample<T>& next,
+                                              int part, int parts) {
+  const size_t n = s.tokens, heads_total = static_cast<size_t>(s.modules) * s.heads;
+  fetch_share<false>(next.qkv, n * s.qkv_stride(), part, parts);
+  fetch_share<!kBackward>(next.probs, heads_total * n * n, part, parts);
+  fetch_share<!kBackward>(next.context, n * s.context_stride(), part, parts);
+  fetch_share<true>(next.d_qkv, n * s.qkv_stride(), part, parts);
+}
+
 template <typename T>
 bool use_lanes(const AttentionShape& s) {
   const int heads_total = s.modules * s.heads;
@@ -609,12 +637,14 @@ bool heads_in_lanes(const AttentionShape& s) {
 // The padding columns of the buffers must be zero before the first head (the
 // products read them); every head rewrites the same cells, so they stay zero.
 template <typename T>
-void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* context,
-                   T* scratch) {
+void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* context, T* scratch,
+                   const NextSample<T>& next) {
   const int n = s.tokens;
   const int heads_total = s.modules * s.heads;
   if (use_lanes<T>(s)) {
+    const int groups = (heads_total + kLanes<T> - 1) / kLanes<T>;
     for (int first = 0; first < heads_total; first += kLanes<T>) {
+      fetch_next<false>(s, next, first / kLanes<T>, groups);
       const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
       for_lane_shape(s, group, [&]<bool kWhole, int kRank>() {
         lanes_forward<T, kWhole, kRank>(s, group, scale, qkv, probs, context);
@@ -624,6 +654,7 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
+    fetch_next<false>(s, next, mh, heads_total);
     head_forward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                  probs + static_cast<size_t>(mh) * n * n, context, w);
   }
@@ -631,12 +662,14 @@ void heads_forward(const AttentionShape& s, T scale, const T* qkv, T* probs, T* 
 
 template <typename T>
 void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* probs,
-                    const T* d_context, T* d_qkv, T* scratch) {
+                    const T* d_context, T* d_qkv, T* scratch, const NextSample<T>& next) {
   const int n = s.tokens;
   const int heads_total = s.modules * s.heads;
   if (use_lanes<T>(s)) {
     LaneBuffers<T> lanes(s, scratch);
+    const int groups = (heads_total + kLanes<T> - 1) / kLanes<T>;
     for (int first = 0; first < heads_total; first += kLanes<T>) {
+      fetch_next<true>(s, next, first / kLanes<T>, groups);
       const LaneGroup<T> group(s, first, min_of(kLanes<T>, heads_total - first));
       for_lane_shape(s, group, [&]<bool kWhole, int kRank>() {
         lanes_backward<T, kWhole, kRank>(s, group, scale, qkv, probs, d_context, d_qkv, lanes);
@@ -646,6 +679,7 @@ void heads_backward(const AttentionShape& s, T scale, const T* qkv, const T* pro
   }
   HeadBuffers<T> w(s, scratch);
   for (int mh = 0; mh < heads_total; ++mh) {
+    fetch_next<true>(s, next, mh, heads_total);
     head_backward(s, head_offsets(s, mh / s.heads, mh % s.heads), scale, qkv,
                   probs + static_cast<size_t>(mh) * n * n, d_context, d_qkv, w);
   }
@@ -656,12 +690,12 @@ template size_t head_scratch_size<double>(const AttentionShape&);
 template bool heads_in_lanes<float>(const AttentionShape&);
 template bool heads_in_lanes<double>(const AttentionShape&);
 template void heads_forward<float>(const AttentionShape&, float, const float*, float*, float*,
-                                   float*);
+                                   float*, const NextSample<float>&);
 template void heads_forward<double>(const AttentionShape&, double, const double*, double*, double*,
-                                    double*);
+                                    double*, const NextSample<double>&);
 template void heads_backward<float>(const AttentionShape&, float, const float*, const float*,
-                                    const float*, float*, float*);
+                                    const float*, float*, float*, const NextSample<float>&);
 template void heads_backward<double>(const AttentionShape&, double, const double*, const double*,
-                                     const double*, double*, double*);
+                                     const double*, double*, double*, const NextSample<double>&);
 
 }  // namespace attnrank::kernels::ATTNRANK_VARIANT

@@ -130,12 +130,12 @@ void column_tile(int rows, int e_begin, int e_end, bool first, bool last, const 
 // packed_product for rows [0, m) of C, over the whole depth.
 template <typename T, bool kTransposedA>
 void packed_rows(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
-                 T* c, int ldc) {
+                 T* c, int ldc, bool accumulate) {
   constexpr int kP = kPanelWidth<T>;
   const size_t panel_stride = static_cast<size_t>(k) * kP;
   for (int e0 = 0; e0 < k; e0 += kDepthBlock) {
     const int e1 = min_of(k, e0 + kDepthBlock);
-    const bool first = e0 == 0, last = e1 == k;
+    const bool first = e0 == 0 && !accumulate, last = e1 == k;
     int j0 = 0;
     if constexpr (kWideTiles)
       for (; j0 + 2 * kP <= n; j0 += 2 * kP)
@@ -163,7 +163,7 @@ void packed_rows(int m, int n, int k, T alpha, const T* a, int lda, const T* pac
 // packed_gemm and packed_gemm_at: A (m, k) as stored or given transposed.
 template <typename T, bool kTransposedA>
 void packed_product(int m, int n, int k, T alpha, const T* a, int lda, const T* packed,
-                    const T* bias, T* c, int ldc) {
+                    const T* bias, T* c, int ldc, bool accumulate) {
   // A given transposed is read a few columns per row of A^T: a chunk of rows of C at a
   // time goes through every panel while its columns of A^T are in cache, instead of
   // one pass over all of A^T per panel (with AVX2, n = 32 makes two passes over each
@@ -173,7 +173,7 @@ void packed_product(int m, int n, int k, T alpha, const T* a, int lda, const T* 
   for (int i0 = 0; i0 < m; i0 += chunk)
     packed_rows<T, kTransposedA>(min_of(chunk, m - i0), n, k, alpha,
                                  row_of_a<kTransposedA>(a, lda, i0), lda, packed, bias,
-                                 c + static_cast<size_t>(i0) * ldc, ldc);
+                                 c + static_cast<size_t>(i0) * ldc, ldc, accumulate);
 }
 
 }  // namespace
@@ -223,20 +223,20 @@ void pack_panels(bool transposed, int k, int n, const T* b, int ldb, T* packed) 
 template <typename T>
 void packed_gemm(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, const T* bias,
                  T* c, int ldc) {
-  packed_product<T, false>(m, n, k, alpha, a, lda, packed, bias, c, ldc);
+  packed_product<T, false>(m, n, k, alpha, a, lda, packed, bias, c, ldc, false);
 }
 
 template <typename T>
 void packed_gemm_at(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
-                    int ldc) {
-  packed_product<T, true>(m, n, k, alpha, a, lda, packed, nullptr, c, ldc);
+                    int ldc, bool accumulate) {
+  packed_product<T, true>(m, n, k, alpha, a, lda, packed, nullptr, c, ldc, accumulate);
 }
 
 #define ATTNRANK_INSTANTIATE_PACKED_GEMM(T)                                                   \
   template size_t packed_size<T>(int, int);                                                   \
   template void pack_panels<T>(bool, int, int, const T*, int, T*);                            \
   template void packed_gemm<T>(int, int, int, T, const T*, int, const T*, const T*, T*, int); \
-  template void packed_gemm_at<T>(int, int, int, T, const T*, int, const T*, T*, int);
+  template void packed_gemm_at<T>(int, int, int, T, const T*, int, const T*, T*, int, bool);
 ATTNRANK_INSTANTIATE_PACKED_GEMM(float)
 ATTNRANK_INSTANTIATE_PACKED_GEMM(double)
 

@@ -15,10 +15,10 @@ template <typename T>
 bool heads_in_lanes(const AttentionShape& shape);
 template <typename T>
 void heads_forward(const AttentionShape& shape, T scale, const T* qkv, T* probs, T* context,
-                   T* scratch);
+                   T* scratch, const NextSample<T>& next);
 template <typename T>
 void heads_backward(const AttentionShape& shape, T scale, const T* qkv, const T* probs,
-                    const T* d_context, T* d_qkv, T* scratch);
+                    const T* d_context, T* d_qkv, T* scratch, const NextSample<T>& next);
 
 template <typename T>
 void exp_shifted(const T* in, T shift, T* out, int count);
@@ -47,7 +47,7 @@ void packed_gemm(int m, int n, int k, T alpha, const T* a, int lda, const T* pac
                  T* c, int ldc);
 template <typename T>
 void packed_gemm_at(int m, int n, int k, T alpha, const T* a, int lda, const T* packed, T* c,
-                    int ldc);
+                    int ldc, bool accumulate);
 template <typename T>
 void bias_relu(T* h, const T* bias, int rows, int cols);
 template <typename T>

@@ -24,7 +24,9 @@ struct AllTerms {
 // C (m, n_padded) = A (m, k) * B (k, n_padded), or A^T * B with A given as (k, m);
 // n_padded is a multiple of kLanes<T>; row strides lda, ldb, ldc. Blocks of 4 rows
 // x 2 vectors of C are accumulated in registers (two B loads per 8 multiply-adds),
-// then 4 x 1 for an odd last vector. Each entry of C is summed over e in order.
+// then 8 x 1 (4 x 1 for the last rows) for an odd last vector: eight independent
+// sums keep both multiply-add units busy where four waited on their latency. Each
+// entry of C is summed over e in order.
 // `terms` may narrow the sum for rows [i, l] of C to e in [terms.begin(i),
 // terms.end(l, k)) when A is zero outside it for those rows (a mask's zeros): the
 // skipped terms would add exact zeros, so C is the same, bit for bit.
@@ -77,6 +79,16 @@ inline void small_gemm_tiled(int m, int k, int n_padded, const T* a, int lda, co
   }
   for (; j0 < n_padded; j0 += kL) {
     int i = 0;
+    for (; i + 8 <= m; i += 8) {
+      Vector<T> acc[8] = {};
+      for (int e = terms.begin(i), e_end = terms.end(i + 7, k); e < e_end; ++e) {
+        const Vector<T> b_vec = load_vector(b + e * ldb + j0);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; ++r) acc[r] += a_entry<kTransposedA>(a, lda, i + r, e) * b_vec;
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; ++r) store_vector(c + (i + r) * ldc + j0, acc[r]);
+    }
     for (; i + 4 <= m; i += 4) {
       Vector<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
       for (int e = terms.begin(i), e_end = terms.end(i + 3, k); e < e_end; ++e) {

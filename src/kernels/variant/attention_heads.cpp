@@ -248,8 +248,8 @@ void head_backward(const AttentionShape& s, const HeadOffsets& at, T scale, cons
   const size_t context_stride = s.context_stride();
   transpose_scaled(rows_qkv + at.value, stride, n, rv, T(1), w.v_t, w.n_p);
   // dP = dC V^T, dC read in place, then dS = P (dP - rowsum(P dP)) / sqrt(r).
-  visible_columns_gemm(s, w.n_p, rv, rows_d_context + at.context,
-                       static_cast<int>(context_stride), w.v_t, w.n_p, w.d_s, w.n_p);
+  visible_columns_gemm(s, w.n_p, rv, rows_d_context + at.context, static_cast<int>(context_stride),
+                       w.v_t, w.n_p, w.d_s, w.n_p);
   for (int i = 0; i < n; ++i)
     softmax_row_backward(probs + static_cast<size_t>(i) * n, w.d_s + i * w.n_p, s.visible_keys(i),
                          w.n_p, n == w.n_p, scale);

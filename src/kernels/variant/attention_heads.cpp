@@ -433,15 +433,62 @@ void lanes_probabilities(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T
   for (int j = keys; j < n; ++j) at.store(p_row + j * count, Vector<T>{});
 }
 
-// Probabilities and context of the queries [first, first + kQueries).
-template <typename T, bool kWhole, int kRank, int kQueries>
+// Softmax heads whose every query sees kFixedKeys keys (the small presets' N = 8
+// without a causal mask, or a prefix of 8) run the lanes kernels with loops over the
+// keys of that fixed length: the forward's scores in registers, the backward's loops
+// unrolled without a per-query bound.
+constexpr int kFixedKeys = 8;
+
+inline bool sees_fixed_keys(const AttentionShape& s) {
+  return s.kind == AttentionKind::kSoftmax && s.visible_keys(0) == kFixedKeys &&
+         s.visible_keys(s.tokens - 1) == kFixedKeys;
+}
+
+// lanes_probabilities for softmax heads whose queries all see the same kKeys keys
+// (no causal mask): the scores stay in registers from the dot products to the
+// probabilities, instead of being stored and read back twice (a third of the
+// fig1-small H = 16, r = 1 step was lanes_probabilities). The same operations in the
+// same order, so the same values.
+template <typename T, bool kWhole, int kRank, int kKeys>
+void lanes_probabilities_of(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T* probs) {
+  const int n = at.s.tokens, r = at.rank(), count = at.g.count;
+  T* p_row = probs + at.probs_row(i);
+  const T* q_row = at.q + i * at.stride;
+  Vector<T> scores[kKeys];
+  Vector<T> top = {};
+#pragma GCC unroll 16
+  for (int j = 0; j < kKeys; ++j) {
+    const T* k_row = at.k + j * at.stride;
+    Vector<T> dot = {};
+    for (int e = 0; e < r; ++e) dot += at.load(q_row + e * count) * at.load(k_row + e * count);
+    scores[j] = dot * scale;
+    top = j == 0 || scores[j] > top ? scores[j] : top;
+  }
+  Vector<T> sum = {};
+#pragma GCC unroll 16
+  for (int j = 0; j < kKeys; ++j) {
+    scores[j] = exp_fast(scores[j] - top);
+    sum += scores[j];
+  }
+  const Vector<T> inv = T(1) / sum;
+#pragma GCC unroll 16
+  for (int j = 0; j < kKeys; ++j) at.store(p_row + j * count, scores[j] * inv);
+  for (int j = kKeys; j < n; ++j) at.store(p_row + j * count, Vector<T>{});
+}
+
+// Probabilities and context of the queries [first, first + kQueries); kKeys > 0: every
+// query sees that many keys (lanes_probabilities_of), 0: any mask.
+template <typename T, bool kWhole, int kRank, int kKeys, int kQueries>
 void lanes_forward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale, T* probs,
                            T* rows_context) {
   const int count = at.g.count;
   int keys[kQueries];
   const T* p_rows[kQueries];
   for (int q = 0; q < kQueries; ++q) {
-    lanes_probabilities(at, first + q, scale, probs);
+    if constexpr (kKeys > 0)
+      lanes_probabilities_of<T, kWhole, kRank, kKeys>(at, first + q, scale, probs);
+    else
+      lanes_probabilities(at, first + q, scale, probs);
     keys[q] = at.s.visible_keys(first + q);
     p_rows[q] = probs + at.probs_row(first + q);
   }
@@ -459,20 +506,29 @@ void lanes_forward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T sc
   }
 }
 
+template <typename T, bool kWhole, int kRank, int kKeys>
+void lanes_forward_rows(const LaneRows<T, kWhole, kRank>& at, T scale, T* probs, T* rows_context) {
+  int i = 0;
+  for (; i + kQueryBlock <= at.s.tokens; i += kQueryBlock)
+    lanes_forward_queries<T, kWhole, kRank, kKeys, kQueryBlock>(at, i, scale, probs, rows_context);
+  for (; i < at.s.tokens; ++i)
+    lanes_forward_queries<T, kWhole, kRank, kKeys, 1>(at, i, scale, probs, rows_context);
+}
+
 template <typename T, bool kWhole, int kRank>
 void lanes_forward(const AttentionShape& s, const LaneGroup<T>& g, T scale, const T* rows_qkv,
                    T* probs, T* rows_context) {
   const LaneRows<T, kWhole, kRank> at(s, g, rows_qkv);
-  int i = 0;
-  for (; i + kQueryBlock <= s.tokens; i += kQueryBlock)
-    lanes_forward_queries<T, kWhole, kRank, kQueryBlock>(at, i, scale, probs, rows_context);
-  for (; i < s.tokens; ++i)
-    lanes_forward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_context);
+  if (sees_fixed_keys(s))
+    lanes_forward_rows<T, kWhole, kRank, kFixedKeys>(at, scale, probs, rows_context);
+  else
+    lanes_forward_rows<T, kWhole, kRank, 0>(at, scale, probs, rows_context);
 }
 
 // The gradients of the queries [first, first + kQueries): dQ of each, and their terms
-// of dK and dV added to w's accumulators in query order.
-template <typename T, bool kWhole, int kRank, int kQueries>
+// of dK and dV added to w's accumulators in query order. kKeys > 0: every query sees
+// that many keys (the loops over them of fixed length), 0: any mask.
+template <typename T, bool kWhole, int kRank, int kKeys, int kQueries>
 void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T scale,
                             const T* probs, const T* rows_d_context, T* rows_d_qkv,
                             LaneBuffers<T>& w) {
@@ -484,7 +540,7 @@ void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T s
   const T* dc_rows[kQueries];
   T* d_s_rows[kQueries];  // dP, then dS in place: entry j at j * kL
   for (int q = 0; q < kQueries; ++q) {
-    keys[q] = s.visible_keys(first + q);
+    keys[q] = kKeys > 0 ? kKeys : s.visible_keys(first + q);
     p_rows[q] = probs + at.probs_row(first + q);
     dc_rows[q] = rows_d_context + at.g.context + (first + q) * at.context_stride;
     d_s_rows[q] = w.d_p + static_cast<size_t>(q) * n * kL;
@@ -525,10 +581,10 @@ void lanes_backward_queries(const LaneRows<T, kWhole, kRank>& at, int first, T s
   // each summed over the queries in order. The block's queries are added in a
   // register and stored once per (j, e), not loaded and stored once per query: the
   // same additions in the same order.
-  int most_keys = 0;
+  int most_keys = kKeys;
   const T* q_rows[kQueries];
   for (int q = 0; q < kQueries; ++q) {
-    most_keys = max_of(most_keys, keys[q]);
+    if constexpr (kKeys == 0) most_keys = max_of(most_keys, keys[q]);
     q_rows[q] = at.q + (first + q) * at.stride;
   }
   for (int j = 0; j < most_keys; ++j) {
@@ -564,12 +620,19 @@ void lanes_backward(const AttentionShape& s, const LaneGroup<T>& g, T scale, con
   const int n = s.tokens, r = at.rank(), rv = at.value_rank();
   for (int index = 0; index < n * r * kL; ++index) w.d_k[index] = T(0);
   for (int index = 0; index < n * rv * kL; ++index) w.d_v[index] = T(0);
-  int i = 0;
-  for (; i + kQueryBlock <= n; i += kQueryBlock)
-    lanes_backward_queries<T, kWhole, kRank, kQueryBlock>(at, i, scale, probs, rows_d_context,
-                                                          rows_d_qkv, w);
-  for (; i < n; ++i)
-    lanes_backward_queries<T, kWhole, kRank, 1>(at, i, scale, probs, rows_d_context, rows_d_qkv, w);
+  auto each_query = [&]<int kKeys>() {
+    int i = 0;
+    for (; i + kQueryBlock <= n; i += kQueryBlock)
+      lanes_backward_queries<T, kWhole, kRank, kKeys, kQueryBlock>(at, i, scale, probs,
+                                                                   rows_d_context, rows_d_qkv, w);
+    for (; i < n; ++i)
+      lanes_backward_queries<T, kWhole, kRank, kKeys, 1>(at, i, scale, probs, rows_d_context,
+                                                         rows_d_qkv, w);
+  };
+  if (sees_fixed_keys(s))
+    each_query.template operator()<kFixedKeys>();
+  else
+    each_query.template operator()<0>();
   for (int j = 0; j < n; ++j) {
     T* d_k_row = rows_d_qkv + g.k + j * at.stride;
     T* d_v_row = rows_d_qkv + g.v + j * at.stride;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "attnrank/core/threading.h"
 #include "attnrank/kernels/head_layout.h"
 #include "attnrank/nn/attention.h"
 #include "attnrank/nn/layers.h"
@@ -85,12 +86,17 @@ struct AttentionCase {
   AttentionMask mask;
   int key_limit;
   bool bias;
+  int threads = 0;  // 0: every hardware thread; > 0 where the path taken depends on it
 };
 
 class AttentionGradCheck : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(AttentionGradCheck, MatchesFiniteDifferences) {
   const AttentionCase c = GetParam();
+  set_threads(c.threads);
+  struct RestoreThreads {
+    ~RestoreThreads() { set_threads(0); }
+  } restore_threads;
   AttentionShape s;
   s.batch = c.batch;
   s.tokens = c.tokens;
@@ -157,15 +163,22 @@ INSTANTIATE_TEST_SUITE_P(
         // dW_in on packed_gemm_at with two threads (work past worth_parallel's bound),
         // 260 rows each (two depth blocks of the packed x) and a qkv width of 192 (rows
         // of dW_in in chunks of 48 or 96); short sequences keep it cheap under qemu.
-        AttentionCase{40, 13, 4, 4, 8, 8, 2, AttentionMask::kCausal, 0, true},
-        // dW_in block by block (attention.cpp's blockwise_in_gradient): each thread's
-        // dqkv rows past 1 MB, qkv rows 1536 wide making blocks of 10 samples of 4
-        // tokens, so each thread's 24 samples take three blocks, the later ones adding
-        // to the first's partial and reusing its dqkv and context gradient rows.
-        AttentionCase{48, 4, 2, 16, 32, 32, 1, AttentionMask::kCausal, 0, true},
-        // dW_in over each thread's whole range on packed_gemm_at: a partial of 1536 x 24
-        // doubles, past the blockwise bound, so dqkv keeps every block's rows.
-        AttentionCase{4, 3, 24, 16, 32, 32, 1, AttentionMask::kCausal, 0, true}));
+        AttentionCase{40, 13, 4, 4, 8, 8, 2, AttentionMask::kCausal, 0, true, 2},
+        // dW_in block by block (attention.cpp's blockwise_in_gradient), two threads: each
+        // thread's 24 samples of qkv rows (1536 wide, 1552 apart: 1.2 MB of doubles)
+        // past 1 MB, in blocks of 5 samples of 4 tokens (about 256 KB of rows), so five
+        // blocks, the later ones adding to the first's partial and reusing its dqkv and
+        // context gradient rows; the next sample's rows fetched.
+        AttentionCase{48, 4, 2, 16, 32, 32, 1, AttentionMask::kCausal, 0, true, 2},
+        // Rows past 1 MB but a partial dW_in of 4001 x 9 doubles (288 KB) past the
+        // blockwise bound: dW_in over each thread's whole range on packed_gemm_at, dqkv
+        // keeping the rows of both blocks (4 + 2 samples of 16 tokens, qkv rows 4001
+        // wide) of each of two threads, the next sample's dqkv rows fetched for
+        // writing, across the blocks' boundary too. One head of rank 2000 and value
+        // rank 1 keeps the loss small enough for the finite differences (with 16 heads
+        // of value rank 128 they differed from the analytic gradient by 2e-6, as much
+        // as a sum over the single samples, which agrees to 1e-15).
+        AttentionCase{12, 16, 9, 1, 2000, 1, 1, AttentionMask::kCausal, 0, true, 2}));
 
 // The ten rank-1 heads above run in the kernels' lane order (not every case does).
 TEST(GradCheck, ManySmallHeadsRunInTheLaneOrder) {

@@ -68,9 +68,12 @@ bool thread_rows_exceed_cache(const AttentionShape& s, int threads) {
 constexpr size_t kBlockwiseInGradientBytes = 256 << 10;
 
 // The backward pass's samples per block when dW_in goes block by block: dqkv rows of
-// about 256 KB (at least one sample, at most the forward's block).
+// about kBlockwiseRowsBytes (at least one sample, at most the forward's block).
+constexpr size_t kBlockwiseRowsBytes = 256 << 10;
+
+template <typename T>
 int blockwise_backward_samples(const AttentionShape& s) {
-  const int rows = (256 << 10) / (static_cast<int>(sizeof(float)) * s.qkv_stride());
+  const int rows = static_cast<int>(kBlockwiseRowsBytes / (sizeof(T) * s.qkv_stride()));
   return std::clamp(rows / s.tokens, 1, block_samples(s));
 }
 
@@ -218,7 +221,7 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* x, cons
   const bool fetch_next = thread_rows_exceed_cache<T>(s, threads);
   const bool blockwise_in_gradient = fetch_next && qkv_width <= kWidestPackedInGradient &&
                                      in_size * sizeof(T) <= kBlockwiseInGradientBytes;
-  const int block = blockwise_in_gradient ? blockwise_backward_samples(s) : block_samples(s);
+  const int block = blockwise_in_gradient ? blockwise_backward_samples<T>(s) : block_samples(s);
   const kernels::KernelTable<T>& kernel = kernels::active<T>();
   // B = W_O (d, context_width) and W_in (qkv_width, d), as stored.
   thread_local std::vector<T> in_buffer, out_buffer;

@@ -33,7 +33,8 @@ void attention_forward(const AttentionShape& shape, const T* x, const T* in_weig
 
 // dout: (B, N, D) -> dx: (B, N, D); parameter gradients written (bias grads
 // skipped when null). Scratch: d_context (B, N, context_width), d_qkv (B, N, qkv_width),
-// rows context_stride() and qkv_stride() apart like the saved qkv and context.
+// rows context_stride() and qkv_stride() apart like the saved qkv and context; what
+// they hold afterwards is unspecified (each thread may reuse its first block's rows).
 template <typename T>
 void attention_backward(const AttentionShape& shape, const T* dout, const T* x, const T* in_weight,
                         const T* out_weight, const T* qkv, const T* probs, const T* context,

@@ -86,8 +86,10 @@ struct QueriesSeeing {
 // them): for each block of 4 query rows only the columns of the keys one of them
 // sees, rounded up to whole registers, so a causal head computes about 5/8 of them
 // (AVX2, N = 32) instead of all. The other columns of C are left as they were: the
-// softmax and its backward read no column past round_up(visible keys, kLanes)
-// (beyond the visible keys they only mask) and write zeros there.
+// softmax reads no column past round_up(visible keys, kLanes); its backward reads
+// whole rows but keeps only the visible keys' columns by a select (a blend, not a
+// multiply, so whatever the others hold never reaches a result); both write zeros
+// past the visible keys.
 template <typename T>
 void visible_columns_gemm(const AttentionShape& s, int n_p, int k, const T* a, int lda, const T* b,
                           int ldb, T* c, int ldc) {
@@ -670,8 +672,6 @@ void for_lane_shape(const AttentionShape& s, const LaneGroup<T>& g, Kernel kerne
     with_rank(std::false_type{});
 }
 
-// Share of the multiply-adds that do useful work in each layout: the per-head
-// kernel pads N, r and r_v to whole registers; the lane layout pads the head count.
 // Share `part` of `parts` (whole 64-byte lines) of the `count` values at `block`,
 // fetched into cache for reading or (kWrite) writing; nothing when block is null.
 // Every line fetched holds one of the values. Always inlined: GCC deletes calls of a
@@ -700,6 +700,8 @@ template <bool kBackward, typename T>
   fetch_share<true>(next.d_qkv, n * s.qkv_stride(), part, parts);
 }
 
+// Share of the multiply-adds that do useful work in each layout: the per-head
+// kernel pads N, r and r_v to whole registers; the lane layout pads the head count.
 template <typename T>
 bool use_lanes(const AttentionShape& s) {
   const int heads_total = s.modules * s.heads;

@@ -36,7 +36,7 @@ template <typename T>
 struct NextSample {
   const T* qkv = nullptr;      // both passes: read
   const T* probs = nullptr;    // forward: written; backward: read
-  const T* context = nullptr;  // forward: the context, written; backward: d_context, read
+  const T* context = nullptr;  // forward: written
   const T* d_qkv = nullptr;    // backward: written
 };
 

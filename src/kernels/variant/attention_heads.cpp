@@ -94,13 +94,13 @@ template <typename T>
 void visible_columns_gemm(const AttentionShape& s, int n_p, int k, const T* a, int lda, const T* b,
                           int ldb, T* c, int ldc) {
   const int n = s.tokens;
-  auto columns = [&](int first_row) {
-    return round_up(s.visible_keys(min_of(first_row + 3, n - 1)), kLanes<T>);
-  };
   if (s.mask == AttentionMask::kFull) {
     small_gemm(n, k, n_p, a, lda, b, ldb, c, ldc);
     return;
   }
+  auto columns = [&](int first_row) {
+    return round_up(s.visible_keys(min_of(first_row + 3, n - 1)), kLanes<T>);
+  };
   // Runs of row blocks that need the same columns, one product each.
   for (int first = 0; first < n;) {
     const int width = columns(first);
@@ -395,21 +395,28 @@ struct LaneRows {
   size_t probs_row(int i) const { return g.probs + static_cast<size_t>(i) * s.tokens * g.count; }
 };
 
+// Query i's score against key j, all lanes at once: Q[i] . K[j] * scale.
+template <typename T, bool kWhole, int kRank>
+inline Vector<T> lanes_score(const LaneRows<T, kWhole, kRank>& at, int i, int j, T scale) {
+  const int r = at.rank(), count = at.g.count;
+  const T* q_row = at.q + i * at.stride;
+  const T* k_row = at.k + j * at.stride;
+  Vector<T> dot = {};
+  for (int e = 0; e < r; ++e) dot += at.load(q_row + e * count) * at.load(k_row + e * count);
+  return dot * scale;
+}
+
 // Query i's probabilities over the keys, all lanes at once: scores, then softmax
 // (or the hardmax's one-hot), zero for the keys it does not see.
 template <typename T, bool kWhole, int kRank>
 void lanes_probabilities(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T* probs) {
   const AttentionShape& s = at.s;
-  const int n = s.tokens, r = at.rank(), count = at.g.count;
+  const int n = s.tokens, count = at.g.count;
   const int keys = s.visible_keys(i);
   T* p_row = probs + at.probs_row(i);
-  const T* q_row = at.q + i * at.stride;
   Vector<T> top = {};
   for (int j = 0; j < keys; ++j) {
-    const T* k_row = at.k + j * at.stride;
-    Vector<T> dot = {};
-    for (int e = 0; e < r; ++e) dot += at.load(q_row + e * count) * at.load(k_row + e * count);
-    dot *= scale;
+    const Vector<T> dot = lanes_score(at, i, j, scale);
     at.store(p_row + j * count, dot);
     top = j == 0 || dot > top ? dot : top;
   }
@@ -453,17 +460,13 @@ inline bool sees_fixed_keys(const AttentionShape& s) {
 // same order, so the same values.
 template <typename T, bool kWhole, int kRank, int kKeys>
 void lanes_probabilities_of(const LaneRows<T, kWhole, kRank>& at, int i, T scale, T* probs) {
-  const int n = at.s.tokens, r = at.rank(), count = at.g.count;
+  const int n = at.s.tokens, count = at.g.count;
   T* p_row = probs + at.probs_row(i);
-  const T* q_row = at.q + i * at.stride;
   Vector<T> scores[kKeys];
   Vector<T> top = {};
 #pragma GCC unroll 16
   for (int j = 0; j < kKeys; ++j) {
-    const T* k_row = at.k + j * at.stride;
-    Vector<T> dot = {};
-    for (int e = 0; e < r; ++e) dot += at.load(q_row + e * count) * at.load(k_row + e * count);
-    scores[j] = dot * scale;
+    scores[j] = lanes_score(at, i, j, scale);
     top = j == 0 || scores[j] > top ? scores[j] : top;
   }
   Vector<T> sum = {};
@@ -687,16 +690,15 @@ template <bool kWrite, typename T>
     __builtin_prefetch(block + line * kLine, kWrite ? 1 : 0, 3);
 }
 
-// Share `part` of `parts` of the next sample's rows (NextSample), for the forward
-// (probabilities and context written) or the backward (they and d_context read,
-// d_qkv written).
+// Share `part` of `parts` of the next sample's rows (NextSample): qkv read, the
+// probabilities written (forward) or read (backward), context and d_qkv written.
 template <bool kBackward, typename T>
 [[gnu::always_inline]] inline void fetch_next(const AttentionShape& s, const NextSample<T>& next,
                                               int part, int parts) {
   const size_t n = s.tokens, heads_total = static_cast<size_t>(s.modules) * s.heads;
   fetch_share<false>(next.qkv, n * s.qkv_stride(), part, parts);
   fetch_share<!kBackward>(next.probs, heads_total * n * n, part, parts);
-  fetch_share<!kBackward>(next.context, n * s.context_stride(), part, parts);
+  fetch_share<true>(next.context, n * s.context_stride(), part, parts);
   fetch_share<true>(next.d_qkv, n * s.qkv_stride(), part, parts);
 }
 
